@@ -1,0 +1,99 @@
+"""cronkit's exceptions: one root, small subclasses, each carrying the fix.
+
+Every error a person can see says two things: what is wrong, and what to do about it.
+The docstring of each class is its default message; ``remedy`` is the default fix.
+The CLI prints ``str(error)`` (message and fix) and keeps tracebacks for ``-v``.
+
+Secrets never go into an error: callers pass names, never values.
+"""
+
+from __future__ import annotations
+
+
+class CronkitError(Exception):
+    """cronkit could not do what was asked."""
+
+    remedy: str = ""
+    #: exit status the CLI uses for this kind of error
+    exit_code: int = 1
+
+    def __init__(self, message: str | None = None, *, remedy: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip().splitlines()[0]
+        if remedy is not None:
+            self.remedy = remedy
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        if self.remedy:
+            return f"{self.message}\n  fix: {self.remedy}"
+        return self.message
+
+
+class ConfigError(CronkitError):
+    """The configuration is incomplete or invalid."""
+
+    remedy = "Set the variable in the environment or in .env (see .env.example)."
+
+
+class ConnectionFailed(CronkitError):
+    """Could not connect to the database."""
+
+    remedy = (
+        "Check DATABASE_URL (host, port, user, password, database). For the local sandbox run "
+        "`cronkit sandbox up` and use the DATABASE_URL it prints."
+    )
+
+
+class PrivilegeError(CronkitError):
+    """The database role lacks a privilege this step needs."""
+
+    remedy = "Connect as a role with the privilege (on Supabase: the `postgres` role), or ask an owner to grant it."
+
+
+class ExtensionMissing(CronkitError):
+    """A required extension is not installed in this database."""
+
+    remedy = "Enable it: on Supabase, Dashboard → Database → Extensions; elsewhere `CREATE EXTENSION ...` as a superuser."
+
+
+class UnsupportedVersion(CronkitError):
+    """The installed extension version does not support this feature."""
+
+    remedy = "Upgrade the extension, or use a form the installed version supports."
+
+
+class ScheduleError(CronkitError):
+    """The schedule is not valid for pg_cron."""
+
+    remedy = "Use 5-field cron syntax (minute hour day-of-month month day-of-week), a @macro, or 'N seconds'."
+
+
+class ManifestError(CronkitError):
+    """The manifest file is invalid."""
+
+    remedy = "Fix the file at the place named; see docs/manifest.md for every key."
+
+
+class SecretError(CronkitError):
+    """A secret is missing or unusable."""
+
+    remedy = "Store it with `cronkit secrets set NAME` (value read from stdin or a masked prompt)."
+
+
+class JobNotFound(CronkitError):
+    """No such job."""
+
+    remedy = "List jobs with `cronkit status`; names are case sensitive."
+
+
+class NotConfirmed(CronkitError):
+    """Nothing was changed: the change was not confirmed."""
+
+    remedy = "Review the plan, then re-run with --yes (or answer 'yes' at the prompt)."
+    exit_code = 3
+
+
+class SandboxError(CronkitError):
+    """The local sandbox could not be started or used."""
+
+    remedy = "Run `cronkit sandbox status` and read the log it names; `cronkit sandbox down --reset` starts over."

@@ -1,0 +1,159 @@
+"""Test harness: one sandbox per session (or an external database), jobs isolated by name prefix.
+
+By default the suite starts its own sandbox in ``.cronkit/test-sandbox`` and stops every process
+it started when the session ends. To run the same suite against another Supabase-like database
+(e.g. `supabase start`), set ``CRONKIT_TEST_DSN`` (app role) and optionally
+``CRONKIT_TEST_SUPERUSER_DSN``, ``CRONKIT_TEST_SUPABASE_URL`` and ``CRONKIT_TEST_SERVICE_KEY``;
+tests that need the sandbox's Edge Functions server or superuser are skipped then, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from cronkit import db as cdb
+from cronkit.errors import CronkitError
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_STATE_DIR = ROOT / ".cronkit" / "test-sandbox"
+
+
+@dataclass
+class TestTarget:
+    database_url: str
+    superuser_url: str | None
+    supabase_url: str | None
+    service_key: str | None
+    anon_key: str | None
+    edge: Any | None  # cronkit.sandbox.edge.EdgeAdmin when the sandbox runs
+    external: bool
+
+    def __repr__(self) -> str:
+        return f"TestTarget(external={self.external}, database_url={cdb.redact_dsn(self.database_url)!r})"
+
+
+_SANDBOX_KEY = pytest.StashKey[Any]()
+_TARGET_KEY = pytest.StashKey[Any]()
+
+
+def _start_target(config: pytest.Config) -> TestTarget | Exception:
+    if config.stash.get(_TARGET_KEY, None) is not None:
+        return config.stash[_TARGET_KEY]
+    try:
+        dsn = os.environ.get("CRONKIT_TEST_DSN")
+        if dsn:
+            target: TestTarget | Exception = TestTarget(
+                database_url=dsn,
+                superuser_url=os.environ.get("CRONKIT_TEST_SUPERUSER_DSN"),
+                supabase_url=os.environ.get("CRONKIT_TEST_SUPABASE_URL"),
+                service_key=os.environ.get("CRONKIT_TEST_SERVICE_KEY"),
+                anon_key=os.environ.get("CRONKIT_TEST_ANON_KEY"),
+                edge=None,
+                external=True,
+            )
+        else:
+            from cronkit.sandbox.edge import EdgeAdmin
+            from cronkit.sandbox.manager import Sandbox
+
+            sandbox = Sandbox(TEST_STATE_DIR)
+            config.stash[_SANDBOX_KEY] = sandbox
+            env = sandbox.up()
+            target = TestTarget(
+                database_url=env.database_url,
+                superuser_url=env.superuser_url,
+                supabase_url=env.supabase_url,
+                service_key=env.service_key,
+                anon_key=env.anon_key,
+                edge=EdgeAdmin(env.supabase_url, env.service_key),
+                external=False,
+            )
+    except CronkitError as exc:
+        target = exc
+    config.stash[_TARGET_KEY] = target
+    return target
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    target = _start_target(config)
+    if isinstance(target, Exception):
+        return [f"cronkit test database: UNAVAILABLE: {target}"]
+    from cronkit.facts import server_facts
+
+    with cdb.connect(target.database_url, autocommit=True) as conn:
+        facts = server_facts(conn)
+    where = "external (CRONKIT_TEST_DSN)" if target.external else f"sandbox {TEST_STATE_DIR}"
+    return [
+        f"cronkit test database: {where}, role {facts.role}",
+        f"PostgreSQL {facts.postgresql}, pg_cron {facts.pg_cron}, pg_net {facts.pg_net}, Vault {facts.vault}",
+    ]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    sandbox = config.stash.get(_SANDBOX_KEY, None)
+    if sandbox is not None:
+        sandbox.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox(pytestconfig: pytest.Config) -> TestTarget:
+    target = _start_target(pytestconfig)
+    if isinstance(target, Exception):
+        pytest.fail(f"the test database could not be started:\n{target}", pytrace=False)
+    return target
+
+
+@pytest.fixture(scope="session")
+def sandbox_only(sandbox: TestTarget) -> TestTarget:
+    """For tests that create faults through the sandbox's superuser or Edge Functions server."""
+    if sandbox.external or sandbox.edge is None or sandbox.superuser_url is None:
+        pytest.skip("needs the local sandbox (superuser and Edge Functions server); CRONKIT_TEST_DSN is set")
+    return sandbox
+
+
+@pytest.fixture
+def db(sandbox: TestTarget) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """An autocommit connection as the app role (Supabase's non-superuser `postgres`)."""
+    with cdb.connect(sandbox.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def su(sandbox_only: TestTarget) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """An autocommit connection as the extension-owning superuser, for creating faults."""
+    assert sandbox_only.superuser_url
+    with cdb.connect(sandbox_only.superuser_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def pg_cron_version(sandbox: TestTarget) -> Any:
+    from cronkit.facts import server_facts
+    from cronkit.schedules import parse_pg_cron_version
+
+    with cdb.connect(sandbox.database_url, autocommit=True) as conn:
+        version = server_facts(conn).pg_cron
+    assert version, "pg_cron is not installed in the test database"
+    return parse_pg_cron_version(version)
+
+
+@pytest.fixture
+def job_prefix(request: pytest.FixtureRequest, sandbox: TestTarget) -> Iterator[str]:
+    """A unique job-name prefix; every job whose name starts with it is unscheduled afterwards."""
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:24].strip("_")
+    prefix = f"t_{stem}_{uuid.uuid4().hex[:6]}_"
+    yield prefix
+    with cdb.connect(sandbox.superuser_url or sandbox.database_url, autocommit=True) as conn:
+        jobs = conn.execute(
+            "select jobid from cron.job where jobname like %s", (prefix.replace("_", r"\_") + "%",)
+        ).fetchall()
+        for job in jobs:
+            conn.execute("select cron.unschedule(%s::bigint)", (job["jobid"],))
