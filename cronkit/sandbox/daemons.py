@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Children started by this process, kept so they are reaped (no zombies, no ResourceWarning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclass(frozen=True)
 class Daemon:
@@ -54,7 +57,13 @@ class Daemon:
                 start_new_session=True,
                 close_fds=True,
             )
+        _CHILDREN[proc.pid] = proc
         self.pidfile.write_text(f"{proc.pid}\n")
+        # Until the child has exec'd, /proc shows our own command line: wait for it (bounded),
+        # so pid() and exited_early() describe the daemon, not the fork.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and proc.poll() is None and self.pid() is None:
+            time.sleep(0.01)
         return proc.pid
 
     def exited_early(self) -> bool:
@@ -64,12 +73,10 @@ class Daemon:
     def stop(self, timeout: float = 5.0) -> None:
         pid = self.pid()
         if pid:
-            _signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.pid():
-                time.sleep(0.05)
-            if self.pid():
-                _signal(pid, signal.SIGKILL)
+            _kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout):
+                _kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
         self.pidfile.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 10) -> str:
@@ -80,13 +87,31 @@ class Daemon:
         return "\n".join("  " + line for line in text.strip().splitlines()[-lines:])
 
 
-def _signal(pid: int, sig: int) -> None:
+def _kill(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-    # Reap it if it is our child (started in this process), so it does not linger as a zombie.
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` has exited; reap it when it is our child (no zombie, no ResourceWarning)."""
+    child = _CHILDREN.get(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None:
+            if child.poll() is not None:
+                del _CHILDREN[pid]
+                return True
+        elif not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
