@@ -1,0 +1,171 @@
+"""Operations on single jobs and on everything a project created: status, pause, resume,
+run-now, remove, teardown, and import of jobs that were set up by hand from the guides."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cronkit.db import translated
+from cronkit.errors import CronkitError, JobNotFound
+from cronkit.manifest import INLINED_KEY, Manifest
+from cronkit.secrets import backend_for
+
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class JobRow:
+    jobid: int
+    jobname: str
+    schedule: str
+    command: str
+    active: bool
+    username: str
+    managed_by: str | None  # cronkit project, or None for a foreign job
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def list_jobs(conn: Conn) -> list[JobRow]:
+    """All jobs the role can see, with the cronkit project that owns each (if any)."""
+    registry = conn.execute("select to_regclass('cronkit.managed_jobs') is not null as ok").fetchone()["ok"]
+    managed = sql.SQL("m.project") if registry else sql.SQL("NULL::text")
+    join = sql.SQL("left join cronkit.managed_jobs m on m.jobname = j.jobname") if registry else sql.SQL("")
+    rows = conn.execute(
+        sql.SQL(
+            "select j.jobid, coalesce(j.jobname, '') as jobname, j.schedule, j.command, j.active, j.username, "
+            "{managed} as managed_by from cron.job j {join} order by j.jobname, j.jobid"
+        ).format(managed=managed, join=join)
+    ).fetchall()
+    return [JobRow(**row) for row in rows]
+
+
+def find_job(conn: Conn, name: str) -> JobRow:
+    for job in list_jobs(conn):
+        if job.jobname == name:
+            return job
+    raise JobNotFound(f"No job named {name!r} in cron.job (as seen by role {conn.info.user!r}).")
+
+
+def set_active(conn: Conn, name: str, active: bool) -> JobRow:
+    """Pause or resume one job with ``cron.alter_job`` (history and jobid are kept)."""
+    job = find_job(conn, name)
+    with translated(f"{'resume' if active else 'pause'} job {name!r}"):
+        conn.execute("select cron.alter_job(%s::bigint, active := %s)", (job.jobid, active))
+    return find_job(conn, name)
+
+
+def run_now(conn: Conn, name: str) -> int | None:
+    """Run a job's command once, now, in this session, and commit; return the request id if any.
+
+    pg_cron has no run-now; this executes the same command the scheduler would, so a wrapper
+    records its request in the ledger like a scheduled run.
+    """
+    job = find_job(conn, name)
+    with translated(f"run job {name!r}"):
+        cursor = conn.execute(job.command)  # type: ignore[arg-type]
+        row = cursor.fetchone() if cursor.description else None
+        conn.commit()
+    if row:
+        value = next(iter(row.values()))
+        return int(value) if isinstance(value, int) else None
+    return None
+
+
+def remove_job(conn: Conn, name: str) -> None:
+    """Unschedule one cronkit job and drop its wrapper, in one transaction."""
+    job = find_job(conn, name)
+    if job.managed_by is None:
+        raise CronkitError(
+            f"Job {name!r} was not created by cronkit; cronkit does not remove it.",
+            remedy=f"If you really mean it: SELECT cron.unschedule({job.jobid});",
+        )
+    with conn.transaction(), translated(f"remove job {name!r}"):
+        wrapper = conn.execute("select wrapper from cronkit.managed_jobs where jobname = %s", (name,)).fetchone()["wrapper"]
+        conn.execute("select cron.unschedule(%s::bigint)", (job.jobid,))
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(wrapper)))
+        conn.execute("delete from cronkit.managed_jobs where jobname = %s", (name,))
+
+
+def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: bool = True) -> list[str]:
+    """Everything the manifest's project created: its jobs and wrappers, optionally its secrets.
+
+    Returns what was (or, with ``dry_run``, would be) removed. One transaction.
+    """
+    done: list[str] = []
+    registry = conn.execute("select to_regclass('cronkit.managed_jobs') is not null as ok").fetchone()["ok"]
+    with conn.transaction(), translated(f"tear down project {manifest.project!r}"):
+        rows = conn.execute(
+            "select m.jobname, m.wrapper, j.jobid from cronkit.managed_jobs m left join cron.job j on j.jobname = m.jobname "
+            "where m.project = %s order by m.jobname",
+            (manifest.project,),
+        ).fetchall() if registry else []
+        for row in rows:
+            done.append(f"remove job {row['jobname']!r} and its wrapper {row['wrapper']}")
+            if not dry_run:
+                if row["jobid"] is not None:
+                    conn.execute("select cron.unschedule(%s::bigint)", (row["jobid"],))
+                conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(row["wrapper"])))
+                conn.execute("delete from cronkit.managed_jobs where jobname = %s", (row["jobname"],))
+        if secrets:
+            backend = backend_for(manifest.secrets)
+            names = sorted({n for spec in manifest.resolve(None, {**_dummy_env(manifest)}) for n in spec.secret_names})
+            for name in names:
+                done.append(f"delete secret {name!r} ({backend.kind})")
+                if not dry_run:
+                    backend.delete(conn, name)
+        if dry_run:
+            conn.rollback()
+    return done
+
+
+def _dummy_env(manifest: Manifest) -> dict[str, str]:
+    """Teardown needs secret names only; fill {env:...} so resolving cannot fail on unset variables."""
+    names: set[str] = set()
+    for env in manifest.environments.values():
+        names.update(re.findall(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", str(env)))
+    for job in manifest.raw_jobs:
+        names.update(re.findall(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", str(job)))
+    return {name: "http://unused" for name in names}
+
+
+def import_jobs(conn: Conn, project: str = "imported") -> str:
+    """A manifest (TOML text) for the jobs that exist but were not created by cronkit.
+
+    Each becomes an ``sql`` job running its current command, so applying the imported manifest
+    with ``--adopt`` changes nothing a job does — only who manages it.
+    """
+    lines = [
+        "# Written by `cronkit import` from cron.job. Review it, then `cronkit plan` / `cronkit apply --adopt`.",
+        "# Commands are kept as SQL jobs; consider rewriting HTTP calls as `function = ...` jobs with",
+        "# {secret:NAME} headers (keys found literally in a command must be moved to a secret first).",
+        f"project = {_toml_str(project)}",
+        "",
+    ]
+    for job in list_jobs(conn):
+        if job.managed_by is not None or not job.jobname:
+            continue
+        block = ["[[jobs]]", f"name = {_toml_str(job.jobname)}", f"schedule = {_toml_str(job.schedule)}",
+                 f"sql = {_toml_str(job.command.strip())}"]
+        if not job.active:
+            block.append("active = false")
+        if INLINED_KEY.search(job.command):
+            # Never copy a key into a file meant for review and version control.
+            lines.append(f"# Job {job.jobname!r} has a key written literally in its command (SECRET_INLINED):")
+            lines.append("# store the key with `cronkit secrets set NAME`, then declare this job with {secret:NAME}.")
+            block = ["# [[jobs]]", f"# name = {_toml_str(job.jobname)}", f"# schedule = {_toml_str(job.schedule)}"]
+        lines += block + [""]
+    return "\n".join(lines)
+
+
+def _toml_str(value: str) -> str:
+    if "\n" in value and "'''" not in value:
+        return "'''\n" + value + "'''"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'

@@ -1,0 +1,328 @@
+"""The manifest: one reviewed TOML file that declares a project's jobs, secrets and queues.
+
+See docs/manifest.md for every key. Loading validates everything it can without a database:
+unknown keys, wrong types, duplicate names, templates, inlined keys. Errors name the file and
+the key path (``jobs[2].headers.Authorization``). Environment-specific values are resolved by
+:func:`Manifest.resolve`, which gives the :class:`JobSpec` list that plan/apply work on.
+
+Templates in ``url``, ``base_url`` and header values:
+
+- ``{secret:NAME}`` — read from the secret backend *when the job fires* (never stored in
+  ``cron.job.command`` or the wrapper's source);
+- ``{env:NAME}`` — an environment variable read when planning (only in ``url``/``base_url``:
+  URLs are configuration, keys are secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cronkit.errors import ManifestError
+
+TEMPLATE = re.compile(r"\{(secret|env):([A-Za-z_][A-Za-z0-9_.-]*)\}")
+# What a pasted key looks like: a JWT, or Supabase's new secret/publishable keys.
+INLINED_KEY = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|sb_(secret|publishable)_[A-Za-z0-9_-]{8,}")
+METHODS = ("POST", "GET", "DELETE")
+BACKENDS = ("vault", "table", "guc")
+MAX_JOBNAME_BYTES = 63  # pg_cron < 1.5 stores jobname as `name`, which silently truncates
+
+
+@dataclass(frozen=True)
+class SecretsConfig:
+    backend: str = "vault"
+    table: str = "public.cron_secrets"
+    key_column: str = "key"
+    value_column: str = "value"
+    create_table: bool = True
+    guc_prefix: str = "app.settings."
+    #: where apply may take values from: secret name -> "env:VAR" or a "{env:VAR}/path" template
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source_value(self, name: str, environ: Mapping[str, str]) -> tuple[str, str | None] | None:
+        """(description, value) of a secret's source; value is None when a variable is unset."""
+        source = self.sources.get(name)
+        if source is None:
+            return None
+        template = "{" + source + "}" if TEMPLATE.fullmatch("{" + source + "}") else source
+        names = [n for kind, n in TEMPLATE.findall(template) if kind == "env"]
+        if any(not environ.get(n) for n in names):
+            return ", ".join(names), None
+        return ", ".join(names), TEMPLATE.sub(lambda m: environ[m.group(2)], template)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    table: str
+    status_column: str = "status"
+    pending: tuple[str, ...] = ("pending",)
+    processing: tuple[str, ...] = ("processing",)
+    failed: tuple[str, ...] = ("failed",)
+    done: tuple[str, ...] = ("completed",)
+    created_column: str = "created_at"
+    updated_column: str | None = None
+    retry_column: str | None = None
+    max_retries: int | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job, resolved for an environment. Holds secret *names*, never values."""
+
+    name: str
+    schedule: str
+    kind: str  # "http" | "sql"
+    active: bool = True
+    method: str = "POST"
+    url: str | None = None  # template; None for sql jobs
+    headers: Mapping[str, str] = field(default_factory=dict)  # templates
+    body: Any = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    timeout_ms: int = 5000
+    guard: str | None = None
+    sql: str | None = None
+    description: str = ""
+    intended_local: tuple[str, str] | None = None  # ("03:00", "America/Los_Angeles") when given
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        found: list[str] = []
+        for text in [self.url or "", *self.headers.values()]:
+            for kind, name in TEMPLATE.findall(text):
+                if kind == "secret" and name not in found:
+                    found.append(name)
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    project: str
+    default_environment: str
+    secrets: SecretsConfig
+    raw_jobs: tuple[Mapping[str, Any], ...]
+    environments: Mapping[str, Mapping[str, Any]]
+    queues: tuple[QueueSpec, ...] = ()
+
+    def resolve(self, environment: str | None = None, environ: Mapping[str, str] | None = None) -> list[JobSpec]:
+        """The job specs for one environment, with ``{env:...}`` filled in."""
+        environ = os.environ if environ is None else environ
+        env_name = environment or self.default_environment
+        if self.environments and env_name not in self.environments:
+            raise ManifestError(
+                f"{self.path}: environment {env_name!r} is not defined.",
+                remedy=f"Use one of: {', '.join(sorted(self.environments))}.",
+            )
+        env = self.environments.get(env_name, {})
+        env_jobs = env.get("jobs", {})
+        specs = []
+        for index, raw in enumerate(self.raw_jobs):
+            merged = {**raw, **env_jobs.get(raw["name"], {})}
+            where = f"jobs[{index}] ({raw['name']})"
+            specs.append(self._spec(merged, env, where, environ))
+        return specs
+
+    def _spec(self, job: Mapping[str, Any], env: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> JobSpec:
+        def expand_env(text: str, key: str) -> str:
+            def sub(match: re.Match[str]) -> str:
+                kind, name = match.groups()
+                if kind == "secret":
+                    return match.group(0)
+                value = environ.get(name)
+                if not value:
+                    raise ManifestError(
+                        f"{self.path}: {where}.{key} needs the environment variable {name}, which is not set.",
+                        remedy=f"Set {name} (see .env.example) or choose another environment with --env.",
+                    )
+                return value
+
+            return TEMPLATE.sub(sub, text)
+
+        schedule = job.get("schedule")
+        intended = None
+        if "at" in job:
+            intended = (job["at"], job.get("timezone", "UTC"))
+            if schedule is None:
+                from cronkit.schedules import utc_schedule_for_local
+
+                schedule = utc_schedule_for_local(job["at"], job.get("timezone", "UTC"), job.get("days", "*"))
+        if schedule is None:
+            raise ManifestError(f"{self.path}: {where} has no schedule.", remedy="Add `schedule = \"* * * * *\"` or `at = \"03:00\"` with `timezone`.")
+
+        if "sql" in job:
+            return JobSpec(
+                name=job["name"], schedule=schedule, kind="sql", active=job.get("active", True),
+                sql=job["sql"], guard=job.get("guard"), description=job.get("description", ""),
+                intended_local=intended,
+            )
+        if "url" in job:
+            url = expand_env(job["url"], "url")
+        else:
+            base = job.get("base_url", env.get("base_url"))
+            if base is None:
+                raise ManifestError(
+                    f"{self.path}: {where} calls function {job['function']!r} but no base_url is set.",
+                    remedy="Set base_url in [environments.<env>] (e.g. \"{env:SUPABASE_URL}\" or \"{secret:supabase_url}\").",
+                )
+            url = expand_env(base, "base_url").rstrip("/") + "/functions/v1/" + job["function"]
+        return JobSpec(
+            name=job["name"],
+            schedule=schedule,
+            kind="http",
+            active=job.get("active", True),
+            method=job.get("method", "POST").upper(),
+            url=url,
+            headers=dict(job.get("headers", {})),
+            body=job.get("body", {} if job.get("method", "POST").upper() == "POST" else None),
+            params=dict(job.get("params", {})),
+            timeout_ms=job.get("timeout_ms", 5000),
+            guard=job.get("guard"),
+            description=job.get("description", ""),
+            intended_local=intended,
+        )
+
+
+# -- loading and validation ------------------------------------------------------------------------
+
+_TOP = {"project": str, "default_environment": str, "secrets": dict, "environments": dict, "jobs": list, "queues": list}
+_JOB = {
+    "name": str, "schedule": str, "at": str, "timezone": str, "days": str, "active": bool,
+    "function": str, "url": str, "base_url": str, "sql": str, "method": str, "headers": dict,
+    "body": (dict, list), "params": dict, "timeout_ms": int, "guard": str, "description": str,
+}
+_ENV_JOB = {k: _JOB[k] for k in ("schedule", "at", "timezone", "days", "active", "base_url", "url", "timeout_ms", "body", "guard")}
+_SECRETS = {"backend": str, "table": str, "key_column": str, "value_column": str, "create_table": bool, "guc_prefix": str, "sources": dict}
+_QUEUE = {
+    "table": str, "status_column": str, "pending": list, "processing": list, "failed": list, "done": list,
+    "created_column": str, "updated_column": str, "retry_column": str, "max_retries": int,
+}
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest; raise :class:`ManifestError` naming the file and key path."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"Manifest {path} does not exist.", remedy="Pass the path of your cronkit.toml.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    return parse_manifest(data, path)
+
+
+def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> Manifest:
+    def fail(where: str, problem: str, remedy: str | None = None) -> ManifestError:
+        return ManifestError(f"{path}: {where}: {problem}", remedy=remedy)
+
+    def check(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+        for key, value in table.items():
+            if key not in schema:
+                raise fail(f"{where}{key}", "unknown key", f"Known keys here: {', '.join(sorted(schema))}.")
+            expected = schema[key]
+            # bool is an int in Python; a timeout of `true` must not pass as 1.
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
+                raise fail(f"{where}{key}", f"expected {names}, got {type(value).__name__} {value!r}")
+
+    check(data, _TOP, "")
+    project = data.get("project")
+    if not project:
+        raise fail("project", "missing", 'Add `project = "my-app"` at the top: it marks the jobs this manifest owns.')
+
+    secrets_raw = data.get("secrets", {})
+    check(secrets_raw, _SECRETS, "secrets.")
+    backend = secrets_raw.get("backend", "vault")
+    if backend not in BACKENDS:
+        raise fail("secrets.backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
+    for name, source in secrets_raw.get("sources", {}).items():
+        kinds = {kind for kind, _ in TEMPLATE.findall(source)} if isinstance(source, str) else set()
+        if not (isinstance(source, str) and (source.startswith("env:") or kinds == {"env"})):
+            raise fail(f"secrets.sources.{name}", f"expected \"env:VARIABLE\" or a \"{{env:VARIABLE}}/...\" template, got {source!r}")
+    secrets_cfg = SecretsConfig(**secrets_raw)
+
+    jobs = data.get("jobs", [])
+    seen: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        where = f"jobs[{index}]."
+        if not isinstance(job, dict):
+            raise fail(f"jobs[{index}]", "expected a table ([[jobs]])")
+        check(job, _JOB, where)
+        name = job.get("name")
+        if not name:
+            raise fail(f"jobs[{index}].name", "missing")
+        if name in seen:
+            raise fail(f"jobs[{index}].name", f"duplicate job name {name!r} (also jobs[{seen[name]}])",
+                       "Job names are unique per database role; rename one of them.")
+        seen[name] = index
+        if len(name.encode()) > MAX_JOBNAME_BYTES:
+            raise fail(f"jobs[{index}].name", f"longer than {MAX_JOBNAME_BYTES} bytes (pg_cron < 1.5 truncates it)")
+        if any(ord(ch) < 32 for ch in name):
+            raise fail(f"jobs[{index}].name", "contains control characters")
+        targets = [key for key in ("function", "url", "sql") if key in job]
+        if len(targets) != 1:
+            raise fail(f"jobs[{index}]", f"needs exactly one target of function/url/sql, found {targets or 'none'}")
+        if "schedule" not in job and "at" not in job:
+            raise fail(f"jobs[{index}]", "needs `schedule` or `at` (+ `timezone`)")
+        if "at" in job and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", job["at"]):
+            raise fail(f"jobs[{index}].at", f"expected HH:MM, got {job['at']!r}")
+        method = job.get("method", "POST").upper()
+        if method not in METHODS:
+            raise fail(f"jobs[{index}].method", f"{method!r} is not one of {', '.join(METHODS)} (pg_net's functions)")
+        timeout = job.get("timeout_ms", 5000)
+        if not 1 <= timeout <= 3_600_000:
+            raise fail(f"jobs[{index}].timeout_ms", f"{timeout} is outside 1..3600000")
+        for header, value in job.get("headers", {}).items():
+            if not isinstance(value, str):
+                raise fail(f"jobs[{index}].headers.{header}", f"expected string, got {type(value).__name__}")
+            if "{env:" in value:
+                raise fail(f"jobs[{index}].headers.{header}", "{env:...} is not allowed in headers",
+                           "Headers carry keys: reference a secret with {secret:NAME} so it is read when the job fires.")
+            if INLINED_KEY.search(value):
+                raise fail(f"jobs[{index}].headers.{header}", "contains what looks like a literal key or JWT",
+                           "Never paste keys into the manifest: store it with `cronkit secrets set NAME` and write {secret:NAME}.")
+            if header.lower() == "content-type" and value != "application/json":
+                raise fail(f"jobs[{index}].headers.{header}", "pg_net only sends Content-Type: application/json")
+        if INLINED_KEY.search(job.get("sql", "")):
+            raise fail(f"jobs[{index}].sql", "contains what looks like a literal key or JWT",
+                       "Keys in SQL end up in cron.job.command and the wrapper's source; use an HTTP job with {secret:NAME}.")
+        if INLINED_KEY.search(job.get("url", "")):
+            raise fail(f"jobs[{index}].url", "contains what looks like a literal key or JWT",
+                       "Reference a secret with {secret:NAME}.")
+        if "sql" in job and any(k in job for k in ("headers", "body", "method", "params")):
+            raise fail(f"jobs[{index}]", "an sql job takes no headers/body/method/params")
+
+    environments = data.get("environments", {})
+    for env_name, env in environments.items():
+        if not isinstance(env, dict):
+            raise fail(f"environments.{env_name}", "expected a table")
+        check(env, {"base_url": str, "jobs": dict}, f"environments.{env_name}.")
+        for job_name, override in env.get("jobs", {}).items():
+            if job_name not in seen:
+                raise fail(f"environments.{env_name}.jobs.{job_name}", "no job with this name",
+                           f"Jobs are: {', '.join(seen)}.")
+            check(override, _ENV_JOB, f"environments.{env_name}.jobs.{job_name}.")
+
+    queues = []
+    for index, queue in enumerate(data.get("queues", [])):
+        check(queue, _QUEUE, f"queues[{index}].")
+        if "table" not in queue:
+            raise fail(f"queues[{index}].table", "missing")
+        queues.append(QueueSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in queue.items()}))
+
+    default_env = data.get("default_environment") or (next(iter(environments)) if environments else "default")
+    if environments and default_env not in environments:
+        raise fail("default_environment", f"{default_env!r} is not defined in [environments]")
+    return Manifest(
+        path=path,
+        project=project,
+        default_environment=default_env,
+        secrets=secrets_cfg,
+        raw_jobs=tuple(jobs),
+        environments=environments,
+        queues=tuple(queues),
+    )

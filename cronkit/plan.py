@@ -1,0 +1,391 @@
+"""Plan and apply: compare a manifest with the live database, then converge in one transaction.
+
+A plan is a list of steps (``setup``, ``secret``, ``create``, ``update``, ``unchanged``,
+``remove``), each with the exact SQL it runs, plus *problems* that block applying (a missing
+secret, a schedule the installed pg_cron refuses, a name clash with a job cronkit did not create)
+and *warnings*. Applying takes a transaction-level advisory lock, re-plans under it (so two
+concurrent applies serialize and the second finds nothing to do), runs every step and commits —
+or changes nothing at all.
+
+Only jobs listed in ``cronkit.managed_jobs`` for the manifest's project are ever updated or
+removed; every other ``cron.job`` row is reported as *foreign* and left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cronkit import schedules
+from cronkit.db import translated
+from cronkit.errors import CronkitError, ExtensionMissing
+from cronkit.facts import ServerFacts, server_facts
+from cronkit.manifest import JobSpec, Manifest
+from cronkit.redact import fingerprint, looks_like_placeholder, mask
+from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretStatus, backend_for
+from cronkit.wrappers import Wrapper, render_wrapper, spec_hash
+
+Conn = psycopg.Connection[Any]
+SCHEMA_VERSION = "1"
+APPLY_LOCK = "cronkit.apply"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a step; ``shown`` replaces secret parameters when displayed."""
+
+    query: sql.Composable
+    params: tuple[Any, ...] | None = None
+    shown: tuple[str, ...] | None = None
+
+    def display(self, conn: Conn) -> str:
+        text = self.query.as_string(conn)
+        if self.params is None:
+            return text
+        values = self.shown or tuple(sql.Literal(p).as_string(conn) for p in self.params)
+        for value in values:
+            text = text.replace("%s", value, 1)
+        return text
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str
+    job: str | None
+    detail: str
+    statements: tuple[Statement, ...] = ()
+    run: Callable[[Conn], object] | None = field(default=None, repr=False, compare=False)
+
+    def execute(self, conn: Conn) -> None:
+        if self.run is not None:
+            self.run(conn)
+            return
+        for statement in self.statements:
+            conn.execute(statement.query, statement.params)  # type: ignore[arg-type]
+
+
+@dataclass
+class Plan:
+    project: str
+    environment: str
+    facts: ServerFacts
+    steps: list[Step] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    foreign: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[SecretStatus] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "remove": 0, "unchanged": 0, "setup": 0, "secret": 0}
+        for step in self.steps:
+            counts[step.action] += 1
+        return counts
+
+    @property
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.action != "unchanged"]
+
+    def as_dict(self, conn: Conn) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "environment": self.environment,
+            "summary": self.summary,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "steps": [
+                {"action": s.action, "job": s.job, "detail": s.detail, "sql": [st.display(conn) for st in s.statements]}
+                for s in self.steps
+            ],
+            "foreign_jobs": self.foreign,
+            "secrets": [s.as_dict() for s in self.secrets],
+            "server": self.facts.versions,
+        }
+
+    def render(self, conn: Conn, show_sql: bool = True) -> str:
+        lines = [f"plan for project {self.project!r} ({self.environment}) on {self.facts.database} as {self.facts.role}"]
+        symbols = {"create": "+", "update": "~", "remove": "-", "unchanged": "=", "setup": "*", "secret": "*"}
+        for step in self.steps:
+            lines.append(f"  {symbols[step.action]} {step.action:<9} {step.job or ''}  {step.detail}".rstrip())
+            if show_sql and step.action != "unchanged":
+                for statement in step.statements:
+                    for sql_line in statement.display(conn).splitlines():
+                        lines.append(f"        {sql_line}")
+        for job in self.foreign:
+            lines.append(f"  ? foreign   {job['jobname']}  (not created by cronkit; left alone)")
+        for warning in self.warnings:
+            lines.append(f"  warning: {warning}")
+        for problem in self.problems:
+            lines.append(f"  PROBLEM: {problem}")
+        s = self.summary
+        lines.append(
+            f"summary: {s['create']} to create, {s['update']} to update, {s['remove']} to remove, "
+            f"{s['unchanged']} unchanged, {s['setup'] + s['secret']} setup/secret steps"
+        )
+        return "\n".join(lines)
+
+
+# -- reading the live state -----------------------------------------------------------------------
+
+
+def _live_jobs(conn: Conn) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        "select jobid, jobname, schedule, command, active, username from cron.job where jobname is not null order by jobid"
+    ).fetchall()
+    return {row["jobname"]: row for row in rows}
+
+
+def _managed(conn: Conn) -> dict[str, dict[str, Any]]:
+    if not _schema_ready(conn):
+        return {}
+    rows = conn.execute("select jobname, project, wrapper, spec_hash from cronkit.managed_jobs").fetchall()
+    return {row["jobname"]: row for row in rows}
+
+
+def _schema_ready(conn: Conn) -> bool:
+    row = conn.execute("select to_regclass('cronkit.meta') is not null as ok").fetchone()
+    if not row["ok"]:
+        return False
+    version = conn.execute("select value from cronkit.meta where key = 'schema_version'").fetchone()
+    return bool(version and version["value"] == SCHEMA_VERSION)
+
+
+def _wrapper_source(conn: Conn, function: str) -> str | None:
+    row = conn.execute(
+        "select p.prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = 'cronkit' and p.proname = %s and p.pronargs = 0",
+        (function,),
+    ).fetchone()
+    return row["prosrc"] if row else None
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+def make_plan(
+    conn: Conn,
+    manifest: Manifest,
+    environment: str | None = None,
+    *,
+    adopt: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """Compare the manifest with the database. Reads only; never changes anything."""
+    facts = server_facts(conn)
+    env_name = environment or manifest.default_environment
+    plan = Plan(project=manifest.project, environment=env_name, facts=facts)
+    if not facts.pg_cron:
+        raise ExtensionMissing("pg_cron is not installed in this database.",
+                               remedy="On Supabase: Dashboard → Integrations → Cron (or Database → Extensions → pg_cron).")
+    specs = manifest.resolve(env_name, environ)
+    backend = backend_for(manifest.secrets)
+    if any(s.kind == "http" for s in specs) and not facts.pg_net:
+        raise ExtensionMissing("pg_net is not installed in this database; HTTP jobs need it.",
+                               remedy="On Supabase: Dashboard → Database → Extensions → pg_net (schema extensions).")
+    if manifest.secrets.backend == "vault" and not facts.vault and any(s.secret_names for s in specs):
+        raise ExtensionMissing("Supabase Vault (supabase_vault) is not installed; the manifest's secrets use it.",
+                               remedy="Enable Vault in the Supabase dashboard, or choose backend = \"table\" under [secrets].")
+
+    version = schedules.parse_pg_cron_version(facts.pg_cron)
+    with translated("read the live jobs"):
+        live = _live_jobs(conn)
+        managed = _managed(conn)
+
+    if not _schema_ready(conn):
+        schema_sql = resources.files("cronkit").joinpath("sql/schema.sql").read_text(encoding="utf-8")
+        plan.steps.append(Step("setup", None, "create schema cronkit (registry, request ledger)",
+                               (Statement(sql.SQL(schema_sql)),)))  # type: ignore[arg-type]
+    backend_setup = backend.setup(conn)
+    if backend_setup:
+        plan.steps.append(Step("setup", None, f"create the secrets table ({manifest.secrets.table})",
+                               tuple(Statement(s) for s in backend_setup)))
+
+    _plan_secrets(conn, plan, specs, manifest, backend, environ)
+
+    desired_names = set()
+    for spec in specs:
+        desired_names.add(spec.name)
+        _plan_job(conn, plan, spec, manifest.project, backend, version, live.get(spec.name), managed.get(spec.name), adopt)
+
+    for name, row in sorted(managed.items()):
+        if row["project"] == manifest.project and name not in desired_names:
+            statements = []
+            if name in live:
+                statements.append(Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (live[name]["jobid"],)))
+            statements.append(Statement(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(row["wrapper"]))))
+            statements.append(Statement(sql.SQL("DELETE FROM cronkit.managed_jobs WHERE jobname = %s"), (name,)))
+            plan.steps.append(Step("remove", name, "no longer in the manifest", tuple(statements)))
+
+    plan.foreign = [
+        {"jobid": row["jobid"], "jobname": name, "schedule": row["schedule"], "active": row["active"], "username": row["username"]}
+        for name, row in live.items()
+        if name not in managed and name not in desired_names
+    ]
+    return plan
+
+
+def _plan_secrets(conn: Conn, plan: Plan, specs: list[JobSpec], manifest: Manifest, backend: SecretBackend,
+                  environ: Mapping[str, str] | None) -> None:
+    environ = os.environ if environ is None else environ
+    names = sorted({n for spec in specs for n in spec.secret_names})
+    if not names:
+        return
+    statuses = backend.status(conn, names)
+    plan.secrets = statuses
+    for status in statuses:
+        source = manifest.secrets.source_value(status.name, environ)
+        value = source[1] if source else None
+        if value:
+            if looks_like_placeholder(value):
+                plan.problems.append(f"secret {status.name!r}: {source[0]} holds a placeholder, not a real value")
+                continue
+            if status.fingerprint == fingerprint(value):
+                continue
+            if backend.kind == "guc" and not plan.facts.superuser:
+                plan.problems.append(
+                    f"secret {status.name!r} must be stored, but role {plan.facts.role!r} may not set app.* settings "
+                    f"(GUC_SECRETS_UNSUPPORTED). {GUC_REMEDY}"
+                )
+                continue
+            action = "create" if status.state == "missing" else "update"
+            plan.steps.append(Step(
+                "secret", None,
+                f"{action} secret {status.name!r} in {backend.kind} from {source[0]} ({mask(value)})",
+                run=lambda c, n=status.name, v=value: backend.set(c, n, v, "managed by cronkit"),
+            ))
+            continue
+        if status.state == "missing":
+            plan.problems.append(
+                f"secret {status.name!r} is missing in {backend.kind}: store it with `cronkit secrets set {status.name}`"
+                + (f" or set {source[0]}" if source else "")
+            )
+        elif status.state == "placeholder":
+            plan.problems.append(f"secret {status.name!r} holds a placeholder value: store the real one with `cronkit secrets set {status.name}`")
+
+
+def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: SecretBackend,
+              version: schedules.PgCronVersion, live: dict[str, Any] | None, managed: dict[str, Any] | None,
+              adopt: bool) -> None:
+    try:
+        schedules.parse_schedule(spec.schedule, version)
+    except CronkitError as exc:
+        plan.problems.append(f"job {spec.name!r}: {exc.message} — {exc.remedy}")
+        return
+    if spec.intended_local:
+        warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1])
+        if warning:
+            plan.warnings.append(f"job {spec.name!r}: {warning}")
+    if live is not None and managed is None and not adopt:
+        plan.problems.append(
+            f"job {spec.name!r} already exists (jobid {live['jobid']}) and was not created by cronkit; it is left alone. "
+            "Rename the job in the manifest, or re-run with --adopt to let cronkit replace it (see `cronkit import`)."
+        )
+        return
+    if managed is not None and managed["project"] != project:
+        plan.problems.append(f"job {spec.name!r} belongs to cronkit project {managed['project']!r}, not {project!r}.")
+        return
+
+    wrapper = render_wrapper(spec, backend, project, conn)
+    command = wrapper.command(conn)
+    digest = spec_hash(wrapper, spec.schedule, spec.active)
+    statements = _job_statements(spec, wrapper, command, digest, project, live)
+
+    if live is None:
+        plan.steps.append(Step("create", spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"), statements))
+        return
+    reasons = []
+    if live["schedule"] != spec.schedule:
+        reasons.append(f"schedule {live['schedule']!r} → {spec.schedule!r}")
+    if live["command"] != command:
+        reasons.append("command")
+    if live["active"] != spec.active:
+        reasons.append(f"active {live['active']} → {spec.active}")
+    if managed is None:
+        reasons.append("adopt a job cronkit did not create")
+    elif managed["spec_hash"] != digest:
+        reasons.append("wrapper")
+    elif _wrapper_source(conn, wrapper.function) != wrapper.body:
+        reasons.append("wrapper changed outside cronkit")
+    if reasons:
+        plan.steps.append(Step("update", spec.name, ", ".join(reasons), statements))
+    else:
+        plan.steps.append(Step("unchanged", spec.name, f"schedule {spec.schedule!r}"))
+
+
+def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str,
+                    live: dict[str, Any] | None) -> tuple[Statement, ...]:
+    stored = json.dumps({
+        "schedule": spec.schedule, "kind": spec.kind, "method": spec.method, "url": spec.url,
+        "headers": dict(spec.headers), "body": spec.body, "timeout_ms": spec.timeout_ms, "guard": spec.guard,
+        "secrets": list(spec.secret_names), "active": spec.active,
+    }, sort_keys=True)
+    statements = [
+        Statement(wrapper.create_statement()),
+        Statement(wrapper.comment_statement()),
+        # Named cron.schedule is an upsert on (jobname, username): the jobid survives, there is no
+        # window without the job, and `active` is kept — so it is set explicitly below.
+        Statement(sql.SQL("SELECT cron.schedule(%s, %s, %s)"), (spec.name, spec.schedule, command)),
+        Statement(
+            sql.SQL("SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = %s AND username = current_user), active := %s)"),
+            (spec.name, spec.active),
+        ),
+        Statement(
+            sql.SQL(
+                "INSERT INTO cronkit.managed_jobs (jobname, project, wrapper, spec, spec_hash) VALUES (%s, %s, %s, %s::jsonb, %s) "
+                "ON CONFLICT (jobname) DO UPDATE SET project = excluded.project, wrapper = excluded.wrapper, "
+                "spec = excluded.spec, spec_hash = excluded.spec_hash, updated_at = now()"
+            ),
+            (spec.name, project, wrapper.regprocedure, stored, digest),
+        ),
+    ]
+    return tuple(statements)
+
+
+# -- applying -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    applied: bool
+
+
+def apply(
+    conn: Conn,
+    manifest: Manifest,
+    environment: str | None = None,
+    *,
+    adopt: bool = False,
+    environ: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> ApplyResult:
+    """Converge the database to the manifest in one transaction, or change nothing.
+
+    Raises :class:`CronkitError` listing the plan's problems before anything is changed.
+    """
+    if conn.autocommit:
+        raise CronkitError("apply needs a connection that is not in autocommit mode (one transaction).")
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (APPLY_LOCK,))
+            plan = make_plan(conn, manifest, environment, adopt=adopt, environ=environ)
+            if plan.problems:
+                raise CronkitError(
+                    "Nothing was applied; the plan has problems:\n  - " + "\n  - ".join(plan.problems),
+                    remedy="Fix each problem above, then `cronkit plan` again.",
+                )
+            with translated("apply the plan"):
+                for step in plan.changes:
+                    progress(f"{step.action} {step.job or ''} {step.detail}".strip())
+                    step.execute(conn)
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+    return ApplyResult(plan=plan, applied=bool(plan.changes))

@@ -1,0 +1,595 @@
+"""The pg_cron schedule dialect: validate a schedule as pg_cron does, explain it, list its run times.
+
+pg_cron (citusdata/pg_cron) parses schedules with Paul Vixie's crontab parser, so most of
+Vixie/Debian cron applies: five fields ``minute hour day-of-month month day-of-week``; names
+``jan``-``dec`` and ``sun``-``sat`` in any case; ``7`` is Sunday; ``*``, ranges, lists and
+``/step`` after ``*`` or a range; a day matches when day-of-month **and** day-of-week match if
+either field *starts with* ``*``, and when either matches otherwise (``0 0 */2 * 1`` = odd days
+that are Mondays; ``0 0 1 * 1`` = the 1st and every Monday). Where pg_cron differs:
+
+* **Time zone.** Schedules run in GMT. pg_cron 1.5 added ``cron.timezone`` (a superuser,
+  restart-only setting that hosted Supabase does not let users change). In a zone with DST,
+  pg_cron checks every absolute minute against the local time: a local time that does not exist
+  (spring forward) never runs and one that happens twice (fall back) runs twice. Debian cron,
+  and cronsim which copies it, instead move or merge those runs.
+* **Extensions.** ``'N seconds'``/``'N second'`` with N 1-59 (1.5+): an interval measured from the
+  *start of the previous run*, not a clock grid; a run that overruns is followed by one catch-up
+  run. ``$`` as the whole day-of-month field (1.6+): the last day of the month.
+* **Macros.** ``@reboot`` (alias ``@restart``: once per scheduler start), ``@yearly``,
+  ``@annually``, ``@monthly``, ``@weekly``, ``@daily``, ``@midnight``, ``@hourly`` - lower case
+  only. Since 1.6.0 ``@yearly``/``@annually`` never run: the parser sets no month for them.
+* **Leniency.** Text after the fifth field is ignored (``* * * * * *`` is every minute, not a
+  seconds field), as is the rest of a field after a character that cannot continue it
+  (``0 12.30 * * *`` is 12:00). A step needs ``*`` or a range (``5/10`` is refused). Reversed
+  ranges (``22-2``, ``sat-sun``) do not wrap: 1.4 selects nothing, 1.6 a byte-aligned subset.
+  Since 1.6.5 a step larger than the field's maximum (``*/60``) is refused.
+  :func:`parse_schedule` accepts all of this exactly as pg_cron does (so schedules read back from
+  ``cron.job`` always parse) and lists each surprise in :attr:`Schedule.warnings`; pass
+  ``strict=True`` to refuse them.
+* **Not modelled.** pg_cron 1.6.0-1.6.2 ran day-restricted jobs one day early (#290, fixed in
+  1.6.3); unreleased pg_cron adds ``cron.match_dom_and_dow`` to force AND. Runs missed while the
+  server or scheduler is down are never replayed (only stalls under five minutes are).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import cached_property
+from itertools import islice
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+from cronkit import _pgcron_parse as grammar
+from cronkit._pgcron_parse import CronFields, Kind
+from cronkit.errors import ScheduleError, UnsupportedVersion
+
+__all__ = [
+    "DEBIAN_BOOKWORM",
+    "LATEST",
+    "SUPABASE",
+    "CronFields",
+    "DstPeriod",
+    "DstReport",
+    "PgCronVersion",
+    "Schedule",
+    "UtcOption",
+    "dst_report",
+    "parse_pg_cron_version",
+    "parse_schedule",
+    "utc_expressions_for_local",
+]
+
+_ONE_DAY = timedelta(days=1)
+_ONE_MINUTE = timedelta(minutes=1)
+_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+#: a Gregorian cycle: a schedule that can run at all runs within it
+_MAX_SCAN_DAYS = 146_097
+
+
+class PgCronVersion(NamedTuple):
+    """A pg_cron release, compared as a tuple: ``PgCronVersion(1, 6, 4) >= (1, 5, 0)``."""
+
+    major: int
+    minor: int
+    patch: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    @property
+    def supports_seconds(self) -> bool:
+        """``'N seconds'`` interval schedules (pg_cron 1.5.0)."""
+        return self >= (1, 5, 0)
+
+    @property
+    def supports_last_day(self) -> bool:
+        """``$`` as the day-of-month field (pg_cron 1.6.0)."""
+        return self >= (1, 6, 0)
+
+    @property
+    def supports_timezone(self) -> bool:
+        """The ``cron.timezone`` setting (pg_cron 1.5.0); before it every schedule runs in GMT."""
+        return self >= (1, 5, 0)
+
+
+DEBIAN_BOOKWORM = PgCronVersion(1, 4, 2)
+SUPABASE = PgCronVersion(1, 6, 4)
+#: the newest pg_cron release; what :func:`parse_schedule` assumes without a version
+LATEST = PgCronVersion(1, 6, 7)
+
+# extversion is the SQL schema version. '1.4-1' is the schema that shipped with 1.4.2; a bare
+# '1.6' is every 1.6.x release (1.6.1 fixed the schema version at 1.6), read as 1.6.0.
+_SQL_SCHEMA_RELEASES = {"1.4-1": PgCronVersion(1, 4, 2)}
+
+
+def parse_pg_cron_version(extversion: str) -> PgCronVersion:
+    """Read ``pg_extension.extversion`` (``'1.4-1'``, ``'1.6'``, ``'1.6.4'``) or a package version."""
+    text = extversion.strip().removeprefix("v")
+    if text in _SQL_SCHEMA_RELEASES:
+        return _SQL_SCHEMA_RELEASES[text]
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        raise UnsupportedVersion(
+            f"cannot read the pg_cron version {extversion!r}",
+            remedy="Pass the version as major.minor[.patch], e.g. '1.6.4', as "
+            "`select extversion from pg_extension where extname = 'pg_cron'` shows it.",
+        )
+    return PgCronVersion(int(match[1]), int(match[2]), int(match[3] or 0))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as pg_cron ``version`` reads it; build it with :func:`parse_schedule`."""
+
+    expr: str
+    kind: Kind
+    version: PgCronVersion
+    fields: CronFields | None = None
+    interval_seconds: int | None = None
+    macro: str | None = None
+    #: ways in which pg_cron reads the schedule differently from how it looks
+    warnings: tuple[str, ...] = ()
+
+    @cached_property
+    def never_runs(self) -> bool:
+        """True for a cron schedule that matches no time at all (e.g. ``0 0 30 2 *``)."""
+        return self.fields is not None and not self._calendar.can_run()
+
+    def explain(self, tz: str = "GMT") -> str:
+        """The schedule in English, e.g. ``'At 11:00 every day, in GMT'``; ``tz`` is cron.timezone."""
+        if self.kind == "reboot":
+            return "Once each time the pg_cron scheduler starts (server start or scheduler restart)"
+        if self.interval_seconds is not None:
+            unit = "second" if self.interval_seconds == 1 else f"{self.interval_seconds} seconds"
+            return f"Every {unit}, counted from the start of the previous run (runs of a job never overlap)"
+        assert self.fields is not None
+        if self.never_runs:
+            return "Never runs: " + _never_runs_reason(self.fields, self.macro, self.version)
+        return f"{_describe(self.fields)}, in {tz}"
+
+    def next_runs(self, after: datetime, n: int, tz: str = "GMT") -> list[datetime]:
+        """The next ``n`` start times strictly after ``after``, as aware UTC datetimes.
+
+        ``tz`` is cron.timezone. For an interval schedule ``after`` is the previous run's start;
+        ``@reboot`` has no times.
+        """
+        after = _as_utc(after, "after")
+        if self.interval_seconds is not None:
+            step = timedelta(seconds=self.interval_seconds)
+            return [after + step * k for k in range(1, n + 1)]
+        if self.fields is None or self.never_runs or n <= 0:
+            return []
+        first_minute = after.replace(second=0, microsecond=0) + _ONE_MINUTE
+        return list(islice(self._calendar.instants(first_minute, None, self._zone(tz)), n))
+
+    def expected_slots(self, start: datetime, end: datetime, tz: str = "GMT") -> Iterator[datetime]:
+        """Every start time in ``[start, end)``, in order, as aware UTC datetimes.
+
+        For an interval schedule these are ``start, start + N, ...``: the runs expected if one
+        started at ``start`` and every later one started on time (pg_cron measures each interval
+        from the previous actual start, so real runs drift later by up to a second each).
+        Cron schedules are generated a day at a time from precomputed offsets.
+        """
+        start, end = _as_utc(start, "start"), _as_utc(end, "end")
+        if self.interval_seconds is not None:
+            return _interval_slots(start, end, self.interval_seconds)
+        if self.fields is None or self.never_runs:
+            return iter(())
+        return self._calendar.instants(start, end, self._zone(tz))
+
+    @cached_property
+    def _calendar(self) -> _Calendar:
+        assert self.fields is not None
+        return _Calendar(self.fields)
+
+    def _zone(self, tz: str) -> tzinfo:
+        if tz not in ("GMT", "UTC") and not self.version.supports_timezone:
+            raise UnsupportedVersion(
+                f"cron.timezone needs pg_cron 1.5 or later; this database has {self.version}, "
+                "which runs every schedule in GMT",
+                remedy="Compute times with tz='GMT', or upgrade pg_cron to 1.5 or later and set cron.timezone.",
+            )
+        return _zone(tz)
+
+
+def parse_schedule(expr: str, version: PgCronVersion | None = None, *, strict: bool = False) -> Schedule:
+    """Validate ``expr`` as pg_cron ``version`` (default: :data:`LATEST`) would, and parse it.
+
+    Raises :class:`ScheduleError` for what pg_cron refuses, naming the field and the problem, and
+    :class:`UnsupportedVersion` for ``'N seconds'`` before 1.5 and ``$`` before 1.6. With
+    ``strict=True`` a schedule with :attr:`Schedule.warnings` is refused too.
+    """
+    version = version or LATEST
+    parsed = grammar.parse(expr, version)
+    if parsed.kind == "interval" and not version.supports_seconds:
+        raise UnsupportedVersion(
+            f"'{expr}' needs pg_cron 1.5 or later; this database has {version}",
+            remedy="Upgrade pg_cron to 1.5 or later (on Supabase: upgrade the project's Postgres), "
+            "or give this environment its own schedule, e.g. '* * * * *' (every minute).",
+        )
+    if parsed.fields is not None and parsed.fields.last_day and not version.supports_last_day:
+        minute, hour, _, month, _ = parsed.fields.text
+        raise UnsupportedVersion(
+            f"'{expr}' uses '$' (last day of the month), which needs pg_cron 1.6 or later; this database has {version}",
+            remedy=f"Upgrade pg_cron to 1.6 or later, or give this environment its own schedule, e.g. "
+            f"'{minute} {hour} 28-31 {month} *', with a command that does nothing unless tomorrow is the 1st.",
+        )
+    warnings = parsed.warnings
+    if parsed.fields is not None and not _Calendar(parsed.fields).can_run():
+        warnings += (f"it never runs: {_never_runs_reason(parsed.fields, parsed.macro, version)}",)
+    if strict and warnings:
+        raise ScheduleError(
+            f"pg_cron accepts '{expr}', but " + "; ".join(warnings),
+            remedy="Write the schedule so that pg_cron reads what you mean, or pass strict=False "
+            "to accept what pg_cron accepts.",
+        )
+    return Schedule(expr, parsed.kind, version, parsed.fields, parsed.interval_seconds, parsed.macro, warnings)
+
+
+# --- run times ---------------------------------------------------------------------------------
+
+
+class _Calendar:
+    """The firing times of cron fields, the way pg_cron's ShouldRunTask decides them."""
+
+    def __init__(self, fields: CronFields) -> None:
+        self.fields = fields
+        self.both_day_fields = fields.dom_star or fields.dow_star
+        self.times = [(h, m) for h in sorted(fields.hours) for m in sorted(fields.minutes)]
+        self.offsets = [timedelta(hours=h, minutes=m) for h, m in self.times]
+
+    def day_matches(self, month: int, day: int, weekday: int, last: bool) -> bool:
+        """``weekday`` counts from Sunday = 0; ``last`` says whether 24 h later is the 1st."""
+        f = self.fields
+        if month not in f.months:
+            return False
+        dom = day in f.days or (last and f.last_day)
+        dow = weekday in f.weekdays
+        return (dom and dow) if self.both_day_fields else (dom or dow)
+
+    def can_run(self) -> bool:
+        if not self.times:
+            return False
+        # Every (month, day, weekday) occurs in the Gregorian calendar; Feb 28 is the last day
+        # of the month in common years only.
+        return any(
+            self.day_matches(month, day, weekday, last)
+            for month in range(1, 13)
+            for day in range(1, _days_in_month(month) + 1)
+            for weekday in range(7)
+            for last in ((True, False) if (month, day) == (2, 28) else (day == _days_in_month(month),))
+        )
+
+    def instants(self, start: datetime, end: datetime | None, zone: tzinfo) -> Iterator[datetime]:
+        """Start times in ``[start, end)`` (no end: up to 400 years), in order, a day at a time."""
+        day = start.astimezone(zone).date()
+        final = end.astimezone(zone).date() if end is not None else day + timedelta(days=_MAX_SCAN_DAYS)
+        while day <= final:
+            weekday = day.isoweekday() % 7
+            if self.day_matches(day.month, day.day, weekday, last=False):
+                times = self._day(day, zone)
+            elif (day.day >= 27 or day.day == 1) and self.day_matches(day.month, day.day, weekday, last=True):
+                # Only '$' can match: pg_cron asks whether the same instant 24 hours later falls on
+                # a 1st. Near a DST change that differs from the calendar for an hour - even on the
+                # 1st itself when it is 25 hours long.
+                times = [t for t in self._day(day, zone) if (t + _ONE_DAY).astimezone(zone).day == 1]
+            else:
+                day += _ONE_DAY
+                continue
+            if times and times[0] < start:
+                times = times[bisect_left(times, start) :]
+            if end is not None and times and times[-1] >= end:
+                yield from times[: bisect_left(times, end)]
+                return
+            yield from times
+            day += _ONE_DAY
+
+    def _day(self, day: date, zone: tzinfo) -> list[datetime]:
+        """The day's matching local times as UTC instants, in order."""
+        midnight = datetime(day.year, day.month, day.day)
+        offset = _constant_offset(midnight, zone)
+        if offset is not None:
+            base = midnight.replace(tzinfo=UTC) - offset
+            return [base + o for o in self.offsets]
+        # A DST change: pg_cron compares each absolute minute's local time with the fields, so a
+        # wall time that is skipped never runs and one that repeats runs at both instants.
+        found = set()
+        for hour, minute in self.times:
+            for fold in (0, 1):
+                wall = midnight.replace(hour=hour, minute=minute, fold=fold)
+                instant = wall.replace(tzinfo=zone).astimezone(UTC)
+                if instant.astimezone(zone).replace(tzinfo=None) == wall:
+                    found.add(instant)
+        return sorted(found)
+
+
+def _constant_offset(midnight: datetime, zone: tzinfo) -> timedelta | None:
+    """The zone's UTC offset if it is the same all day, else None."""
+    ends = (midnight, midnight.replace(hour=23, minute=59))
+    offsets = {zone.utcoffset(t.replace(fold=fold)) for t in ends for fold in (0, 1)}
+    offset = offsets.pop()
+    return offset if not offsets else None
+
+
+def _interval_slots(start: datetime, end: datetime, seconds: int) -> Iterator[datetime]:
+    step = timedelta(seconds=seconds)
+    slot = start
+    while slot < end:
+        yield slot
+        slot += step
+
+
+def _days_in_month(month: int) -> int:
+    return 29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31
+
+
+def _as_utc(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, e.g. datetime(2026, 1, 1, tzinfo=UTC)")
+    return moment.astimezone(UTC)
+
+
+def _zone(tz: str) -> tzinfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(
+            f"unknown time zone {tz!r}",
+            remedy="Use a zone name as cron.timezone takes it, e.g. 'GMT', 'UTC' or 'America/Los_Angeles'.",
+        ) from None
+
+
+# --- English -----------------------------------------------------------------------------------
+
+
+def _describe(fields: CronFields) -> str:
+    """cronsim's explanation of the first spelling that cronsim reads exactly as pg_cron does."""
+    minute, hour, dom, month, dow = fields.text
+    as_written = " ".join((minute, hour, "L" if fields.last_day else dom, month, dow))
+    compact = " ".join(
+        (
+            _compact(fields.minutes, grammar.MINUTE),
+            _compact(fields.hours, grammar.HOUR),
+            "L" if fields.last_day else _compact(fields.days, grammar.DAY_OF_MONTH),
+            _compact(fields.months, grammar.MONTH),
+            _compact(fields.weekdays, grammar.DAY_OF_WEEK),
+        )
+    )
+    for spelling in (as_written, compact):
+        try:
+            sim = CronSim(spelling, datetime(2000, 1, 1))
+        except CronSimError:
+            continue
+        if _same_as_cronsim(fields, sim):
+            return sim.explain()
+    both = "both" if fields.dom_star or fields.dow_star else "either"
+    return f"At the times '{compact}' selects ({both} day fields must match)"
+
+
+def _same_as_cronsim(fields: CronFields, sim: CronSim) -> bool:
+    weekdays = [d for d in sim.weekdays if isinstance(d, int)]
+    if len(weekdays) != len(sim.weekdays):  # 'L' or '#' forms, which pg_cron does not have
+        return False
+    days = fields.days | ({CronSim.LAST} if fields.last_day else set())
+    ours = (fields.minutes, fields.hours, days, fields.months, fields.weekdays)
+    theirs = (sim.minutes, sim.hours, sim.days, sim.months, {d % 7 for d in weekdays})
+    return ours == tuple(map(frozenset, theirs)) and sim.day_and == (fields.dom_star or fields.dow_star)
+
+
+def _compact(values: frozenset[int], field: grammar.Field) -> str:
+    """``{1, 2, 3, 7}`` -> ``'1-3,7'``; all values -> ``'*'``."""
+    top = 6 if field is grammar.DAY_OF_WEEK else field.high
+    if values == set(range(field.low, top + 1)):
+        return "*"
+    runs: list[list[int]] = []
+    for value in sorted(values):
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def _never_runs_reason(fields: CronFields, macro: str | None, version: PgCronVersion) -> str:
+    if macro in ("yearly", "annually") and not fields.months:
+        return f"pg_cron {version} parses @{macro} without a month (a bug since 1.6.0); write '0 0 1 1 *'"
+    both = fields.dom_star or fields.dow_star
+    empty = [
+        name
+        for name, selects_something in (
+            ("minute", fields.minutes),
+            ("hour", fields.hours),
+            ("day-of-month", fields.days or fields.last_day or not both),  # with OR the other field may match
+            ("month", fields.months),
+            ("day-of-week", fields.weekdays or not both),
+        )
+        if not selects_something
+    ]
+    if empty:
+        name = empty[0]
+        return f"the {name} field '{fields.text[_FIELD_NAMES.index(name)]}' selects nothing"
+    months = "" if fields.text[3] == "*" else f" in month '{fields.text[3]}'"
+    joiner = "and" if both else "or"
+    return f"no date has day-of-month '{fields.text[2]}' {joiner} day-of-week '{fields.text[4]}'{months}"
+
+
+# --- local times and DST -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UtcOption:
+    """A GMT schedule that starts a job at the intended local time while the zone has one offset."""
+
+    expr: str
+    utc_offset: timedelta
+    abbreviation: str
+    is_daylight: bool
+    #: (first, last) local dates of the year on which this expression is right
+    periods: tuple[tuple[date, date], ...]
+
+
+@dataclass(frozen=True)
+class DstPeriod:
+    """Consecutive runs (local dates ``first``..``last``) that start at the same local time."""
+
+    first: date
+    last: date
+    local_time: time
+    abbreviation: str
+    as_intended: bool
+
+
+@dataclass(frozen=True)
+class DstReport:
+    """When a GMT schedule starts at the intended local time, and when it does not."""
+
+    expr: str
+    intended_local: time
+    zone: str
+    year: int
+    periods: tuple[DstPeriod, ...]
+    options: tuple[UtcOption, ...]
+    #: '' when every run of the year starts at the intended local time
+    warning: str
+
+    @property
+    def mismatches(self) -> tuple[DstPeriod, ...]:
+        return tuple(p for p in self.periods if not p.as_intended)
+
+
+def utc_expressions_for_local(hour: int, minute: int, zone: str, year: int, days: str = "*") -> tuple[UtcOption, ...]:
+    """The GMT schedules that run at ``hour:minute`` local time in ``zone``: one per UTC offset
+    the zone uses during ``year`` (standard time first).
+
+    ``days`` is a day-of-week field in local terms (``'mon-fri'``); it is shifted when the
+    UTC time falls on the previous or next day.
+    """
+    tz = _zone(zone)
+    weekdays = grammar.parse_field(days, grammar.DAY_OF_WEEK, LATEST)
+    if not weekdays:
+        raise ScheduleError(f"days '{days}' selects no day of the week (pg_cron ranges do not wrap; write 'sat,sun')")
+    by_offset: dict[timedelta, list[date]] = {}
+    facts: dict[timedelta, tuple[str, bool]] = {}
+    day = date(year, 1, 1)
+    while day.year == year:
+        wall = datetime(day.year, day.month, day.day, hour, minute)
+        local = wall.replace(tzinfo=tz)
+        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:  # skip a time that does not exist
+            offset = local.utcoffset()
+            assert offset is not None
+            by_offset.setdefault(offset, []).append(day)
+            facts.setdefault(offset, (local.tzname() or zone, bool(local.dst())))
+        day += _ONE_DAY
+    options = []
+    for offset, dates in by_offset.items():
+        utc_wall = datetime(year, 1, 2, hour, minute) - offset
+        shift = utc_wall.day - 2  # -1, 0 or +1 day
+        dow = _compact(frozenset((d + shift) % 7 for d in weekdays), grammar.DAY_OF_WEEK)
+        abbreviation, is_daylight = facts[offset]
+        options.append(
+            UtcOption(f"{utc_wall.minute} {utc_wall.hour} * * {dow}", offset, abbreviation, is_daylight, _runs(dates))
+        )
+    return tuple(sorted(options, key=lambda o: (o.is_daylight, o.periods[0])))
+
+
+def dst_report(
+    expr: str, intended_local: time, zone: str, year: int, version: PgCronVersion | None = None
+) -> DstReport:
+    """Check a GMT cron schedule meant to start at ``intended_local`` in ``zone`` over ``year``.
+
+    The schedule is evaluated in GMT, pg_cron's default and the only choice on hosted Supabase.
+    Meant for jobs that run at most once a day.
+    """
+    schedule = parse_schedule(expr, version)
+    if schedule.kind != "cron":
+        raise ScheduleError(f"'{expr}' does not run at a time of day, so DST cannot shift it")
+    tz = _zone(zone)
+    start = datetime(year, 1, 1, tzinfo=tz)
+    end = datetime(year + 1, 1, 1, tzinfo=tz)
+    periods: list[DstPeriod] = []
+    for run in schedule.expected_slots(start, end):
+        local = run.astimezone(tz)
+        at, abbreviation = local.time().replace(fold=0), local.tzname() or zone
+        if periods and periods[-1].last == local.date():
+            raise ScheduleError(
+                f"'{expr}' runs more than once on {local.date()}; a DST report is for jobs that run at most once a day"
+            )
+        if periods and (periods[-1].local_time, periods[-1].abbreviation) == (at, abbreviation):
+            periods[-1] = DstPeriod(periods[-1].first, local.date(), at, abbreviation, at == intended_local)
+        else:
+            periods.append(DstPeriod(local.date(), local.date(), at, abbreviation, at == intended_local))
+    options = utc_expressions_for_local(intended_local.hour, intended_local.minute, zone, year)
+    report = DstReport(expr, intended_local, zone, year, tuple(periods), options, warning="")
+    return replace(report, warning=_dst_warning(report, schedule))
+
+
+def _runs(dates: list[date]) -> tuple[tuple[date, date], ...]:
+    """Consecutive dates as (first, last) pairs."""
+    runs: list[tuple[date, date]] = []
+    for day in dates:
+        if runs and runs[-1][1] + _ONE_DAY == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return tuple(runs)
+
+
+def _dst_warning(report: DstReport, schedule: Schedule) -> str:
+    if not report.periods:
+        return f"'{report.expr}' does not run in {report.year}."
+    wrong = report.mismatches
+    if not wrong:
+        return ""
+    intended = f"{report.intended_local:%H:%M} {report.zone}"
+    shifts = "; ".join(f"from {p.first} to {p.last} at {p.local_time:%H:%M} {p.abbreviation}" for p in wrong)
+    if len(wrong) == len(report.periods):
+        problem = f"'{report.expr}' (GMT) never runs at {intended} in {report.year}: it runs {shifts}."
+    else:
+        problem = f"'{report.expr}' (GMT) runs at {intended} only part of {report.year}; it runs {shifts}."
+    choices = " or ".join(f"'{o.expr}' ({o.abbreviation})" for o in report.options)
+    switch = f"choose {choices}, or switch between them at each DST change"
+    version = schedule.version
+    if not version.supports_timezone:
+        return f"{problem} pg_cron {version} runs every schedule in GMT (cron.timezone came in 1.5): {switch}."
+    assert schedule.fields is not None
+    local_days = " ".join(schedule.fields.text[2:])
+    local = (
+        f"'{report.intended_local.minute} {report.intended_local.hour} {local_days}'"
+        if local_days == "* * *"
+        else "the schedule written in local time"
+    )
+    return (
+        f"{problem} The real fix is cron.timezone = '{report.zone}' (pg_cron 1.5+, a server setting that "
+        f"needs a restart) with {local}; hosted Supabase does not let you set cron.timezone, so there {switch}."
+    )
+
+
+def utc_schedule_for_local(at: str, zone: str, days: str = "*", year: int | None = None) -> str:
+    """The GMT expression for a daily (or ``days``) local time, valid for standard time.
+
+    Used when a manifest gives ``at`` + ``timezone`` but no ``schedule``; plan then warns about
+    the months where daylight saving time shifts it (see :func:`dst_warning`).
+    """
+    hour, minute = (int(part) for part in at.split(":"))
+    options = utc_expressions_for_local(hour, minute, zone, year or datetime.now(UTC).year, days)
+    return options[0].expr
+
+
+def dst_warning(expr: str, at: str, zone: str, year: int | None = None, version: PgCronVersion | None = None) -> str:
+    """'' when ``expr`` starts at local ``at`` in ``zone`` all year, else a warning with the options.
+
+    Expressions that fire more than once a day (a sandbox override like ``* * * * *``) are not
+    a time of day, so there is nothing to warn about.
+    """
+    hour, minute = (int(part) for part in at.split(":"))
+    try:
+        report = dst_report(expr, time(hour, minute), zone, year or datetime.now(UTC).year, version)
+    except ScheduleError:
+        return ""
+    return report.warning

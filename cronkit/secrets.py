@@ -1,0 +1,282 @@
+"""Secret backends: Supabase Vault (default), a secrets table, or ``app.settings.*`` GUCs.
+
+A backend does four things: tells a wrapper how to read a secret *when the job fires*, reports
+whether a secret is present / missing / a placeholder (length, fingerprint and ``updated_at`` —
+never the value), stores a value (always as a bound parameter), and deletes one.
+Values read for status checks stay inside this module and are dropped at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+from cronkit.db import translated
+from cronkit.errors import PrivilegeError, SecretError
+from cronkit.manifest import SecretsConfig
+from cronkit.redact import fingerprint, looks_like_placeholder
+
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class SecretStatus:
+    """What may be shown about a secret."""
+
+    name: str
+    state: str  # "present" | "missing" | "placeholder"
+    length: int | None = None
+    fingerprint: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, name: str, value: str | None, updated_at: datetime | None = None) -> SecretStatus:
+        if value is None:
+            return cls(name, "missing")
+        state = "placeholder" if looks_like_placeholder(value) else "present"
+        return cls(name, state, len(value), fingerprint(value), updated_at)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "length": self.length,
+                "fingerprint": self.fingerprint, "updated_at": self.updated_at}
+
+
+class SecretBackend(Protocol):
+    kind: str
+
+    def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
+        """A plpgsql statement that assigns the secret (or NULL) to ``variable``."""
+
+    def setup(self, conn: Conn) -> list[sql.Composable]:
+        """Statements that must run before wrappers can read secrets (empty when ready)."""
+
+    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]: ...
+
+    def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
+        """Store ``value``; return "created", "updated" or "unchanged"."""
+
+    def delete(self, conn: Conn, name: str) -> bool: ...
+
+
+# Placeholder test used inside wrappers; keep in step with redact.looks_like_placeholder.
+def placeholder_check(variable: sql.Identifier) -> sql.Composable:
+    return sql.SQL(
+        "btrim({v}) = '' OR lower(btrim({v})) LIKE ANY (ARRAY['placeholder%', 'your-%', 'your\\_%', "
+        "'changeme%', 'change-me%', 'xxx%', 'todo%', '[%'])"
+    ).format(v=variable)
+
+
+class VaultBackend:
+    kind = "vault"
+
+    def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
+        return sql.SQL("SELECT decrypted_secret INTO {} FROM vault.decrypted_secrets WHERE name = {};").format(
+            variable, sql.Literal(name)
+        )
+
+    def setup(self, conn: Conn) -> list[sql.Composable]:
+        return []
+
+    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+        with translated("read Vault secrets"):
+            rows = conn.execute(
+                "select name, decrypted_secret, updated_at from vault.decrypted_secrets where name = any(%s)",
+                (names,),
+            ).fetchall()
+        found = {row["name"]: row for row in rows}
+        return [
+            SecretStatus.of(n, found[n]["decrypted_secret"], found[n]["updated_at"]) if n in found else SecretStatus.of(n, None)
+            for n in names
+        ]
+
+    def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
+        with translated(f"store Vault secret {name!r}"):
+            row = conn.execute(
+                "select id, decrypted_secret from vault.decrypted_secrets where name = %s", (name,)
+            ).fetchone()
+            if row is None:
+                conn.execute("select vault.create_secret(%s, %s, %s)", (value, name, description))
+                return "created"
+            if row["decrypted_secret"] == value:
+                return "unchanged"
+            conn.execute("select vault.update_secret(%s, %s)", (row["id"], value))
+            return "updated"
+
+    def delete(self, conn: Conn, name: str) -> bool:
+        with translated(f"delete Vault secret {name!r}"):
+            return conn.execute("delete from vault.secrets where name = %s", (name,)).rowcount > 0
+
+
+class TableBackend:
+    """A secrets table like seeds 001/003: RLS on, nothing granted to PUBLIC."""
+
+    kind = "table"
+
+    def __init__(self, config: SecretsConfig) -> None:
+        schema, _, table = config.table.rpartition(".")
+        self.schema = schema or "public"
+        self.table = table
+        self.ident = sql.Identifier(self.schema, self.table)
+        self.key = sql.Identifier(config.key_column)
+        self.value = sql.Identifier(config.value_column)
+        self.create_table = config.create_table
+
+    def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
+        return sql.SQL("SELECT {val} INTO {var} FROM {tbl} WHERE {key} = {name};").format(
+            val=self.value, var=variable, tbl=self.ident, key=self.key, name=sql.Literal(name)
+        )
+
+    def _exists(self, conn: Conn) -> bool:
+        return conn.execute("select to_regclass(%s) is not null as ok", (f"{self.schema}.{self.table}",)).fetchone()["ok"]
+
+    def _has_updated_at(self, conn: Conn) -> bool:
+        row = conn.execute(
+            "select 1 from information_schema.columns where table_schema = %s and table_name = %s and column_name = 'updated_at'",
+            (self.schema, self.table),
+        ).fetchone()
+        return row is not None
+
+    def setup(self, conn: Conn) -> list[sql.Composable]:
+        if self._exists(conn):
+            return []  # the operator's own table: used as it is, never altered
+        if not self.create_table:
+            raise SecretError(
+                f"The secrets table {self.schema}.{self.table} does not exist.",
+                remedy="Create it, or set `create_table = true` under [secrets] so cronkit creates it.",
+            )
+        return [
+            sql.SQL(
+                "CREATE TABLE {tbl} ({key} text PRIMARY KEY, {val} text NOT NULL, description text NOT NULL DEFAULT '', "
+                "updated_at timestamptz NOT NULL DEFAULT now())"
+            ).format(tbl=self.ident, key=self.key, val=self.value),
+            sql.SQL("COMMENT ON TABLE {} IS 'cronkit: secrets read by job wrappers. RLS on, no policies: owner only.'").format(self.ident),
+            sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(self.ident),
+            sql.SQL("REVOKE ALL ON TABLE {} FROM PUBLIC").format(self.ident),
+        ]
+
+    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+        if not self._exists(conn):
+            return [SecretStatus.of(n, None) for n in names]
+        updated = sql.SQL("updated_at") if self._has_updated_at(conn) else sql.SQL("NULL::timestamptz")
+        with translated(f"read secrets from {self.schema}.{self.table}"):
+            rows = conn.execute(
+                sql.SQL("SELECT {key} AS name, {val} AS value, {upd} AS updated_at FROM {tbl} WHERE {key} = ANY(%s)").format(
+                    key=self.key, val=self.value, upd=updated, tbl=self.ident
+                ),
+                (names,),
+            ).fetchall()
+        found = {row["name"]: row for row in rows}
+        return [SecretStatus.of(n, found[n]["value"], found[n]["updated_at"]) if n in found else SecretStatus.of(n, None) for n in names]
+
+    def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
+        with translated(f"store secret {name!r} in {self.schema}.{self.table}"):
+            for statement in self.setup(conn):
+                conn.execute(statement)
+            current = conn.execute(
+                sql.SQL("SELECT {val} AS value FROM {tbl} WHERE {key} = %s").format(val=self.value, tbl=self.ident, key=self.key),
+                (name,),
+            ).fetchone()
+            if current is not None and current["value"] == value:
+                return "unchanged"
+            touch = sql.SQL(", updated_at = now()") if self._has_updated_at(conn) else sql.SQL("")
+            if current is None:
+                conn.execute(
+                    sql.SQL("INSERT INTO {tbl} ({key}, {val}) VALUES (%s, %s)").format(tbl=self.ident, key=self.key, val=self.value),
+                    (name, value),
+                )
+                return "created"
+            conn.execute(
+                sql.SQL("UPDATE {tbl} SET {val} = %s{touch} WHERE {key} = %s").format(
+                    tbl=self.ident, val=self.value, touch=touch, key=self.key
+                ),
+                (value, name),
+            )
+            return "updated"
+
+    def delete(self, conn: Conn, name: str) -> bool:
+        if not self._exists(conn):
+            return False
+        with translated(f"delete secret {name!r}"):
+            return conn.execute(
+                sql.SQL("DELETE FROM {tbl} WHERE {key} = %s").format(tbl=self.ident, key=self.key), (name,)
+            ).rowcount > 0
+
+
+GUC_REMEDY = (
+    "Hosted Supabase refuses `ALTER DATABASE ... SET app.*` (42501) because `postgres` is not a superuser. "
+    "Use Vault instead: set `backend = \"vault\"` under [secrets] and store the value with `cronkit secrets set NAME`."
+)
+
+
+class GucBackend:
+    """``app.settings.*`` database settings (seed 004). Only a superuser can set them."""
+
+    kind = "guc"
+
+    def __init__(self, config: SecretsConfig) -> None:
+        self.prefix = config.guc_prefix
+
+    def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
+        return sql.SQL("{} := current_setting({}, true);").format(variable, sql.Literal(self.prefix + name))
+
+    def setup(self, conn: Conn) -> list[sql.Composable]:
+        return []
+
+    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+        # ALTER DATABASE settings apply to new sessions; read the catalog, not this session.
+        rows = conn.execute(
+            """
+            select split_part(cfg, '=', 1) as name, substr(cfg, strpos(cfg, '=') + 1) as value
+              from pg_db_role_setting s, unnest(s.setconfig) cfg
+             where s.setdatabase = (select oid from pg_database where datname = current_database())
+               and s.setrole = 0
+            """
+        ).fetchall()
+        found = {row["name"]: row["value"] for row in rows}
+        return [SecretStatus.of(n, found.get(self.prefix + n)) for n in names]
+
+    def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
+        row = conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()
+        if not row["rolsuper"]:
+            raise PrivilegeError(
+                f"Cannot store {self.prefix}{name}: only a superuser may `ALTER DATABASE ... SET` custom settings.",
+                remedy=GUC_REMEDY,
+            )
+        if next(iter(self.status(conn, [name]))).fingerprint == fingerprint(value):
+            return "unchanged"
+        # ALTER DATABASE takes no bind parameters; a temporary function receives the value as one,
+        # so neither the client's query text nor statement logs ever contain it.
+        with translated(f"store setting {self.prefix}{name}"):
+            conn.execute(
+                """
+                create function pg_temp.cronkit_set_guc(setting text, val text) returns void
+                language plpgsql as $f$
+                begin
+                  execute format('alter database %I set %I = %L', current_database(), setting, val);
+                end $f$
+                """
+            )
+            conn.execute("select pg_temp.cronkit_set_guc(%s, %s)", (self.prefix + name, value))
+            conn.execute("drop function pg_temp.cronkit_set_guc(text, text)")
+        return "updated"
+
+    def delete(self, conn: Conn, name: str) -> bool:
+        with translated(f"reset setting {self.prefix}{name}"):
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RESET {}").format(
+                    sql.Identifier(conn.info.dbname), sql.Identifier(self.prefix + name)
+                )
+            )
+        return True
+
+
+def backend_for(config: SecretsConfig) -> SecretBackend:
+    if config.backend == "vault":
+        return VaultBackend()
+    if config.backend == "table":
+        return TableBackend(config)
+    return GucBackend(config)

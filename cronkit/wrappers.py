@@ -1,0 +1,168 @@
+"""Generated plpgsql wrappers: one function per job, the only thing ``cron.job.command`` calls.
+
+A wrapper, when pg_cron fires it:
+
+1. evaluates the job's guard (skips quietly when there is nothing to do);
+2. reads each secret it needs from the backend, and fails the run (RAISE EXCEPTION, so
+   ``cron.job_run_details`` says *failed* and names the secret) when one is missing, NULL or a
+   placeholder — instead of pg_net silently dropping a NULL header and the function answering 401;
+3. calls ``net.http_post/get/delete``;
+4. records ``(request id, job, backend pid, url)`` in ``cronkit.request_ledger``.
+
+Every value (URL parts, body, header names, messages) is composed with ``psycopg.sql.Literal``;
+the job's ``cron.job.command`` is ``SELECT cronkit.<wrapper>()`` and never holds a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from psycopg import sql
+from psycopg.abc import AdaptContext
+
+from cronkit.manifest import TEMPLATE, JobSpec
+from cronkit.secrets import SecretBackend, placeholder_check
+
+SCHEMA = "cronkit"
+
+
+def wrapper_name(job_name: str) -> str:
+    """A stable identifier for the job's wrapper (job names may hold any character)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", job_name.lower()).strip("_")[:40] or "job"
+    return f"job_{slug}_{hashlib.sha256(job_name.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    job: str
+    function: str  # unqualified function name in schema cronkit
+    body: str  # plpgsql source as stored in pg_proc.prosrc
+    comment: str
+
+    @property
+    def qualified(self) -> sql.Identifier:
+        return sql.Identifier(SCHEMA, self.function)
+
+    @property
+    def regprocedure(self) -> str:
+        return f"{SCHEMA}.{self.function}()"
+
+    def create_statement(self) -> sql.Composed:
+        return sql.SQL(
+            "CREATE OR REPLACE FUNCTION {fn}() RETURNS bigint LANGUAGE plpgsql SET search_path = public AS {body}"
+        ).format(fn=self.qualified, body=sql.Literal(self.body))
+
+    def comment_statement(self) -> sql.Composed:
+        return sql.SQL("COMMENT ON FUNCTION {fn}() IS {c}").format(fn=self.qualified, c=sql.Literal(self.comment))
+
+    def drop_statement(self) -> sql.Composed:
+        return sql.SQL("DROP FUNCTION IF EXISTS {fn}()").format(fn=self.qualified)
+
+    def command(self, context: AdaptContext | None = None) -> str:
+        """The text stored in ``cron.job.command``."""
+        return sql.SQL("SELECT {fn}()").format(fn=self.qualified).as_string(context)
+
+
+def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context: AdaptContext | None = None) -> Wrapper:
+    """The wrapper of one job; deterministic, so plan can compare it with ``pg_proc.prosrc``."""
+    secrets = spec.secret_names
+    variables = {name: sql.Identifier(f"_ck_secret_{i}") for i, name in enumerate(secrets, start=1)}
+    job = sql.Literal(spec.name)
+
+    declare = [sql.SQL("_ck_request_id bigint;")]
+    declare += [sql.SQL("{} text; -- secret {}").format(v, sql.SQL(_comment_safe(n))) for n, v in variables.items()]
+
+    body: list[sql.Composable] = []
+    if spec.guard:
+        skipped = f'cronkit: job "{spec.name}" skipped: its guard found nothing to do'
+        body.append(
+            sql.SQL("IF NOT coalesce(({guard}), false) THEN\n    RAISE NOTICE USING MESSAGE = {msg};\n    RETURN NULL;\n  END IF;").format(
+                guard=sql.SQL(spec.guard), msg=sql.Literal(skipped)
+            )
+        )
+    for name, variable in variables.items():
+        missing = f'cronkit: secret "{name}" is missing ({backend.kind}); job "{spec.name}" did not call its endpoint'
+        placeholder = f'cronkit: secret "{name}" holds a placeholder, not a real value ({backend.kind}); job "{spec.name}" did not call its endpoint'
+        hint = f"Store the real value: cronkit secrets set {name}"
+        body.append(backend.read_into(variable, name))
+        body.append(
+            sql.SQL(
+                "IF {v} IS NULL THEN\n    RAISE EXCEPTION USING MESSAGE = {m}, HINT = {h};\n  END IF;\n"
+                "  IF {check} THEN\n    RAISE EXCEPTION USING MESSAGE = {p}, HINT = {h};\n  END IF;"
+            ).format(v=variable, m=sql.Literal(missing), p=sql.Literal(placeholder), h=sql.Literal(hint), check=placeholder_check(variable))
+        )
+
+    if spec.kind == "sql":
+        assert spec.sql is not None
+        body.append(sql.SQL("EXECUTE {};").format(sql.Literal(spec.sql)))
+        body.append(sql.SQL("RETURN NULL;"))
+    else:
+        url = _template(spec.url or "", variables)
+        headers = _headers(spec, variables)
+        params = sql.SQL("{}::jsonb").format(sql.Literal(json.dumps(dict(spec.params), sort_keys=True)))
+        timeout = sql.Literal(spec.timeout_ms)
+        if spec.method == "POST":
+            call = sql.SQL(
+                "net.http_post(url := {url}, body := {body}::jsonb, params := {params}, headers := {headers}, timeout_milliseconds := {t})"
+            ).format(url=url, body=sql.Literal(json.dumps(spec.body if spec.body is not None else {}, sort_keys=True)),
+                     params=params, headers=headers, t=timeout)
+        else:
+            fn = sql.SQL("net.http_get" if spec.method == "GET" else "net.http_delete")
+            call = sql.SQL("{fn}(url := {url}, params := {params}, headers := {headers}, timeout_milliseconds := {t})").format(
+                fn=fn, url=url, params=params, headers=headers, t=timeout
+            )
+        body.append(sql.SQL("_ck_request_id := {};").format(call))
+        body.append(
+            sql.SQL(
+                "INSERT INTO cronkit.request_ledger (request_id, jobname, url)\n"
+                "    VALUES (_ck_request_id, {job}, split_part({url}, '?', 1));"
+            ).format(job=job, url=url)
+        )
+        body.append(sql.SQL("RETURN _ck_request_id;"))
+
+    source = sql.SQL(
+        "\n#variable_conflict use_column\n"
+        "-- Generated by cronkit for job {name} (project {project}). Edit the manifest, not this function.\n"
+        "DECLARE\n  {declare}\nBEGIN\n  {body}\nEND\n"
+    ).format(
+        name=sql.SQL(_comment_safe(spec.name)),
+        project=sql.SQL(_comment_safe(project)),
+        declare=sql.SQL("\n  ").join(declare),
+        body=sql.SQL("\n  ").join(body),
+    ).as_string(context)
+    comment = f"cronkit wrapper of job {spec.name!r} (project {project!r}); generated, do not edit"
+    return Wrapper(job=spec.name, function=wrapper_name(spec.name), body=source, comment=comment)
+
+
+def _comment_safe(text: str) -> str:
+    """Text for a ``--`` comment line: no newline can end the comment early."""
+    return json.dumps(text)[1:-1]
+
+
+def _template(text: str, variables: dict[str, sql.Identifier]) -> sql.Composable:
+    """``'https://' || _ck_secret_1 || '/functions/v1/x'`` for a template string."""
+    parts: list[sql.Composable] = []
+    position = 0
+    for match in TEMPLATE.finditer(text):
+        if match.start() > position:
+            parts.append(sql.Literal(text[position : match.start()]))
+        parts.append(variables[match.group(2)])
+        position = match.end()
+    if position < len(text) or not parts:
+        parts.append(sql.Literal(text[position:]))
+    return sql.SQL(" || ").join(parts) if len(parts) > 1 else parts[0]
+
+
+def _headers(spec: JobSpec, variables: dict[str, sql.Identifier]) -> sql.Composable:
+    if not spec.headers:
+        return sql.SQL("'{}'::jsonb")
+    pairs = [sql.SQL("{}, {}").format(sql.Literal(k), _template(v, variables)) for k, v in sorted(spec.headers.items())]
+    return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
+
+
+def spec_hash(wrapper: Wrapper, schedule: str, active: bool) -> str:
+    payload = json.dumps({"body": wrapper.body, "schedule": schedule, "active": active}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
