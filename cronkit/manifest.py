@@ -108,6 +108,7 @@ class Manifest:
     raw_jobs: tuple[Mapping[str, Any], ...]
     environments: Mapping[str, Mapping[str, Any]]
     queues: tuple[QueueSpec, ...] = ()
+    monitoring: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve(self, environment: str | None = None, environ: Mapping[str, str] | None = None) -> list[JobSpec]:
         """The job specs for one environment, with ``{env:...}`` filled in."""
@@ -189,7 +190,10 @@ class Manifest:
 
 # -- loading and validation ------------------------------------------------------------------------
 
-_TOP = {"project": str, "default_environment": str, "secrets": dict, "environments": dict, "jobs": list, "queues": list}
+_TOP = {
+    "project": str, "default_environment": str, "secrets": dict, "environments": dict, "jobs": list, "queues": list,
+    "monitoring": dict,  # validated by cronkit.maintenance
+}
 _JOB = {
     "name": str, "schedule": str, "at": str, "timezone": str, "days": str, "active": bool,
     "function": str, "url": str, "base_url": str, "sql": str, "method": str, "headers": dict,
@@ -325,4 +329,5 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
         raw_jobs=tuple(jobs),
         environments=environments,
         queues=tuple(queues),
+        monitoring=data.get("monitoring", {}),
     )

@@ -13,6 +13,7 @@ removed; every other ``cron.job`` row is reported as *foreign* and left alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -27,13 +28,13 @@ from cronkit import schedules
 from cronkit.db import translated
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, server_facts
+from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask
 from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretStatus, backend_for
 from cronkit.wrappers import Wrapper, render_wrapper, spec_hash
 
 Conn = psycopg.Connection[Any]
-SCHEMA_VERSION = "1"
 APPLY_LOCK = "cronkit.apply"
 
 
@@ -143,18 +144,34 @@ def _live_jobs(conn: Conn) -> dict[str, dict[str, Any]]:
 
 
 def _managed(conn: Conn) -> dict[str, dict[str, Any]]:
-    if not _schema_ready(conn):
+    # The registry is read whenever it exists: an older schema still says which jobs are ours.
+    if not conn.execute("select to_regclass('cronkit.managed_jobs') is not null as ok").fetchone()["ok"]:
         return {}
     rows = conn.execute("select jobname, project, wrapper, spec_hash from cronkit.managed_jobs").fetchall()
     return {row["jobname"]: row for row in rows}
+
+
+def schema_files() -> list[tuple[str, str]]:
+    """cronkit's own DDL: ``cronkit/sql/schema*.sql`` in name order (idempotent statements)."""
+    folder = resources.files("cronkit").joinpath("sql")
+    names = sorted(p.name for p in folder.iterdir() if p.name.startswith("schema") and p.name.endswith(".sql"))
+    return [(name, folder.joinpath(name).read_text(encoding="utf-8")) for name in names]
+
+
+def schema_digest() -> str:
+    """Identifies the schema version: any change to the DDL files makes apply run them again."""
+    digest = hashlib.sha256()
+    for name, text in schema_files():
+        digest.update(name.encode() + b"\0" + text.encode())
+    return digest.hexdigest()[:16]
 
 
 def _schema_ready(conn: Conn) -> bool:
     row = conn.execute("select to_regclass('cronkit.meta') is not null as ok").fetchone()
     if not row["ok"]:
         return False
-    version = conn.execute("select value from cronkit.meta where key = 'schema_version'").fetchone()
-    return bool(version and version["value"] == SCHEMA_VERSION)
+    version = conn.execute("select value from cronkit.meta where key = 'schema_digest'").fetchone()
+    return bool(version and version["value"] == schema_digest())
 
 
 def _wrapper_source(conn: Conn, function: str) -> str | None:
@@ -184,7 +201,7 @@ def make_plan(
     if not facts.pg_cron:
         raise ExtensionMissing("pg_cron is not installed in this database.",
                                remedy="On Supabase: Dashboard → Integrations → Cron (or Database → Extensions → pg_cron).")
-    specs = manifest.resolve(env_name, environ)
+    specs = manifest.resolve(env_name, environ) + maintenance_jobs(manifest)
     backend = backend_for(manifest.secrets)
     if any(s.kind == "http" for s in specs) and not facts.pg_net:
         raise ExtensionMissing("pg_net is not installed in this database; HTTP jobs need it.",
@@ -199,9 +216,14 @@ def make_plan(
         managed = _managed(conn)
 
     if not _schema_ready(conn):
-        schema_sql = resources.files("cronkit").joinpath("sql/schema.sql").read_text(encoding="utf-8")
-        plan.steps.append(Step("setup", None, "create schema cronkit (registry, request ledger)",
-                               (Statement(sql.SQL(schema_sql)),)))  # type: ignore[arg-type]
+        statements = [Statement(sql.SQL(text)) for _name, text in schema_files()]  # type: ignore[arg-type]
+        statements.append(Statement(
+            sql.SQL("INSERT INTO cronkit.meta (key, value) VALUES ('schema_digest', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+            (schema_digest(),),
+        ))
+        plan.steps.append(Step("setup", None, "create or upgrade schema cronkit (registry, request ledger, monitoring)",
+                               tuple(statements)))
     backend_setup = backend.setup(conn)
     if backend_setup:
         plan.steps.append(Step("setup", None, f"create the secrets table ({manifest.secrets.table})",
@@ -274,12 +296,13 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
               version: schedules.PgCronVersion, live: dict[str, Any] | None, managed: dict[str, Any] | None,
               adopt: bool) -> None:
     try:
-        schedules.parse_schedule(spec.schedule, version)
+        # strict: forms pg_cron accepts but silently misreads (a 6th field, `12.30`) are refused here.
+        schedules.parse_schedule(spec.schedule, version, strict=True)
     except CronkitError as exc:
         plan.problems.append(f"job {spec.name!r}: {exc.message} — {exc.remedy}")
         return
     if spec.intended_local:
-        warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1])
+        warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1], version=version)
         if warning:
             plan.warnings.append(f"job {spec.name!r}: {warning}")
     if live is not None and managed is None and not adopt:

@@ -34,6 +34,3 @@ CREATE TABLE IF NOT EXISTS cronkit.request_ledger (
 CREATE INDEX IF NOT EXISTS request_ledger_job_time ON cronkit.request_ledger (jobname, created_at);
 CREATE INDEX IF NOT EXISTS request_ledger_request ON cronkit.request_ledger (request_id);
 REVOKE ALL ON ALL TABLES IN SCHEMA cronkit FROM PUBLIC;
-
-INSERT INTO cronkit.meta (key, value) VALUES ('schema_version', '1')
-ON CONFLICT (key) DO UPDATE SET value = excluded.value;
