@@ -1,0 +1,141 @@
+"""Altair charts of the monitoring frames, and offline PNG/SVG rendering with vl-convert.
+
+Each function takes the frame the matching cronkit function returns and gives an
+``alt.Chart``/``alt.LayerChart``/``alt.VConcatChart``; nothing here queries the database.
+Rendering uses ``vl_convert`` (bundled Vega-Lite, no network), so charts work in CI and in
+headless notebook runs.
+
+* :func:`duration_chart` — :func:`cronkit.monitor.run_timeline` (p50/p95/max per hour) or
+  :func:`cronkit.monitor.recent_runs` (one point per run);
+* :func:`outcome_chart` — :func:`cronkit.monitor.http_timeline` (stacked outcomes per hour);
+* :func:`missed_chart` — ``MissedReport.slots`` from :mod:`cronkit.missed` (slots on a timeline);
+* :func:`queue_chart` — :func:`cronkit.queues.queue_trend` (depth and oldest pending age).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import polars as pl
+import vl_convert
+
+#: colours that mean the same thing in every chart
+OUTCOME_COLORS = {
+    "2xx": "#2ca02c", "3xx": "#98df8a", "4xx": "#ff7f0e", "5xx": "#d62728", "timeout": "#9467bd",
+    "transport_error": "#8c564b", "other": "#7f7f7f", "pending": "#c7c7c7", "expired": "#17becf",
+}
+SLOT_COLORS = {
+    "on_time": "#2ca02c", "late": "#ff7f0e", "queued": "#1f77b4", "missed": "#d62728",
+    "downtime": "#7f7f7f", "pending": "#c7c7c7",
+}
+WIDTH = 640
+
+
+def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: datetimes as ISO text in UTC (Vega-Lite parses them)."""
+    out = frame.with_columns(
+        [pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ") for name, dtype in frame.schema.items()
+         if isinstance(dtype, pl.Datetime)]
+    )
+    return out.to_dicts()
+
+
+def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
+    domain = [k for k in colors if k in present] or list(colors)
+    return alt.Scale(domain=domain, range=[colors[k] for k in domain])
+
+
+def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.LayerChart | alt.Chart:
+    """Duration over time per job: lines of p50 and p95 per hour (timeline frame) or one point per
+    run (recent_runs frame)."""
+    job = alt.Color("jobname:N", title="job")
+    if "duration_ms" in frame.columns:
+        data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(
+            pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
+        return alt.Chart(alt.Data(values=_records(data)), title=title, width=WIDTH).mark_point(size=12).encode(
+            x=alt.X("start_time:T", title="start (UTC)"),
+            y=alt.Y("duration_ms:Q", title="duration (ms)", scale=alt.Scale(type="log")),
+            color=job,
+            tooltip=["jobname:N", "runid:Q", "status:N", "start_time:T", "duration_ms:Q"],
+        )
+    data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(
+        pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
+    base = alt.Chart(alt.Data(values=_records(data)), title=title, width=WIDTH).encode(
+        x=alt.X("bucket:T", title="hour (UTC)"), color=job)
+    p50 = base.mark_line(point=True).encode(
+        y=alt.Y("p50_ms:Q", title="duration (ms): p50 line, p95 dashed", scale=alt.Scale(type="log")),
+        tooltip=["jobname:N", "bucket:T", "runs:Q", "p50_ms:Q", "p95_ms:Q", "max_ms:Q"])
+    p95 = base.mark_line(strokeDash=[4, 3]).encode(y="p95_ms:Q")
+    return alt.layer(p50, p95)
+
+
+def outcome_chart(frame: pl.DataFrame, *, title: str = "HTTP outcomes per hour") -> alt.Chart:
+    """Stacked requests per hour by outcome class, one row of bars per job."""
+    present = frame.get_column("outcome").unique().to_list() if frame.height else []
+    return alt.Chart(alt.Data(values=_records(frame)), title=title, width=WIDTH).mark_bar().encode(
+        x=alt.X("bucket:T", title="hour (UTC)"),
+        y=alt.Y("sum(requests):Q", title="requests"),
+        color=alt.Color("outcome:N", scale=_scale(OUTCOME_COLORS, present)),
+        row=alt.Row("jobname:N", title=None),
+        tooltip=["jobname:N", "bucket:T", "outcome:N", "requests:Q"],
+    )
+
+
+def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_time: bool = True) -> alt.Chart:
+    """Each expected slot as a tick on its job's line, coloured by what happened."""
+    data = slots if show_on_time else slots.filter(pl.col("kind") != "on_time")
+    data = data.with_columns(pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
+    present = data.get_column("kind").unique().to_list() if data.height else []
+    return alt.Chart(alt.Data(values=_records(data)), title=title, width=WIDTH).mark_tick(thickness=2).encode(
+        x=alt.X("slot:T", title="expected start (UTC)"),
+        y=alt.Y("jobname:N", title=None),
+        color=alt.Color("kind:N", scale=_scale(SLOT_COLORS, present)),
+        tooltip=["jobname:N", "slot:T", "kind:N", "delay_s:Q", "runid:Q"],
+    )
+
+
+def queue_chart(trend: pl.DataFrame, *, title: str = "Queues") -> alt.VConcatChart:
+    """Depth by status group and oldest pending age over time, per queue."""
+    long = trend.unpivot(index=["taken_at", "queue"], on=["pending", "processing", "failed"],
+                         variable_name="status", value_name="items")
+    depth = alt.Chart(alt.Data(values=_records(long)), title=f"{title}: depth", width=WIDTH).mark_line().encode(
+        x=alt.X("taken_at:T", title="snapshot (UTC)"), y=alt.Y("items:Q", title="items"),
+        color=alt.Color("queue:N"), strokeDash=alt.StrokeDash("status:N"),
+        tooltip=["queue:N", "status:N", "taken_at:T", "items:Q"],
+    )
+    age = alt.Chart(alt.Data(values=_records(trend.select("taken_at", "queue", "oldest_pending_age_s"))),
+                    title=f"{title}: oldest pending item", width=WIDTH).mark_line().encode(
+        x=alt.X("taken_at:T", title="snapshot (UTC)"),
+        y=alt.Y("oldest_pending_age_s:Q", title="age (s)"),
+        color=alt.Color("queue:N"),
+        tooltip=["queue:N", "taken_at:T", "oldest_pending_age_s:Q"],
+    )
+    return alt.vconcat(depth, age)
+
+
+def _spec(chart: alt.TopLevelMixin) -> str:
+    return str(chart.to_json())
+
+
+def to_png(chart: alt.TopLevelMixin, *, scale: float = 1.0) -> bytes:
+    """PNG bytes, rendered offline."""
+    return bytes(vl_convert.vegalite_to_png(_spec(chart), scale=scale))
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """SVG text, rendered offline."""
+    return str(vl_convert.vegalite_to_svg(_spec(chart)))
+
+
+def save(chart: alt.TopLevelMixin, path: str | Path, *, scale: float = 1.0) -> Path:
+    """Write ``.png`` or ``.svg`` (by suffix)."""
+    target = Path(path)
+    if target.suffix == ".png":
+        target.write_bytes(to_png(chart, scale=scale))
+    elif target.suffix == ".svg":
+        target.write_text(to_svg(chart), encoding="utf-8")
+    else:
+        raise ValueError(f"save() writes .png or .svg, not {target.suffix!r}")
+    return target

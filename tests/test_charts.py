@@ -1,0 +1,84 @@
+"""Charts build from the monitoring frames and render offline to PNG and SVG."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cronkit import charts
+from cronkit.missed import SLOTS_SCHEMA
+from cronkit.monitor import HTTP_TIMELINE_SCHEMA, RUNS_SCHEMA, TIMELINE_SCHEMA
+from cronkit.queues import TREND_SCHEMA
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def frame(schema: dict[str, pl.DataType], rows: list[dict[str, object]]) -> pl.DataFrame:
+    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
+
+
+TIMELINE = frame(TIMELINE_SCHEMA, [
+    {"bucket": T0 + i * HOUR, "jobid": 1, "jobname": "sync", "runs": 60, "p50_ms": 100.0 + i, "p95_ms": 300.0, "max_ms": 400.0}
+    for i in range(3)
+] + [{"bucket": T0, "jobid": 2, "jobname": None, "runs": 1, "p50_ms": 5.0, "p95_ms": 5.0, "max_ms": 5.0}])
+RUNS = frame(RUNS_SCHEMA, [{"runid": i, "jobid": 1, "jobname": "sync", "status": "succeeded",
+                            "start_time": T0 + i * timedelta(minutes=1), "duration_ms": 10.0 * (i + 1)} for i in range(5)])
+HTTP = frame(HTTP_TIMELINE_SCHEMA, [{"bucket": T0, "jobname": "sync", "outcome": "2xx", "requests": 58},
+                                    {"bucket": T0, "jobname": "sync", "outcome": "5xx", "requests": 2}])
+SLOTS = frame(SLOTS_SCHEMA, [{"jobid": 1, "jobname": "sync", "slot": T0 + i * timedelta(minutes=1),
+                              "kind": ["on_time", "missed", "queued"][i % 3]} for i in range(9)])
+TREND = frame(TREND_SCHEMA, [{"taken_at": T0 + i * timedelta(minutes=5), "queue": "public.jobs", "kind": "table",
+                              "pending": 10 - i, "processing": 1, "failed": 0, "oldest_pending_age_s": 60.0 * i}
+                             for i in range(4)])
+
+
+@pytest.mark.parametrize(
+    ("build", "marks"),
+    [
+        (lambda: charts.duration_chart(TIMELINE), {"line"}),
+        (lambda: charts.duration_chart(RUNS), {"point"}),
+        (lambda: charts.outcome_chart(HTTP), {"bar"}),
+        (lambda: charts.missed_chart(SLOTS), {"tick"}),
+        (lambda: charts.queue_chart(TREND), {"line"}),
+    ],
+    ids=["duration-per-hour", "duration-per-run", "outcomes", "missed", "queues"],
+)
+def test_each_chart_renders_to_png_and_svg_offline(build: object, marks: set[str]) -> None:
+    chart = build()  # type: ignore[operator]
+    spec = chart.to_dict()
+    found = {str(m) if isinstance(m, str) else m["type"] for m in _marks(spec)}
+    assert marks <= found
+    assert charts.to_png(chart).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "<svg" in charts.to_svg(chart)
+
+
+def _marks(spec: dict) -> list:  # type: ignore[type-arg]
+    found = [spec["mark"]] if "mark" in spec else []
+    for key in ("layer", "vconcat", "hconcat"):
+        for part in spec.get(key, []):
+            found += _marks(part)
+    if "spec" in spec:
+        found += _marks(spec["spec"])
+    return found
+
+
+def test_outcome_colours_mean_the_same_thing_in_every_chart() -> None:
+    encoding = charts.outcome_chart(HTTP).to_dict()["encoding"]["color"]["scale"]
+    assert dict(zip(encoding["domain"], encoding["range"], strict=True)) == {"2xx": "#2ca02c", "5xx": "#d62728"}
+
+
+def test_missed_chart_can_leave_out_on_time_slots() -> None:
+    values = charts.missed_chart(SLOTS, show_on_time=False).to_dict()["data"]["values"]
+    assert {v["kind"] for v in values} == {"missed", "queued"}
+
+
+def test_save_writes_png_or_svg_by_suffix(tmp_path: Path) -> None:
+    chart = charts.missed_chart(SLOTS)
+    assert charts.save(chart, tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<svg" in charts.save(chart, tmp_path / "m.svg").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="png or .svg"):
+        charts.save(chart, tmp_path / "m.pdf")

@@ -1,0 +1,406 @@
+"""Run history, rollups, HTTP outcomes, retention and the [monitoring] jobs, as specifications.
+
+Synthetic history is written inside a transaction that is rolled back, as a throw-away role
+without BYPASSRLS: pg_cron's row-level security then hides every other session's runs, so the
+shared sandbox's real runs cannot disturb exact counts (or the runid-by-time search), and nothing
+is left behind. The HTTP test needs committed requests (pg_net sends after COMMIT), so it uses
+unique job names and deletes its rows afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from helpers import wait_for
+from psycopg import sql
+
+from cronkit import monitor
+from cronkit.errors import CronkitError, ManifestError
+from cronkit.maintenance import maintenance_jobs, monitoring_settings
+from cronkit.manifest import parse_manifest
+from cronkit.plan import schema_files
+
+Conn = psycopg.Connection[dict[str, Any]]
+BASE = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+GROUP_ROLE = "cronkit_monitor_tests"
+
+
+@pytest.fixture(scope="session")
+def monitoring_schema(sandbox: Any) -> None:
+    """cronkit's schema files, as `cronkit apply` runs them (idempotent), and a group role that
+    may read and write pg_cron's history and cronkit's tables (granted once, not per test: GRANT
+    on a shared schema races with other sessions doing the same)."""
+    from cronkit import db as cdb
+
+    with cdb.connect(sandbox.database_url, autocommit=True) as conn:
+        for _name, text in schema_files():
+            conn.execute(text)  # type: ignore[arg-type]
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (GROUP_ROLE,)).fetchone()
+        group = sql.Identifier(GROUP_ROLE)
+        if not exists:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOBYPASSRLS").format(group))
+        for statement in (
+            "GRANT USAGE ON SCHEMA cron, cronkit TO {}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON cron.job_run_details TO {}",
+            "GRANT SELECT ON cron.job TO {}",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA cron TO {}",
+            "GRANT ALL ON ALL TABLES IN SCHEMA cronkit TO {}",
+            "GRANT ALL ON ALL SEQUENCES IN SCHEMA cronkit TO {}",
+        ):
+            conn.execute(sql.SQL(statement).format(group))
+
+
+@pytest.fixture
+def iso(db: Conn, monitoring_schema: None) -> Iterator[Conn]:
+    """The app-role connection inside a transaction, switched to a fresh role that sees only its
+    own pg_cron rows (row-level security); everything is rolled back at the end."""
+    role = sql.Identifier(f"ck_test_{uuid.uuid4().hex[:10]}")
+    with db.transaction(force_rollback=True):
+        db.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOBYPASSRLS IN ROLE {}").format(role, sql.Identifier(GROUP_ROLE)))
+        db.execute(sql.SQL("GRANT {} TO current_user").format(role))
+        db.execute(sql.SQL("SET LOCAL ROLE {}").format(role))
+        yield db
+
+
+def add_runs(conn: Conn, jobid: int, runs: list[tuple[str, datetime | None, datetime | None, str]]) -> list[int]:
+    """Insert (status, start, end, message) rows in order; returns their runids."""
+    ids = []
+    for status, start, end, message in runs:
+        row = conn.execute(
+            "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time) "
+            "VALUES (%s, 4242, current_database(), current_user, 'SELECT 1', %s, %s, %s, %s) RETURNING runid",
+            (jobid, status, message, start, end),
+        ).fetchone()
+        assert row is not None
+        ids.append(int(row["runid"]))
+    return ids
+
+
+def minutely(start: datetime, count: int, duration_ms: Any, *, fail_every: int = 0) -> list[tuple[str, datetime, datetime, str]]:
+    rows = []
+    for i in range(count):
+        begin = start + timedelta(minutes=i, seconds=1)
+        failed = fail_every and i % fail_every == 0
+        rows.append(("failed" if failed else "succeeded", begin, begin + timedelta(milliseconds=duration_ms(i)),
+                     f"ERROR:  boom {i}\n" if failed else "1 row"))
+    return rows
+
+
+def nearest_rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[math.ceil(p * len(ordered)) - 1]
+
+
+# -- summaries ---------------------------------------------------------------------------------------
+
+
+def test_raw_summary_counts_runs_and_gives_exact_nearest_rank_percentiles(iso: Conn) -> None:
+    durations = [float(100 + 7 * i) for i in range(90)]
+    add_runs(iso, 7001, minutely(BASE, 90, lambda i: durations[i], fail_every=10))
+    add_runs(iso, 7001, [("running", BASE + timedelta(minutes=95), None, "")])
+
+    frame = monitor.run_summary(iso, BASE, BASE + timedelta(hours=2), jobs=[7001], use_rollups=False)
+
+    row = frame.row(0, named=True)
+    assert (row["jobid"], row["runs"], row["succeeded"], row["failed"], row["running"]) == (7001, 91, 81, 9, 1)
+    assert row["p50_ms"] == pytest.approx(nearest_rank(durations, 0.5))
+    assert row["p95_ms"] == pytest.approx(nearest_rank(durations, 0.95))
+    assert row["max_ms"] == pytest.approx(max(durations))
+    assert row["mean_ms"] == pytest.approx(sum(durations) / len(durations))
+    assert row["last_status"] == "running"
+    assert row["last_failure_message"] == "ERROR:  boom 80\n"
+    assert row["last_failure_at"] == BASE + timedelta(minutes=80, seconds=1, milliseconds=durations[80])
+
+
+def test_rollup_summary_equals_raw_counts_at_partial_edge_hours_and_percentiles_within_2_5_percent(iso: Conn) -> None:
+    add_runs(iso, 7002, minutely(BASE, 240, lambda i: 50 + (i * 37) % 900, fail_every=7))
+    monitor.refresh_rollups(iso)
+    # runs newer than the refresh, and a window whose edges cut hours in half
+    add_runs(iso, 7002, minutely(BASE + timedelta(hours=4), 30, lambda i: 2000.0))
+    since, until = BASE + timedelta(minutes=25), BASE + timedelta(hours=4, minutes=12)
+
+    raw = monitor.run_summary(iso, since, until, jobs=[7002], use_rollups=False).row(0, named=True)
+    rolled = monitor.run_summary(iso, since, until, jobs=[7002]).row(0, named=True)
+
+    for key in ("runs", "succeeded", "failed", "running", "max_ms", "last_start", "last_failure_message"):
+        assert rolled[key] == raw[key], key
+    assert raw["runs"] == 240 - 25 + 12
+    assert rolled["mean_ms"] == pytest.approx(raw["mean_ms"])
+    assert rolled["p50_ms"] == pytest.approx(raw["p50_ms"], rel=0.025)
+    assert rolled["p95_ms"] == pytest.approx(raw["p95_ms"], rel=0.025)
+
+
+def test_a_job_in_cron_job_without_runs_is_listed_with_zero_runs(iso: Conn) -> None:
+    name = f"ck_idle_{uuid.uuid4().hex[:8]}"
+    jobid = iso.execute("SELECT cron.schedule(%s, '0 0 1 1 *', 'SELECT 1') AS id", (name,)).fetchone()["id"]  # type: ignore[index]
+
+    frame = monitor.run_summary(iso, timedelta(hours=1), jobs=[name])
+
+    assert frame.select("jobid", "jobname", "runs", "active").rows() == [(jobid, name, 0, True)]
+
+
+def test_summary_refuses_an_empty_or_huge_window(iso: Conn) -> None:
+    with pytest.raises(CronkitError, match="empty"):
+        monitor.run_summary(iso, BASE, BASE)
+    with pytest.raises(CronkitError, match="longer than"):
+        monitor.run_summary(iso, timedelta(days=500))
+
+
+# -- rollups -------------------------------------------------------------------------------------------
+
+FROM_SCRATCH = """
+WITH runs AS (
+    SELECT date_trunc('hour', start_time, 'UTC') AS bucket, status, runid,
+           extract(epoch FROM end_time - start_time)::float8 * 1000 AS ms
+      FROM cron.job_run_details WHERE jobid = %s AND status IN ('succeeded', 'failed')
+), bins AS (
+    SELECT bucket, status, floor(ln(greatest(ms, 1)) / ln(1.05))::bigint AS bin, count(*) AS n
+      FROM runs GROUP BY 1, 2, 3
+)
+SELECT bucket, status, count(*) AS runs, max(ms) AS dur_max_ms, min(runid) AS min_runid, max(runid) AS max_runid,
+       (SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins
+         WHERE bins.bucket = runs.bucket AND bins.status = runs.status) AS hist
+  FROM runs GROUP BY 1, 2 ORDER BY 1, 2
+"""
+ROLLUP_ROWS = """
+SELECT bucket, status, runs, dur_max_ms, min_runid, max_runid, hist
+  FROM cronkit.run_rollup WHERE jobid = %s ORDER BY 1, 2
+"""
+
+
+def test_incremental_rollups_equal_a_from_scratch_aggregate_after_late_finishing_runs(iso: Conn) -> None:
+    first = add_runs(iso, 7003, minutely(BASE, 100, lambda i: 10 + i * 3, fail_every=9))
+    still_running = add_runs(iso, 7003, [("running", BASE + timedelta(minutes=100, seconds=1), None, ""),
+                                         ("starting", None, None, "")])
+    step1 = monitor.refresh_rollups(iso)
+    assert step1["open"] >= 2
+    assert iso.execute("SELECT count(*) AS n FROM cronkit.run_rollup_open WHERE runid = ANY(%s)",
+                       (still_running,)).fetchone()["n"] == 2  # type: ignore[index]
+
+    # the two open runs finish (one of them fails before it ever started, as pg_cron < 1.6.3 logs it)
+    iso.execute("UPDATE cron.job_run_details SET status = 'succeeded', end_time = start_time + interval '5 minutes' "
+                "WHERE runid = %s", (still_running[0],))
+    iso.execute("UPDATE cron.job_run_details SET status = 'failed', return_message = 'connection failed', "
+                "start_time = %s, end_time = %s WHERE runid = %s",
+                (BASE + timedelta(minutes=101), BASE + timedelta(minutes=101, seconds=2), still_running[1]))
+    add_runs(iso, 7003, minutely(BASE + timedelta(minutes=102), 80, lambda i: 400 + i))
+    monitor.refresh_rollups(iso)
+    monitor.refresh_rollups(iso)  # nothing new: must change nothing
+
+    incremental = iso.execute(ROLLUP_ROWS, (7003,)).fetchall()
+    scratch = iso.execute(FROM_SCRATCH, (7003,)).fetchall()
+    assert incremental == scratch
+    assert sum(r["runs"] for r in incremental) == len(first) + 2 + 80
+    open_left = iso.execute("SELECT count(*) AS n FROM cronkit.run_rollup_open WHERE runid = ANY(%s)",
+                            (still_running,)).fetchone()
+    assert open_left is not None and open_left["n"] == 0
+
+    rebuilt = monitor.rebuild_rollups(iso)
+    assert rebuilt["runs"] >= sum(r["runs"] for r in incremental)
+    assert iso.execute(ROLLUP_ROWS, (7003,)).fetchall() == scratch
+
+
+def test_runid_floor_finds_the_first_run_of_a_time_with_a_binary_search(iso: Conn) -> None:
+    ids = add_runs(iso, 7004, minutely(BASE, 300, lambda i: 5))
+    # what cronkit.runid_at answers for a time, without the safety margin runid_floor adds
+    at = iso.execute("SELECT cronkit.runid_at(%s) AS r", (BASE + timedelta(minutes=120, seconds=30),)).fetchone()
+    assert at is not None and at["r"] == ids[121]
+    assert monitor.runid_floor(iso, BASE + timedelta(minutes=120, seconds=30)) == ids[111]
+
+
+def test_timeline_gives_one_row_per_job_and_hour_including_runs_newer_than_the_refresh(iso: Conn) -> None:
+    add_runs(iso, 7005, minutely(BASE, 120, lambda i: 100.0, fail_every=60))
+    monitor.refresh_rollups(iso)
+    add_runs(iso, 7005, minutely(BASE + timedelta(hours=2), 10, lambda i: 100.0))
+
+    frame = monitor.run_timeline(iso, BASE, BASE + timedelta(hours=3), jobs=[7005])
+
+    assert frame.select("bucket", "runs", "failed").rows() == [
+        (BASE, 60, 1), (BASE + timedelta(hours=1), 60, 1), (BASE + timedelta(hours=2), 10, 0)]
+    assert frame.get_column("p50_ms").to_list() == pytest.approx([100.0] * 3, rel=0.025)
+
+
+# -- retention ---------------------------------------------------------------------------------------
+
+
+def test_retention_deletes_history_older_than_the_horizon_once_rolled_up(iso: Conn) -> None:
+    now = iso.execute("SELECT now() AS t").fetchone()["t"]  # type: ignore[index]
+    old = add_runs(iso, 7006, minutely(now - timedelta(days=10), 30, lambda i: 20))
+    recent = add_runs(iso, 7006, minutely(now - timedelta(days=2), 30, lambda i: 20))
+    iso.execute("INSERT INTO cronkit.request_ledger (request_id, jobname, url, created_at) VALUES "
+                "(-700601, 'ck-ret', 'http://x', now() - interval '10 days'), (-700602, 'ck-ret', 'http://x', now())")
+
+    with pytest.raises(CronkitError, match="at least 1 day"):
+        monitor.apply_retention(iso, timedelta(hours=6))
+    monitor.refresh_rollups(iso)
+    result = monitor.apply_retention(iso, timedelta(days=7))
+
+    left = [r["runid"] for r in iso.execute("SELECT runid FROM cron.job_run_details WHERE jobid = 7006 ORDER BY runid")]
+    assert left == recent
+    assert result["runs"] >= len(old) and result["more"] is False
+    ledger = [r["request_id"] for r in iso.execute("SELECT request_id FROM cronkit.request_ledger WHERE jobname = 'ck-ret'")]
+    assert ledger == [-700602]
+    # the history is still in the rollups
+    kept = iso.execute("SELECT sum(runs) AS n FROM cronkit.run_rollup WHERE jobid = 7006").fetchone()
+    assert kept is not None and kept["n"] == 60
+
+
+# -- HTTP outcomes -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_jobs(db: Conn, monitoring_schema: None) -> Iterator[str]:
+    prefix = f"ck-http-{uuid.uuid4().hex[:8]}-"
+    yield prefix
+    like = prefix.replace("-", "-") + "%"
+    db.execute("DELETE FROM cronkit.request_ledger WHERE jobname LIKE %s", (like,))
+    db.execute("DELETE FROM cronkit.http_responses WHERE jobname LIKE %s", (like,))
+    db.execute("DELETE FROM cronkit.http_rollup WHERE jobname LIKE %s", (like,))
+
+
+def _call(db: Conn, jobname: str, url: str, timeout_ms: int = 5000) -> int:
+    """What a cronkit wrapper does: queue the request and record it in the ledger, in one transaction."""
+    with db.transaction():
+        row = db.execute("SELECT net.http_post(url := %s, timeout_milliseconds := %s) AS id", (url, timeout_ms)).fetchone()
+        assert row is not None
+        db.execute("INSERT INTO cronkit.request_ledger (request_id, jobname, url) VALUES (%s, %s, %s)",
+                   (row["id"], jobname, url))
+    return int(row["id"])
+
+
+@pytest.mark.slow
+def test_outcomes_are_attributed_by_request_even_when_jobs_call_the_same_function_concurrently(
+    db: Conn, sandbox_only: Any, http_jobs: str
+) -> None:
+    edge = sandbox_only.edge
+    tag = http_jobs.split("-")[2]
+    ok, broken, slow = f"ck-ok-{tag}", f"ck-broken-{tag}", f"ck-slow-{tag}"
+    edge.configure(ok, status=200, verify_jwt=False, latency_ms=50)
+    edge.configure(broken, status=503, verify_jwt=False)
+    edge.configure(slow, status=200, verify_jwt=False, latency_ms=3000)
+    base = f"{sandbox_only.supabase_url}/functions/v1/"
+    a, b, c, d, e, f = (http_jobs + x for x in "abcdef")
+    requests = []
+    for _ in range(3):  # a and b interleave calls to the same function; c to a failing one
+        requests += [_call(db, a, base + ok), _call(db, b, base + ok), _call(db, c, base + broken)]
+    requests += [_call(db, b, base + f"ck-nothing-{tag}")]  # no such function: 404
+    requests += [_call(db, d, base + slow, timeout_ms=500)]  # times out
+    requests += [_call(db, e, "http://127.0.0.1:9/")]  # nothing listens: transport error
+    db.execute("INSERT INTO cronkit.request_ledger (request_id, jobname, url) VALUES (-1, %s, 'http://never')", (f,))
+
+    wait_for(lambda: db.execute("SELECT count(*) AS n FROM net._http_response WHERE id = ANY(%s)",
+                                (requests,)).fetchone()["n"] == len(requests),  # type: ignore[index]
+             timeout=30, message="pg_net responses to every request")
+    expected = {
+        a: {"requests": 3, "2xx": 3},
+        b: {"requests": 4, "2xx": 3, "4xx": 1},
+        c: {"requests": 3, "5xx": 3},
+        d: {"requests": 1, "timeout": 1},
+        e: {"requests": 1, "transport_error": 1},
+        f: {"requests": 1, "pending": 1},
+    }
+
+    def observed() -> dict[str, dict[str, int]]:
+        frame = monitor.http_outcomes(db, timedelta(minutes=10), jobs=sorted(expected))
+        return {r["jobname"]: {k: v for k, v in r.items() if k in ("requests", *monitor.OUTCOMES) and v}
+                for r in frame.iter_rows(named=True)}
+
+    assert observed() == expected  # from net._http_response (not harvested yet)
+    assert monitor.harvest_responses(db)["copied"] >= len(requests)
+    assert observed() == expected  # from cronkit.http_responses
+    monitor.refresh_rollups(db)
+    assert observed() == expected  # from cronkit.http_rollup
+    errors = monitor.http_outcomes(db, timedelta(minutes=10), jobs=[c]).row(0, named=True)
+    assert errors["last_error"].startswith("5xx: 503")
+
+
+def test_requests_without_a_response_past_pg_net_ttl_are_expired(iso: Conn) -> None:
+    iso.execute("UPDATE cronkit.monitor_state SET expired_until = '-infinity' WHERE id")
+    iso.execute("INSERT INTO cronkit.request_ledger (request_id, jobname, url, created_at) VALUES "
+                "(-900001, 'ck-lost', 'http://x', now() - interval '7 hours'), (-900002, 'ck-lost', 'http://x', now())")
+
+    before = monitor.http_outcomes(iso, timedelta(hours=8), jobs=["ck-lost"]).row(0, named=True)
+    harvested = monitor.harvest_responses(iso)
+    after = monitor.http_outcomes(iso, timedelta(hours=8), jobs=["ck-lost"]).row(0, named=True)
+
+    assert (before["expired"], before["pending"]) == (1, 1)
+    assert harvested["expired"] >= 1
+    assert (after["expired"], after["pending"], after["requests"]) == (1, 1, 2)
+    assert after["last_error"] == "expired: no response within pg_net.ttl"
+
+
+# -- the [monitoring] manifest table ---------------------------------------------------------------
+
+
+def manifest(monitoring: dict[str, Any], queues: list[dict[str, Any]] | None = None) -> Any:
+    data: dict[str, Any] = {"project": "shop", "monitoring": monitoring}
+    if queues:
+        data["queues"] = queues
+    return parse_manifest(data, Path("cronkit.toml"))
+
+
+def test_monitoring_defaults_give_harvest_rollup_and_retention_jobs() -> None:
+    jobs = maintenance_jobs(manifest({"enabled": True}))
+
+    assert [(j.name, j.schedule, j.kind) for j in jobs] == [
+        ("cronkit-harvest:shop", "* * * * *", "sql"),
+        ("cronkit-rollups:shop", "* * * * *", "sql"),
+        ("cronkit-retention:shop", "0 3 * * *", "sql"),
+    ]
+    assert jobs[2].sql == "SELECT cronkit.apply_retention('604800 seconds'::interval, '34560000 seconds'::interval)"
+
+
+def test_monitoring_jobs_follow_the_keys_and_queues_add_a_snapshot_job() -> None:
+    jobs = maintenance_jobs(manifest(
+        {"harvest": "*/5 * * * *", "rollups": False, "retention": "30 days", "retention_schedule": "15 4 * * 0",
+         "queue_snapshots": "*/10 * * * *"},
+        queues=[{"table": "public.jobs"}],
+    ))
+
+    assert [(j.name, j.schedule) for j in jobs] == [
+        ("cronkit-harvest:shop", "*/5 * * * *"), ("cronkit-retention:shop", "15 4 * * 0"),
+        ("cronkit-queues:shop", "*/10 * * * *")]
+    assert "INSERT INTO cronkit.queue_snapshots" in (jobs[2].sql or "")
+    assert maintenance_jobs(manifest({"enabled": False})) == []
+    assert maintenance_jobs(manifest({})) == []
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "key", "problem"),
+    [
+        ({"harvst": "* * * * *"}, "monitoring.harvst", "unknown key"),
+        ({"harvest": "61 * * * *"}, "monitoring.harvest", ""),
+        ({"rollups": 5}, "monitoring.rollups", "expected a schedule string or false"),
+        ({"retention": "6 hours"}, "monitoring.retention", "shorter than 1 day"),
+        ({"retention": "a week"}, "monitoring.retention", "expected '<number> <unit>'"),
+        ({"retention": "30 days", "rollup_retention": "7 days"}, "monitoring.rollup_retention", "shorter than retention"),
+        ({"retention_schedule": "@reboot"}, "monitoring.retention_schedule", "does not run regularly"),
+        ({"stuck_after": "0 minutes"}, "monitoring.stuck_after", "must be positive"),
+    ],
+)
+def test_it_rejects_invalid_monitoring_keys_naming_the_key(monitoring: dict[str, Any], key: str, problem: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        monitoring_settings(manifest(monitoring))
+    assert str(info.value).startswith(f"cronkit.toml: {key}: ")
+    assert problem in str(info.value)
+
+
+def test_every_maintenance_statement_runs_as_the_app_role(iso: Conn) -> None:
+    iso.execute("CREATE TEMP TABLE ck_jobs (id int, status text, created_at timestamptz DEFAULT now(), updated_at timestamptz)")
+    jobs = maintenance_jobs(manifest({"enabled": True, "queue_snapshots": "*/5 * * * *"},
+                                     queues=[{"table": "pg_temp.ck_jobs", "updated_column": "updated_at"}]))
+    for job in jobs:
+        # what the generated wrapper does with a sql job
+        iso.execute(sql.SQL("DO {}").format(sql.Literal(f"BEGIN EXECUTE {sql.Literal(job.sql).as_string(iso)}; END")))
+    state = monitor.monitor_state(iso)
+    assert state.harvested_at is not None and state.rollups_refreshed_at is not None
+    assert state.retention_applied_at is not None
