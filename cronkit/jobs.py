@@ -3,6 +3,7 @@ run-now, remove, teardown, and import of jobs that were set up by hand from the 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from psycopg import sql
 
 from cronkit.db import translated
 from cronkit.errors import CronkitError, JobNotFound
-from cronkit.manifest import INLINED_KEY, Manifest
+from cronkit.manifest import INLINED_KEY, NOT_IN_FUNCTION, Manifest
 from cronkit.secrets import backend_for
 
 Conn = psycopg.Connection[Any]
@@ -121,7 +122,8 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
                 if not dry_run:
                     backend.delete(conn, name)
         if dry_run:
-            conn.rollback()
+            # Leave the block (and only the block) rolled back: a caller's own transaction is not ours to end.
+            raise psycopg.Rollback()
     return done
 
 
@@ -160,12 +162,24 @@ def import_jobs(conn: Conn, project: str = "imported") -> str:
             lines.append(f"# Job {job.jobname!r} has a key written literally in its command (SECRET_INLINED):")
             lines.append("# store the key with `cronkit secrets set NAME`, then declare this job with {secret:NAME}.")
             block = ["# [[jobs]]", f"# name = {_toml_str(job.jobname)}", f"# schedule = {_toml_str(job.schedule)}"]
+        elif NOT_IN_FUNCTION.search(job.command) or re.search(r"(?:^|;)\s*call\b", job.command, re.IGNORECASE):
+            # An sql job runs inside its wrapper function, where VACUUM & co. are refused and a
+            # procedure may not COMMIT: adopting this job would make every run fail.
+            lines.append(f"# Job {job.jobname!r} runs a command that may not work inside a function (VACUUM, CALL, "
+                         "CONCURRENTLY, ...):")
+            lines.append("# it is left as it is (cronkit shows it as foreign and never changes it).")
+            block = ["# [[jobs]]", f"# name = {_toml_str(job.jobname)}", f"# schedule = {_toml_str(job.schedule)}"]
         lines += block + [""]
     return "\n".join(lines)
 
 
 def _toml_str(value: str) -> str:
-    if "\n" in value and "'''" not in value:
+    """A TOML string that reads back as exactly ``value``.
+
+    Multi-line commands stay readable as a literal string, unless they hold ``'''`` or a control
+    character other than newline and tab (TOML forbids those there, and reads CR LF as LF).
+    """
+    if "\n" in value and "'''" not in value and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value):
         return "'''\n" + value + "'''"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
+    # JSON's escapes are TOML's, except that TOML also forbids a raw DEL.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronkit.errors import ManifestError
 
@@ -31,6 +32,13 @@ INLINED_KEY = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|sb_(secret|pu
 METHODS = ("POST", "GET", "DELETE")
 BACKENDS = ("vault", "table", "guc")
 MAX_JOBNAME_BYTES = 63  # pg_cron < 1.5 stores jobname as `name`, which silently truncates
+# Statements PostgreSQL refuses inside a function: a job's SQL runs in its generated wrapper
+# (EXECUTE in plpgsql), so a job made of one of these would fail on every run.
+NOT_IN_FUNCTION = re.compile(
+    r"(?:^|;)\s*(vacuum\b|(?:create|drop)\s+(?:unique\s+)?index\s+concurrently\b|reindex\b[^;]*\bconcurrently\b"
+    r"|(?:create|drop)\s+database\b|alter\s+system\b|(?:create|drop)\s+tablespace\b)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,24 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
                 names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
                 raise fail(f"{where}{key}", f"expected {names}, got {type(value).__name__} {value!r}")
 
+    def check_values(job: Mapping[str, Any], where: str) -> None:
+        """Checks of values a job and an environment's override of it may both set."""
+        if "at" in job and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", job["at"]):
+            raise fail(f"{where}at", f"expected HH:MM, got {job['at']!r}")
+        if "timezone" in job:
+            try:
+                ZoneInfo(job["timezone"])
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                raise fail(f"{where}timezone", f"unknown time zone {job['timezone']!r}",
+                           "Use an IANA zone name, e.g. \"America/Los_Angeles\" or \"UTC\".") from None
+        timeout = job.get("timeout_ms", 5000)
+        if not 1 <= timeout <= 3_600_000:
+            raise fail(f"{where}timeout_ms", f"{timeout} is outside 1..3600000")
+        for key in ("url", "base_url"):
+            if INLINED_KEY.search(job.get(key, "")):
+                raise fail(f"{where}{key}", "contains what looks like a literal key or JWT",
+                           "Reference a secret with {secret:NAME}.")
+
     check(data, _TOP, "")
     project = data.get("project")
     if not project:
@@ -272,14 +298,10 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
             raise fail(f"jobs[{index}]", f"needs exactly one target of function/url/sql, found {targets or 'none'}")
         if "schedule" not in job and "at" not in job:
             raise fail(f"jobs[{index}]", "needs `schedule` or `at` (+ `timezone`)")
-        if "at" in job and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", job["at"]):
-            raise fail(f"jobs[{index}].at", f"expected HH:MM, got {job['at']!r}")
+        check_values(job, where)
         method = job.get("method", "POST").upper()
         if method not in METHODS:
             raise fail(f"jobs[{index}].method", f"{method!r} is not one of {', '.join(METHODS)} (pg_net's functions)")
-        timeout = job.get("timeout_ms", 5000)
-        if not 1 <= timeout <= 3_600_000:
-            raise fail(f"jobs[{index}].timeout_ms", f"{timeout} is outside 1..3600000")
         for header, value in job.get("headers", {}).items():
             if not isinstance(value, str):
                 raise fail(f"jobs[{index}].headers.{header}", f"expected string, got {type(value).__name__}")
@@ -294,9 +316,12 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
         if INLINED_KEY.search(job.get("sql", "")):
             raise fail(f"jobs[{index}].sql", "contains what looks like a literal key or JWT",
                        "Keys in SQL end up in cron.job.command and the wrapper's source; use an HTTP job with {secret:NAME}.")
-        if INLINED_KEY.search(job.get("url", "")):
-            raise fail(f"jobs[{index}].url", "contains what looks like a literal key or JWT",
-                       "Reference a secret with {secret:NAME}.")
+        refused = NOT_IN_FUNCTION.search(job.get("sql", ""))
+        if refused:
+            raise fail(f"jobs[{index}].sql", f"{' '.join(refused.group(1).split()).upper()} cannot run inside a function, "
+                       "and a job's SQL runs inside its generated wrapper",
+                       "Schedule this command with cron.schedule() directly: cronkit shows it as a foreign job "
+                       "and leaves it alone.")
         if "sql" in job and any(k in job for k in ("headers", "body", "method", "params")):
             raise fail(f"jobs[{index}]", "an sql job takes no headers/body/method/params")
 
@@ -305,17 +330,30 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
         if not isinstance(env, dict):
             raise fail(f"environments.{env_name}", "expected a table")
         check(env, {"base_url": str, "jobs": dict}, f"environments.{env_name}.")
+        check_values(env, f"environments.{env_name}.")
         for job_name, override in env.get("jobs", {}).items():
+            where = f"environments.{env_name}.jobs.{job_name}"
             if job_name not in seen:
-                raise fail(f"environments.{env_name}.jobs.{job_name}", "no job with this name",
-                           f"Jobs are: {', '.join(seen)}.")
-            check(override, _ENV_JOB, f"environments.{env_name}.jobs.{job_name}.")
+                raise fail(where, "no job with this name", f"Jobs are: {', '.join(seen)}.")
+            if not isinstance(override, dict):
+                raise fail(where, f"expected a table, got {type(override).__name__} {override!r}")
+            check(override, _ENV_JOB, f"{where}.")
+            check_values(override, f"{where}.")
+            target = next(key for key in ("function", "url", "sql") if key in jobs[seen[job_name]])
+            for key, needs in (("url", "url"), ("base_url", "function")):
+                if key in override and target != needs:
+                    raise fail(f"{where}.{key}", f"job {job_name!r} is a {target} job; {key} applies to {needs} jobs only")
 
     queues = []
     for index, queue in enumerate(data.get("queues", [])):
+        if not isinstance(queue, dict):
+            raise fail(f"queues[{index}]", "expected a table ([[queues]])")
         check(queue, _QUEUE, f"queues[{index}].")
         if "table" not in queue:
             raise fail(f"queues[{index}].table", "missing")
+        for key in ("pending", "processing", "failed", "done"):
+            if not all(isinstance(value, str) for value in queue.get(key, [])):
+                raise fail(f"queues[{index}].{key}", f"expected a list of status strings, got {queue[key]!r}")
         queues.append(QueueSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in queue.items()}))
 
     default_env = data.get("default_environment") or (next(iter(environments)) if environments else "default")

@@ -51,9 +51,11 @@ class Statement:
         if self.params is None:
             return text
         values = self.shown or tuple(sql.Literal(p).as_string(conn) for p in self.params)
-        for value in values:
-            text = text.replace("%s", value, 1)
-        return text
+        # One pass over the placeholders: a value that itself holds "%s" (a job name may) stays as it is.
+        parts = text.split("%s")
+        if len(parts) != len(values) + 1:
+            return text
+        return parts[0] + "".join(value + part for value, part in zip(values, parts[1:], strict=True))
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,13 @@ def _plan_secrets(conn: Conn, plan: Plan, specs: list[JobSpec], manifest: Manife
                 run=lambda c, n=status.name, v=value: backend.set(c, n, v, "managed by cronkit"),
             ))
             continue
-        if status.state == "missing":
+        if backend.kind == "guc" and not plan.facts.superuser and status.state != "present":
+            # `cronkit secrets set` cannot help this role: say why, and what works instead.
+            plan.problems.append(
+                f"secret {status.name!r} is {status.state} in guc ({manifest.secrets.guc_prefix}{status.name}), and role "
+                f"{plan.facts.role!r} may not set app.* settings (GUC_SECRETS_UNSUPPORTED). {GUC_REMEDY}"
+            )
+        elif status.state == "missing":
             plan.problems.append(
                 f"secret {status.name!r} is missing in {backend.kind}: store it with `cronkit secrets set {status.name}`"
                 + (f" or set {source[0]}" if source else "")
@@ -332,10 +340,11 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         reasons.append(f"active {live['active']} → {spec.active}")
     if managed is None:
         reasons.append("adopt a job cronkit did not create")
-    elif managed["spec_hash"] != digest:
-        reasons.append("wrapper")
     elif _wrapper_source(conn, wrapper.function) != wrapper.body:
-        reasons.append("wrapper changed outside cronkit")
+        # The registry's hash also covers schedule and active: only the source says the wrapper changed.
+        reasons.append("wrapper" if managed["spec_hash"] != digest else "wrapper changed outside cronkit")
+    elif managed["spec_hash"] != digest and not reasons:
+        reasons.append("registry")
     if reasons:
         plan.steps.append(Step("update", spec.name, ", ".join(reasons), statements))
     else:
