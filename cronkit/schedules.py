@@ -226,8 +226,8 @@ def parse_schedule(expr: str, version: PgCronVersion | None = None, *, strict: b
     if strict and warnings:
         raise ScheduleError(
             f"pg_cron accepts '{expr}', but " + "; ".join(warnings),
-            remedy="Write the schedule so that pg_cron reads what you mean, or pass strict=False "
-            "to accept what pg_cron accepts.",
+            remedy="Write the schedule so that pg_cron reads what you mean: five fields (minute hour "
+            "day-of-month month day-of-week), plain numbers, names or ranges; see `cronkit schedule explain EXPR`.",
         )
     return Schedule(expr, parsed.kind, version, parsed.fields, parsed.interval_seconds, parsed.macro, warnings)
 

@@ -64,10 +64,12 @@ class SecretBackend(Protocol):
 
 # Placeholder test used inside wrappers; keep in step with redact.looks_like_placeholder.
 def placeholder_check(variable: sql.Identifier) -> sql.Composable:
+    # Trim the same characters str.strip() does for ASCII, so plan and wrapper agree on "\n".
+    trimmed = sql.SQL("btrim({v}, E' \\t\\n\\r\\f\\x0b')").format(v=variable)
     return sql.SQL(
-        "btrim({v}) = '' OR lower(btrim({v})) LIKE ANY (ARRAY['placeholder%', 'your-%', 'your\\_%', "
+        "{t} = '' OR lower({t}) LIKE ANY (ARRAY['placeholder%', 'your-%', 'your\\_%', "
         "'changeme%', 'change-me%', 'xxx%', 'todo%', '[%'])"
-    ).format(v=variable)
+    ).format(t=trimmed)
 
 
 class VaultBackend:
