@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from cronkit.errors import ConfigError, CronkitError, SandboxError
+from cronkit.manifest import INLINED_KEY
 from cronkit.redact import fingerprint, mask
 from cronkit.sandbox.demo_functions import HANDLERS as DEMO_HANDLERS
 
@@ -307,9 +308,25 @@ def _masked(value: str) -> str:
     return mask(value)
 
 
+# Request headers that never carry a credential: only these are recorded in clear. Any other
+# header may hold a key under a name nobody can guess (x-extra-1), so it is masked by default.
+CLEAR_HEADERS = frozenset({
+    "accept", "accept-encoding", "connection", "content-length", "content-type", "host",
+    "transfer-encoding", "user-agent",
+})
+
+
+def _redact_headers(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Headers as a dict (names lowercased); every value not known to be harmless is masked."""
+    return {name.lower(): value if name.lower() in CLEAR_HEADERS else _masked(value) for name, value in pairs}
+
+
 def _redact_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Header or query pairs as a dict (names lowercased), sensitive values masked."""
-    return {name.lower(): _masked(value) if _is_sensitive(name) else value for name, value in pairs}
+    """Query pairs as a dict (names lowercased), values of sensitive names or key-like values masked."""
+    return {
+        name.lower(): _masked(value) if _is_sensitive(name) or INLINED_KEY.search(value) else value
+        for name, value in pairs
+    }
 
 
 class InvocationLog:
@@ -567,7 +584,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "path": path,
                 "query": _redact_pairs(query),
-                "headers": _redact_pairs(list(self.headers.items())),
+                "headers": _redact_headers(list(self.headers.items())),
                 "body": _recorded_body(raw),
                 "body_bytes": len(raw),
                 "auth": auth["auth"],
