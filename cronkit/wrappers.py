@@ -115,11 +115,13 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
                 fn=fn, url=url, params=params, headers=headers, t=timeout
             )
         body.append(sql.SQL("_ck_request_id := {};").format(call))
+        # The ledger keeps the URL as written in the manifest: a part read from a secret stays
+        # `{secret:NAME}` (a worker URL in Vault is a secret too), and the query string is dropped.
         body.append(
             sql.SQL(
                 "INSERT INTO cronkit.request_ledger (request_id, jobname, url)\n"
-                "    VALUES (_ck_request_id, {job}, split_part({url}, '?', 1));"
-            ).format(job=job, url=url)
+                "    VALUES (_ck_request_id, {job}, {url});"
+            ).format(job=job, url=sql.Literal((spec.url or "").split("?", 1)[0]))
         )
         body.append(sql.SQL("RETURN _ck_request_id;"))
 

@@ -65,7 +65,9 @@ def _start_target(config: pytest.Config) -> TestTarget | Exception:
             from cronkit.sandbox.manager import Sandbox
 
             sandbox = Sandbox(TEST_STATE_DIR)
-            config.stash[_SANDBOX_KEY] = sandbox
+            # Stop it at the end only if this session started it: another session may be using it.
+            if not sandbox.load_state() or not sandbox.status()["running"]:
+                config.stash[_SANDBOX_KEY] = sandbox
             env = sandbox.up()
             target = TestTarget(
                 database_url=env.database_url,

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS cronkit.request_ledger (
     request_id bigint NOT NULL,
     jobname    text NOT NULL,
     job_pid    integer NOT NULL DEFAULT pg_backend_pid(),
-    url        text NOT NULL,          -- without its query string
+    url        text NOT NULL,          -- as in the manifest ({secret:NAME} parts kept), no query string
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS request_ledger_job_time ON cronkit.request_ledger (jobname, created_at);

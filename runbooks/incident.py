@@ -1,0 +1,116 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="cronkit · incident")
+
+with app.setup:
+    import marimo as mo
+
+    from cronkit import runbook as rb
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    # Something is wrong with the scheduled jobs
+
+    The guides' troubleshooting sections as one read-only diagnosis (`cronkit doctor`): every
+    finding from most to least severe, with the rows that show it, the likely cause and the fix —
+    as SQL to run or an action to take. Nothing here changes the database: fixes are yours to
+    apply (the setup, rotate-secret and rollback runbooks do the common ones behind a button).
+    """)
+    return
+
+
+@app.cell
+def _():
+    p = rb.params(manifest=None, env=None, dsn=None, hours=6.0)
+    return (p,)
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    rb.param_rows(p)
+    return
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    ctx = rb.context(p, manifest_required=False)
+    rb.context_view(ctx)
+    return (ctx,)
+
+
+@app.cell
+def _():
+    rerun = mo.ui.run_button(label="Diagnose again")
+    rerun
+    return (rerun,)
+
+
+@app.cell
+def _(ctx, p, rerun):
+    # NBVAL_IGNORE_OUTPUT
+    _ = rerun.value
+    report = rb.diagnose(ctx, p["hours"])
+    rb.incident_summary(report, ctx)
+    return (report,)
+
+
+@app.cell
+def _(ctx, report):
+    # NBVAL_CHECK_OUTPUT
+    findings = rb.scoped_findings(report, ctx)
+    findings
+    return (findings,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## The findings, most severe first
+
+    Each with its evidence, the likely cause and the fix. Fix the first critical one first: later
+    findings are often its consequences (no scheduler → missed runs; a stale key → 401s →
+    failed queue items).
+    """)
+    return
+
+
+@app.cell
+def _(ctx, report):
+    # NBVAL_IGNORE_OUTPUT
+    rb.walk_view(report, ctx)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## The guides' troubleshooting sections
+
+    Which of them this diagnosis covered, and what it found for each.
+    """)
+    return
+
+
+@app.cell
+def _(report):
+    # NBVAL_IGNORE_OUTPUT
+    coverage = rb.guide_coverage(report)
+    coverage
+    return (coverage,)
+
+
+@app.cell
+def _(report):
+    # NBVAL_IGNORE_OUTPUT
+    skipped = rb.skipped_frame(report)
+    mo.vstack([mo.md("Checks that could not run here, and why:"), skipped]) if skipped.height else mo.md("Every check ran.")
+    return (skipped,)
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,179 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="cronkit · monitor scheduled jobs")
+
+with app.setup:
+    import marimo as mo
+
+    from cronkit import runbook as rb
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    # Monitor scheduled jobs
+
+    What the guides' monitoring queries show (`cron.job_run_details`, the HTTP answers), per job and
+    over time: runs and failures with their durations, what each endpoint answered, runs that
+    should have happened but did not, and the queues the jobs drain. Read-only; refresh at will.
+    """)
+    return
+
+
+@app.cell
+def _():
+    p = rb.params(manifest=None, env=None, dsn=None, job=None, hours=24.0, refresh="1m")
+    return (p,)
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    rb.param_rows(p)
+    return
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    ctx = rb.context(p, manifest_required=False)
+    rb.context_view(ctx)
+    return (ctx,)
+
+
+@app.cell
+def _(p):
+    refresh = mo.ui.refresh(options=rb.refresh_options(p["refresh"]), default_interval=p["refresh"] or None,
+                            label="Refresh")
+    refresh
+    return (refresh,)
+
+
+@app.cell
+def _(ctx, p, refresh):
+    # NBVAL_IGNORE_OUTPUT
+    _ = refresh.value  # read again on every tick
+    data = rb.monitor_data(ctx, p["hours"], p["job"])
+    rb.monitor_header(data)
+    return (data,)
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    rb.health_view(data)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## Run history
+
+    Per job: runs, failures, duration percentiles (ms) and the last failure's message
+    (guide 000 *Monitor Execution*, guide 003 *View job history*).
+    """)
+    return
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    runs = rb.run_table(data)
+    runs
+    return (runs,)
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    duration = rb.duration_chart(data)
+    duration
+    return (duration,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## HTTP outcomes
+
+    pg_cron's *succeeded* only means the request was queued. What each job's calls got back
+    (guide 000 *Monitor HTTP Failures*): 2xx, 4xx (a 401 is a key problem), 5xx, timeouts,
+    unreachable, still pending, or expired before anyone looked.
+    """)
+    return
+
+
+@app.cell
+def _(data):
+    # NBVAL_CHECK_OUTPUT
+    http = rb.http_table(data)
+    http.select("jobname", "requests", "2xx")
+    return (http,)
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    outcomes = rb.outcome_chart(data)
+    outcomes
+    return (outcomes,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## Missed and late runs
+
+    Every time the schedule says a job should start, and what happened then: on time, late, queued
+    behind a long run, missed, or lost to downtime (pg_cron never replays those).
+    """)
+    return
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    missed = rb.missed_table(data)
+    missed
+    return (missed,)
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    timeline = rb.missed_chart(data)
+    timeline
+    return (timeline,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## Queues
+
+    The tables declared under `[[queues]]` (guide 002 step 11, guide 004 *refresh queue status*):
+    depth by status, the oldest pending item, stuck items, retries used up.
+    """)
+    return
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    queue_health = rb.queue_table(data)
+    queue_health
+    return (queue_health,)
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    queue_trend = rb.queue_chart(data)
+    queue_trend
+    return (queue_trend,)
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,102 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="cronkit · roll back")
+
+with app.setup:
+    import marimo as mo
+
+    from cronkit import runbook as rb
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    # Pause, resume or remove jobs
+
+    Guide 000's *Rollback / Feature Removal* and guide 004's *Management*, for the jobs a manifest
+    created — never for jobs cronkit did not create:
+
+    - **disable** — `cron.alter_job(active := false)`: the job stays, with its history and jobid;
+    - **enable** — back on;
+    - **remove** — unschedule one job and drop its wrapper;
+    - **teardown** — everything the project created (optionally its secrets too).
+
+    Run history in `cron.job_run_details` is kept in every case. Re-create removed jobs with the
+    setup runbook.
+    """)
+    return
+
+
+@app.cell
+def _():
+    p = rb.params(manifest=None, env=None, dsn=None, apply=False, action="disable", job=None, secrets=False)
+    return (p,)
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    rb.param_rows(p)
+    return
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    ctx = rb.context(p)
+    rb.context_view(ctx)
+    return (ctx,)
+
+
+@app.cell
+def _(ctx):
+    # NBVAL_CHECK_OUTPUT
+    before = rb.job_state(rb.project_jobs(ctx))
+    before
+    return (before,)
+
+
+@app.cell
+def _(ctx, p):
+    action_choice = mo.ui.dropdown(options=list(rb.ROLLBACK_ACTIONS), value=rb.rollback_action(p["action"]), label="Action")
+    job_choice = mo.ui.dropdown(options=rb.job_choices(ctx, p["job"]), value=p["job"] or rb.ALL_JOBS, label="Job")
+    secrets_box = mo.ui.checkbox(value=p["secrets"], label="also delete the secrets (teardown)")
+    mo.hstack([action_choice, job_choice, secrets_box])
+    return action_choice, job_choice, secrets_box
+
+
+@app.cell
+def _(action_choice, ctx, job_choice, secrets_box):
+    # NBVAL_IGNORE_OUTPUT
+    plan = rb.rollback_plan(ctx, action_choice.value, rb.chosen_job(job_choice.value), secrets_box.value)
+    rb.rollback_view(plan)
+    return (plan,)
+
+
+@app.cell
+def _():
+    rollback_button = mo.ui.run_button(kind="danger", label="Carry out")
+    rollback_button
+    return (rollback_button,)
+
+
+@app.cell
+def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box):
+    _go = rb.gate(rb.confirmed(rollback_button, p), "Carry out", needed=not plan.nothing_to_do,
+                  idle="Nothing to do: every target is already in the wanted state.")
+    rb.rollback(ctx, action_choice.value, rb.chosen_job(job_choice.value), secrets_box.value, _go).view()
+    return
+
+
+@app.cell
+def _(ctx, rollback_button):
+    # NBVAL_IGNORE_OUTPUT
+    _ = rollback_button.value
+    after = rb.job_state(rb.project_jobs(ctx))
+    mo.vstack([mo.md("The project's jobs now:"), after])
+    return (after,)
+
+
+if __name__ == "__main__":
+    app.run()

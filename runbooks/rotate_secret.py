@@ -1,0 +1,151 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="cronkit · rotate a secret")
+
+with app.setup:
+    import marimo as mo
+
+    from cronkit import runbook as rb
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    # Rotate a secret
+
+    Guide 003's rotation procedure, and guide 000's key re-sync (the local CLI makes a new service
+    role key on every `supabase start`):
+
+    1. generate the new key at the provider (Supabase: Project Settings → API Keys);
+    2. store it — here, from a masked field or an environment variable, never typed into SQL;
+    3. the jobs read it the next time they fire (cronkit's wrappers read secrets at run time);
+    4. verify: run each job that reads it once now and look at the HTTP answer, then confirm the
+       next scheduled run succeeds;
+    5. only then revoke the old key at the provider.
+    """)
+    return
+
+
+@app.cell
+def _():
+    p = rb.params(manifest=None, env=None, dsn=None, apply=False, secret=None, secret_from_env=None, wait_seconds=20.0)
+    return (p,)
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    rb.param_rows(p)
+    return
+
+
+@app.cell
+def _(p):
+    # NBVAL_IGNORE_OUTPUT
+    ctx = rb.context(p)
+    rb.context_view(ctx)
+    return (ctx,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## 1. The secret and who reads it
+    """)
+    return
+
+
+@app.cell
+def _(ctx, p):
+    secret_choice = mo.ui.dropdown(options=rb.secret_names(ctx), value=rb.default_secret(ctx, p["secret"]), label="Secret")
+    secret_input = mo.ui.text(kind="password", label="New value (masked, never shown)", full_width=True)
+    mo.hstack([secret_choice, secret_input])
+    return secret_choice, secret_input
+
+
+@app.cell
+def _(ctx, secret_choice):
+    # NBVAL_CHECK_OUTPUT
+    usage = rb.secret_usage(ctx, secret_choice.value)
+    usage
+    return (usage,)
+
+
+@app.cell
+def _(ctx, secret_choice):
+    # NBVAL_IGNORE_OUTPUT
+    rb.usage_view(ctx, secret_choice.value)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## 2. Store the new value
+
+    The preview shows the statement with the value masked (length and fingerprint). Rotating stores
+    it in one transaction, then runs every HTTP job that reads it once (`cronkit run-now`).
+    """)
+    return
+
+
+@app.cell
+def _(ctx, p, secret_choice, secret_input):
+    # NBVAL_IGNORE_OUTPUT
+    rb.secret_preview(ctx, secret_choice.value, rb.secret_value(secret_input.value, p["secret_from_env"], ctx))
+    return
+
+
+@app.cell
+def _():
+    rotate_button = mo.ui.run_button(kind="danger", label="Rotate")
+    rotate_button
+    return (rotate_button,)
+
+
+@app.cell
+def _(ctx, p, rotate_button, secret_choice, secret_input):
+    _go = rb.gate(rb.confirmed(rotate_button, p), "Rotate", needed=bool(secret_input.value or p["secret_from_env"]),
+                  idle="No new value given: nothing to rotate.")
+    rb.rotate(ctx, secret_choice.value, rb.secret_value(secret_input.value, p["secret_from_env"], ctx), _go).view()
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## 3. Verify
+
+    Since the secret was last stored: did each job's call succeed, and has a scheduled run
+    succeeded too? Waits at most `wait_seconds` for answers still in flight; check again after the
+    next scheduled run.
+    """)
+    return
+
+
+@app.cell
+def _():
+    check_button = mo.ui.run_button(label="Check again")
+    check_button
+    return (check_button,)
+
+
+@app.cell
+def _(check_button, ctx, p, rotate_button, secret_choice):
+    # NBVAL_IGNORE_OUTPUT
+    _ = (rotate_button.value, check_button.value)
+    check = rb.rotation_check(ctx, secret_choice.value, p["wait_seconds"])
+    rb.rotation_view(check, secret_choice.value)
+    return (check,)
+
+
+@app.cell
+def _(check):
+    # NBVAL_CHECK_OUTPUT
+    check.select("job", "manual_check")
+    return
+
+
+if __name__ == "__main__":
+    app.run()
