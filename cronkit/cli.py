@@ -271,9 +271,11 @@ def cmd_schedule_explain(args: argparse.Namespace) -> int:
     runs = schedule.next_runs(datetime.now(UTC), args.next, tz=args.tz) if schedule.kind != "reboot" else []
     if args.json:
         _emit_json({"expr": args.expr, "kind": schedule.kind, "explain": schedule.explain(),
-                    "next": [r.isoformat() for r in runs]})
+                    "warnings": list(schedule.warnings), "next": [r.isoformat() for r in runs]})
     else:
         print(schedule.explain())
+        for warning in schedule.warnings:  # what pg_cron accepts but reads differently than written
+            print(f"warning: {warning}")
         for run in runs:
             print(f"  {run.isoformat()}")
     return 0
@@ -326,6 +328,12 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cronkit.doctor import cmd_doctor as run
+
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cronkit.demo import render_report, run_demo
 
@@ -335,6 +343,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print(render_report(report))
         print("report written to reports/demo.md and reports/demo.json")
+        print("the sandbox keeps running for you to explore (`eval \"$(cronkit sandbox env | sed 's/^/export /')\"`); "
+              "`cronkit sandbox down` stops it")
     return 0 if report["complete"] else 1
 
 
@@ -453,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     manifest_args(p)
     p.add_argument("--yes", action="store_true", help="really remove")
     p.add_argument("--secrets", action="store_true", help="also delete the secrets the jobs use")
+    p = _command(commands, "doctor", cmd_doctor,
+                 "diagnose pg_cron, pg_net, secrets, HTTP outcomes, missed runs and queues; findings with evidence and fix "
+                 "(exit 0 ok, 1 warnings, 2 critical)",
+                 "  cronkit doctor\n  cronkit doctor cronkit.toml --json | jq '.findings[] | .code'\n"
+                 "  cronkit doctor examples/bubble-sync/cronkit.toml --env cloud\n")
+    p.add_argument("manifest", nargs="?", help="manifest whose secrets, queues and schedules to check as well")
+    p.add_argument("--env", help="environment in the manifest")
+    db_args(p)
     p = _command(commands, "import", cmd_import, "write a manifest from the jobs in cron.job that cronkit does not manage",
                  "  cronkit import -o cronkit.toml\n  cronkit import --project billing --json\n")
     p.add_argument("--project", default="imported", help="project name for the new manifest")
