@@ -30,6 +30,7 @@ from cronkit.secrets import GucBackend
 Progress = Callable[[str], None]
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO / "examples"
+MAINTENANCE_MANIFEST = EXAMPLES_DIR / "maintenance.toml"
 
 # Functions of seed 003 that authenticate in their own code instead of the JWT gate.
 CUSTOM_AUTH = {
@@ -159,6 +160,9 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     for example in chosen:
         prepare_example(example, env, environ, edge)
         apply_example(example, env, environ, progress)
+    with db.connect(env.database_url) as conn:
+        result = apply(conn, load_manifest(MAINTENANCE_MANIFEST), environ=environ)
+    progress(f"cronkit maintenance (harvest, rollups, retention): applied {len(result.plan.changes)} change(s)")
     projects = [e.manifest().project for e in chosen]
 
     deadline = time.monotonic() + wait_seconds
@@ -180,10 +184,29 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
         "jobs": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows],
         "invocations": _invocation_counts(edge),
     }
+    report["doctor"] = _doctor_summary(env)
     report_dir.mkdir(parents=True, exist_ok=True)
+    progress("writing the offline HTML report of the monitor runbook (charts inline, no CDN)")
+    from cronkit.runbook import report as runbook_report
+
+    html_path = runbook_report(REPO / "runbooks" / "monitor.py", report_dir / "monitor.html",
+                               ["--dsn", env.database_url, "--hours", "1"])
+    report["html_report"] = str(html_path)
     (report_dir / "demo.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     (report_dir / "demo.md").write_text(render_report(report), encoding="utf-8")
     return report
+
+
+def _doctor_summary(env: SandboxEnv) -> dict[str, Any]:
+    """The doctor's verdict on the sandbox after the demo: codes by severity."""
+    from cronkit.doctor import diagnose
+
+    with db.connect(env.database_url) as conn:
+        result = diagnose(conn)
+    return {
+        "exit_code": result.exit_code,
+        "findings": [{"code": f.code, "severity": f.severity, "job": f.job} for f in result.findings],
+    }
 
 
 def _invocation_counts(edge: Any) -> dict[str, dict[str, int]]:
@@ -213,6 +236,13 @@ def render_report(report: dict[str, Any]) -> str:
     lines += ["", "Edge Function invocations (function: status → count):", ""]
     for function, statuses in sorted(report["invocations"].items()):
         lines.append(f"- {function}: " + ", ".join(f"{s} → {n}" for s, n in sorted(statuses.items())))
+    doctor = report.get("doctor", {})
+    if doctor:
+        worst = [f for f in doctor["findings"] if f["severity"] != "info"]
+        lines += ["", f"Doctor: exit {doctor['exit_code']}, {len(doctor['findings'])} finding(s), "
+                  f"{len(worst)} warning/critical" + (": " + ", ".join(f"{f['code']} ({f['job'] or 'database'})" for f in worst) if worst else "") + "."]
+    if report.get("html_report"):
+        lines += ["", f"Charts: {report['html_report']} (self-contained; opens offline)."]
     verdict = "every job ran and its HTTP call was answered" if report["complete"] else "NOT every job ran in time"
     lines += ["", f"Result: {verdict}.", ""]
     return "\n".join(lines)
