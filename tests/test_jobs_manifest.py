@@ -375,7 +375,8 @@ def test_a_wrapper_composes_every_value_as_a_literal_and_records_its_request() -
     assert "body := '{\"it''s\": \"$$;\"}'::jsonb" in body
     assert "\"_ck_secret_1\" || '/functions/v1/fn?x=1'" in body
     assert "timeout_milliseconds := 1000" in body
-    assert "VALUES (_ck_request_id, 'it''s $$ name', split_part(" in body  # the ledger never keeps the query string
+    # the ledger keeps the manifest's URL: secret parts as {secret:NAME}, never the query string
+    assert "VALUES (_ck_request_id, 'it''s $$ name', '{secret:base}/functions/v1/fn');" in body
     assert body.rstrip().endswith("RETURN _ck_request_id;\nEND")
 
 
