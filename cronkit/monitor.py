@@ -7,12 +7,14 @@ Why this is not ``select * from cron.job_run_details``: the table has no index b
 * every read is time-windowed, and the window becomes a **runid range** (runids are handed out
   when a run starts): :func:`runid_floor` finds it with a binary search over the primary key
   (``cronkit.runid_at``) instead of a sequential scan;
-* history comes from **hourly rollups** kept current by ``cronkit.refresh_rollups()`` (a
-  maintenance job; watermark on runid, runs still running at refresh time are kept in an open set
-  and folded in once final). A summary reads the rollup rows of the whole hours inside the window
-  and raw rows only for the two partial hours at its edges (found through the rollup's runid
-  range) and for whatever is newer than the last refresh — so results are exact counts while the
-  cost follows the number of jobs and hours, not runs;
+* history comes from **daily and hourly rollups** kept current by ``cronkit.refresh_rollups()``
+  (a maintenance job; watermark on runid, runs still running at refresh time are kept in an open
+  set and folded in once final; the same new runs go into both levels in one statement). A
+  summary reads one daily row per job for each whole UTC day inside the window, hourly rows for
+  the other whole hours (at most 23 per job), and raw rows only for the two partial hours at its
+  edges (found through the rollup's runid range) and for whatever is newer than the last refresh —
+  so results are exact counts while the cost follows the number of jobs and days, not runs. The
+  timeline reads the hourly level only;
 * duration percentiles from rollups come from a log-scale histogram (bins 5 percent wide, the value
   reported is the bin's geometric middle, capped at the maximum): within 2.5 percent of the
   nearest-rank percentile. ``use_rollups=False`` computes exact nearest-rank percentiles from raw
@@ -115,8 +117,12 @@ def _aware(moment: datetime, name: str) -> datetime:
 
 
 @contextlib.contextmanager
-def guarded(conn: Conn, timeout_ms: int = DEFAULT_TIMEOUT_MS, action: str = "read the job history") -> Iterator[None]:
-    """A transaction (or savepoint) with ``statement_timeout`` and ``TimeZone = 'UTC'`` set locally.
+def guarded(conn: Conn, timeout_ms: int = DEFAULT_TIMEOUT_MS, action: str = "read the job history", *,
+            jit: bool = True) -> Iterator[None]:
+    """A transaction (or savepoint) with ``statement_timeout`` and ``TimeZone = 'UTC'`` set locally,
+    and ``jit = off`` when ``jit`` is false: for the rollup reads, whose few-thousand-row plans can
+    still cost enough to trigger JIT compilation that takes longer than the query (measured: 66 ms
+    of compilation in a 100 ms HTTP summary).
 
     Inside a caller's transaction the previous values are put back on the way out, so a monitoring
     read never changes the caller's session settings.
@@ -126,18 +132,22 @@ def guarded(conn: Conn, timeout_ms: int = DEFAULT_TIMEOUT_MS, action: str = "rea
         previous = None
         if nested:
             previous = conn.execute(
-                "SELECT current_setting('statement_timeout') AS st, current_setting('TimeZone') AS tz"
+                "SELECT current_setting('statement_timeout') AS st, current_setting('TimeZone') AS tz, "
+                "current_setting('jit') AS jit"
             ).fetchone()
         with conn.transaction():
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true)",
                 (str(int(timeout_ms)),),
             )
+            if not jit:
+                conn.execute("SELECT set_config('jit', 'off', true)")
             yield
             if previous is not None:
                 conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', %s, true)",
-                    (previous["st"], previous["tz"]),
+                    "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', %s, true), "
+                    "set_config('jit', %s, true)",
+                    (previous["st"], previous["tz"], previous["jit"]),
                 )
 
 
@@ -202,91 +212,130 @@ _RUN_TIME = sql.SQL(
 )
 _FINAL = sql.SQL("('succeeded', 'failed')")
 
-# Units: rollup rows of the whole hours inside the window, plus raw runs that are not in those
-# rows (newer than the watermark, still open at the last refresh, or in a partial edge hour).
-# Each unit is (jobid, jobname, bucket, status, runs, running, timed, ms_sum, ms_max, hist,
-# last_runid, last_failed_runid, last_start); a raw run is a unit with a one-element histogram.
-# The bookkeeping a rollup read needs, computed first so the raw read below has constant runid
-# bounds the planner can turn into primary-key range scans.
+# The bookkeeping a rollup read needs, computed first so the reads below have constant bounds the
+# planner turns into primary-key range scans: the whole hours [full_start, full_end) inside the
+# window; the whole UTC days [day_start, day_end) inside those (read from the daily level; empty,
+# i.e. both equal full_end, when the window holds no whole day, when ``days`` is false, or while
+# the daily level is not built yet); the watermark and open set; and the runid ranges of the
+# rolled-up runs of the two partial edge hours (all rolled-up runs of a bucket lie in
+# [min_runid, max_runid] of its rows).
 _BOUNDS = sql.SQL("""
 WITH b AS (
     SELECT date_trunc('hour', %(since)s::timestamptz, 'UTC') AS lead_bucket,
            CASE WHEN date_trunc('hour', %(since)s::timestamptz, 'UTC') = %(since)s::timestamptz THEN %(since)s::timestamptz
                 ELSE date_trunc('hour', %(since)s::timestamptz, 'UTC') + interval '1 hour' END AS full_start,
            date_trunc('hour', %(until)s::timestamptz, 'UTC') AS full_end
+), d AS (
+    SELECT b.*,
+           CASE WHEN date_trunc('day', b.full_start, 'UTC') = b.full_start THEN b.full_start
+                ELSE date_trunc('day', b.full_start, 'UTC') + interval '1 day' END AS first_day,
+           date_trunc('day', b.full_end, 'UTC') AS end_day
+      FROM b
 )
-SELECT b.full_start, b.full_end, s.run_watermark AS wm,
+SELECT d.full_start, d.full_end,
+       CASE WHEN %(days)s AND s.day_rollup_ready AND d.first_day < d.end_day THEN d.first_day ELSE d.full_end END AS day_start,
+       CASE WHEN %(days)s AND s.day_rollup_ready AND d.first_day < d.end_day THEN d.end_day ELSE d.full_end END AS day_end,
+       s.run_watermark AS wm,
        (SELECT coalesce(array_agg(runid), '{}') FROM cronkit.run_rollup_open) AS open_ids,
        lead.lo AS lead_lo, lead.hi AS lead_hi, trail.lo AS trail_lo, trail.hi AS trail_hi
-  FROM b
+  FROM d
  CROSS JOIN cronkit.monitor_state s
  CROSS JOIN LATERAL (SELECT min(r.min_runid) AS lo, max(r.max_runid) AS hi FROM cronkit.run_rollup r
-                      WHERE r.bucket = b.lead_bucket AND b.lead_bucket < b.full_start
+                      WHERE r.bucket = d.lead_bucket AND d.lead_bucket < d.full_start
                         AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))) AS lead
  CROSS JOIN LATERAL (SELECT min(r.min_runid) AS lo, max(r.max_runid) AS hi FROM cronkit.run_rollup r
-                      WHERE r.bucket = b.full_end AND b.full_end < %(until)s::timestamptz AND b.full_end >= b.full_start
+                      WHERE r.bucket = d.full_end AND d.full_end < %(until)s::timestamptz AND d.full_end >= d.full_start
                         AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))) AS trail
  WHERE s.id
 """)
 
-# Units: rollup rows of the whole hours inside the window, plus raw runs that are not in those
-# rows (newer than the watermark, still open at the last refresh, or in a partial edge hour:
-# all rolled-up runs of a bucket lie in [min_runid, max_runid] of its rows).
-# Each unit is (jobid, jobname, bucket, status, runs, running, timed, ms_sum, ms_max, hist,
-# last_runid, last_failed_runid, last_start); a raw run is a unit with a one-element histogram.
+# Units: daily rollup rows of the whole days inside the window, hourly rollup rows of the other
+# whole hours, plus the raw runs that are in neither (newer than the watermark, still open at the
+# last refresh, or in a partial edge hour), aggregated per job and hour once, up front. Each unit
+# is (jobid, jobname, bucket, runs, succeeded, failed, running, timed, ms_sum, ms_max, hist,
+# last_runid, last_failed_runid); a raw unit's histogram has one element per timed run (the
+# percentile step sums equal bins). Every bound is a constant from _BOUNDS.
 _UNITS = sql.SQL("""
-b AS (
-    SELECT %(since)s::timestamptz AS since, %(until)s::timestamptz AS until, %(jobids)s::bigint[] AS jobids,
-           %(full_start)s::timestamptz AS full_start, %(full_end)s::timestamptz AS full_end
-), raw AS MATERIALIZED (
-    SELECT d.runid, d.jobid, d.status, d.start_time, {run_time} AS t,
-           extract(epoch FROM d.end_time - d.start_time)::float8 * 1000.0 AS ms,
-           (d.runid <= %(wm)s AND NOT (d.runid = ANY(%(open_ids)s::bigint[]))) AS rolled
-      FROM cron.job_run_details d
-     WHERE d.runid >= %(lo)s
-       AND (d.runid > %(wm)s OR d.runid = ANY(%(open_ids)s::bigint[])
-            OR d.runid BETWEEN %(lead_lo)s AND %(lead_hi)s
-            OR d.runid BETWEEN %(trail_lo)s AND %(trail_hi)s)
-       AND (%(jobids)s::bigint[] IS NULL OR d.jobid = ANY(%(jobids)s::bigint[]))
-), units AS (
-    SELECT r.jobid, r.jobname, r.bucket, r.status, r.runs, 0::bigint AS running, r.timed_runs AS timed,
-           r.dur_sum_ms AS ms_sum, r.dur_max_ms AS ms_max, r.hist,
-           r.max_runid AS last_runid,
-           CASE WHEN r.status = 'failed' THEN r.max_runid END AS last_failed_runid, r.last_start
-      FROM cronkit.run_rollup r, b
-     WHERE r.bucket >= b.full_start AND r.bucket < b.full_end
-       AND (b.jobids IS NULL OR r.jobid = ANY(b.jobids))
+raw AS MATERIALIZED (
+    SELECT r.jobid, NULL::text AS jobname, date_trunc('hour', r.t, 'UTC') AS bucket, count(*) AS runs,
+           count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE r.status = 'failed') AS failed,
+           count(*) FILTER (WHERE NOT r.final) AS running,
+           count(r.ms) FILTER (WHERE r.final) AS timed,
+           coalesce(sum(r.ms) FILTER (WHERE r.final), 0) AS ms_sum,
+           max(r.ms) FILTER (WHERE r.final) AS ms_max,
+           coalesce(array_agg((cronkit.duration_bin(r.ms)::bigint << 32) | 1)
+                    FILTER (WHERE r.final AND r.ms IS NOT NULL), '{{}}') AS hist,
+           max(r.runid) AS last_runid, max(r.runid) FILTER (WHERE r.status = 'failed') AS last_failed_runid
+      FROM (SELECT d.runid, d.jobid, d.status, coalesce(d.status IN {final}, false) AS final, {run_time} AS t,
+                   extract(epoch FROM d.end_time - d.start_time)::float8 * 1000.0 AS ms,
+                   (d.runid <= %(wm)s::bigint AND NOT (d.runid = ANY(%(open_ids)s::bigint[]))) AS rolled
+              FROM cron.job_run_details d
+             WHERE ({raw_ranges})
+               AND (%(jobids)s::bigint[] IS NULL OR d.jobid = ANY(%(jobids)s::bigint[]))
+            OFFSET 0) AS r  -- a fence: t and ms are computed once per run, not once per use
+     WHERE r.t >= %(since)s::timestamptz AND r.t < %(until)s::timestamptz
+       AND NOT (r.rolled AND r.t >= %(full_start)s::timestamptz AND r.t < %(full_end)s::timestamptz)
+     GROUP BY r.jobid, date_trunc('hour', r.t, 'UTC')
+), units AS NOT MATERIALIZED (
+    SELECT r.jobid, r.jobname, r.day AS bucket, r.succeeded + r.failed AS runs, r.succeeded, r.failed,
+           0::bigint AS running, r.timed_runs AS timed, r.dur_sum_ms AS ms_sum, r.dur_max_ms AS ms_max, r.hist,
+           r.max_runid AS last_runid, r.max_failed_runid AS last_failed_runid
+      FROM cronkit.run_rollup_day r
+     WHERE r.day >= %(day_start)s::timestamptz AND r.day < %(day_end)s::timestamptz
+       AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))
     UNION ALL
-    SELECT raw.jobid, NULL, date_trunc('hour', raw.t, 'UTC'), raw.status, 1,
-           CASE WHEN raw.status IN {final} THEN 0 ELSE 1 END,
-           CASE WHEN raw.status IN {final} AND raw.ms IS NOT NULL THEN 1 ELSE 0 END,
-           CASE WHEN raw.status IN {final} THEN coalesce(raw.ms, 0) ELSE 0 END,
-           CASE WHEN raw.status IN {final} THEN raw.ms END,
-           CASE WHEN raw.status IN {final} AND raw.ms IS NOT NULL
-                THEN ARRAY[(cronkit.duration_bin(raw.ms)::bigint << 32) | 1] ELSE '{{}}'::bigint[] END,
-           raw.runid, CASE WHEN raw.status = 'failed' THEN raw.runid END, raw.start_time
-      FROM raw, b
-     WHERE raw.t >= b.since AND raw.t < b.until
-       AND NOT (raw.rolled AND raw.t >= b.full_start AND raw.t < b.full_end)
-)""").format(run_time=_RUN_TIME, final=_FINAL)
+    SELECT r.jobid, r.jobname, r.bucket, r.runs,
+           CASE WHEN r.status = 'succeeded' THEN r.runs ELSE 0 END, CASE WHEN r.status = 'failed' THEN r.runs ELSE 0 END,
+           0::bigint, r.timed_runs, r.dur_sum_ms, r.dur_max_ms, r.hist,
+           r.max_runid, CASE WHEN r.status = 'failed' THEN r.max_runid END
+      FROM cronkit.run_rollup r
+     WHERE ((r.bucket >= %(full_start)s::timestamptz AND r.bucket < %(day_start)s::timestamptz)
+            OR (r.bucket >= %(day_end)s::timestamptz AND r.bucket < %(full_end)s::timestamptz))
+       AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))
+    UNION ALL
+    SELECT * FROM raw
+)""")
 
 
-def _rollup_params(conn: Conn, since: datetime, until: datetime, jobids: list[int] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"since": since, "until": until, "jobids": jobids, "lo": runid_floor(conn, since)}
+def _units(params: Mapping[str, Any]) -> sql.Composed:
+    """_UNITS reading only the runid ranges that exist, each one primary-key range of a BitmapOr: runs
+    newer than the watermark (from the window's floor on), open runs, the two edge hours. (A range
+    that matches nothing, or one more condition over all of them, can make the planner misjudge the
+    OR and scan every runid of the window instead.)"""
+    ranges = [sql.SQL("d.runid > %(new_from)s::bigint")]
+    if params["open_ids"]:
+        ranges.append(sql.SQL("d.runid = ANY(%(open_ids)s::bigint[])"))
+    for edge in ("lead", "trail"):
+        if params[f"{edge}_lo"] is not None:
+            ranges.append(sql.SQL("d.runid BETWEEN {}::bigint AND {}::bigint").format(
+                sql.Placeholder(f"{edge}_lo"), sql.Placeholder(f"{edge}_hi")))
+    return _UNITS.format(run_time=_RUN_TIME, final=_FINAL, raw_ranges=sql.SQL(" OR ").join(ranges))
+
+
+def _rollup_params(conn: Conn, since: datetime, until: datetime, jobids: list[int] | None, *,
+                   days: bool = True) -> dict[str, Any]:
+    params: dict[str, Any] = {"since": since, "until": until, "jobids": jobids, "lo": runid_floor(conn, since),
+                              "days": days}
     row = conn.execute(_BOUNDS, params).fetchone()
     assert row is not None
     params.update(row)
-    for edge in ("lead", "trail"):  # an empty range: BETWEEN 0 AND -1 matches nothing
-        if params[f"{edge}_lo"] is None:
-            params[f"{edge}_lo"], params[f"{edge}_hi"] = 0, -1
+    # each range starts at the window's runid floor (below it every run started before the window)
+    params["new_from"] = max(params["wm"], params["lo"] - 1)
+    for edge in ("lead", "trail"):
+        if params[f"{edge}_lo"] is not None:
+            params[f"{edge}_lo"] = max(params[f"{edge}_lo"], params["lo"])
+            if params[f"{edge}_lo"] > params[f"{edge}_hi"]:
+                params[f"{edge}_lo"] = params[f"{edge}_hi"] = None
     return params
 
 
 # Nearest-rank percentiles from merged histograms: the bin holding the ceil(p * n)-th duration.
+# unnest() in the select list streams the elements (in FROM it would fill a tuplestore per row).
 _PERCENTILES = sql.SQL("""
 bins AS (
-    SELECT {keys}, (e >> 32)::int AS bin, sum(e & 4294967295) AS n
-      FROM units, unnest(units.hist) AS e
+    SELECT {keys}, (e >> 32)::int AS bin, sum((e & 4294967295)::int) AS n
+      FROM (SELECT {keys}, unnest(units.hist) AS e FROM units) AS elements
      GROUP BY {keys}, bin
 ), cum AS (
     SELECT {keys}, bin, sum(n) OVER (PARTITION BY {keys} ORDER BY bin) AS c,
@@ -302,16 +351,14 @@ bins AS (
 _SUMMARY_ROLLUP = sql.SQL("""
 WITH {units}, {percentiles},
 per_job AS (
-    SELECT jobid, max(jobname) AS jobname, sum(runs)::bigint AS runs,
-           sum(CASE WHEN status = 'succeeded' THEN runs ELSE 0 END)::bigint AS succeeded,
-           sum(CASE WHEN status = 'failed' THEN runs ELSE 0 END)::bigint AS failed,
-           sum(running)::bigint AS running, max(ms_max) AS max_ms,
+    SELECT jobid, max(jobname) AS jobname, sum(runs)::bigint AS runs, sum(succeeded)::bigint AS succeeded,
+           sum(failed)::bigint AS failed, sum(running)::bigint AS running, max(ms_max) AS max_ms,
            sum(ms_sum) / nullif(sum(timed), 0) AS mean_ms,
            max(last_runid) AS last_runid, max(last_failed_runid) AS last_failed_runid
       FROM units GROUP BY jobid
 ), jobs AS (
-    SELECT j.jobid, j.jobname, j.active, j.schedule FROM cron.job j, b
-     WHERE b.jobids IS NULL OR j.jobid = ANY(b.jobids)
+    SELECT j.jobid, j.jobname, j.active, j.schedule FROM cron.job j
+     WHERE %(jobids)s::bigint[] IS NULL OR j.jobid = ANY(%(jobids)s::bigint[])
 )
 SELECT coalesce(jobs.jobid, per_job.jobid) AS jobid, coalesce(jobs.jobname, per_job.jobname) AS jobname,
        jobs.active, jobs.schedule,
@@ -387,12 +434,12 @@ def run_summary(
     counts are exact and percentiles within 2.5 percent; without, percentiles are exact.
     """
     window = Window.of(since, until)
-    with guarded(conn, timeout_ms):
+    with guarded(conn, timeout_ms, jit=not use_rollups):
         rollups = use_rollups and has_monitoring_schema(conn)
         jobids = _job_ids(conn, jobs)
         if rollups:
             params = _rollup_params(conn, window.since, window.until, jobids)
-            query = _SUMMARY_ROLLUP.format(units=_UNITS, percentiles=_PERCENTILES.format(keys=sql.SQL("jobid")))
+            query = _SUMMARY_ROLLUP.format(units=_units(params), percentiles=_PERCENTILES.format(keys=sql.SQL("jobid")))
         else:
             params = {"since": window.since, "until": window.until, "lo": runid_floor(conn, window.since), "jobids": jobids}
             query = _SUMMARY_RAW.format(run_time=_RUN_TIME, final=_FINAL)
@@ -403,9 +450,7 @@ def run_summary(
 _TIMELINE = sql.SQL("""
 WITH {units}, {percentiles}
 SELECT u.bucket, u.jobid, coalesce(max(u.jobname), max(j.jobname)) AS jobname, sum(u.runs)::bigint AS runs,
-       sum(CASE WHEN u.status = 'succeeded' THEN u.runs ELSE 0 END)::bigint AS succeeded,
-       sum(CASE WHEN u.status = 'failed' THEN u.runs ELSE 0 END)::bigint AS failed,
-       sum(u.running)::bigint AS running,
+       sum(u.succeeded)::bigint AS succeeded, sum(u.failed)::bigint AS failed, sum(u.running)::bigint AS running,
        least(max(pct.p50), max(u.ms_max)) AS p50_ms, least(max(pct.p95), max(u.ms_max)) AS p95_ms,
        max(u.ms_max) AS max_ms
   FROM units u
@@ -433,10 +478,10 @@ def run_timeline(
     start = _floor_hour(window.since)
     end = _floor_hour(window.until)
     end = end if end == window.until else end + ROLLUP_BUCKET
-    with guarded(conn, timeout_ms):
+    with guarded(conn, timeout_ms, jit=False):
         _require_schema(conn)
-        params = _rollup_params(conn, start, end, _job_ids(conn, jobs))
-        query = _TIMELINE.format(units=_UNITS, percentiles=_PERCENTILES.format(keys=sql.SQL("jobid, bucket")))
+        params = _rollup_params(conn, start, end, _job_ids(conn, jobs), days=False)  # hourly rows only
+        query = _TIMELINE.format(units=_units(params), percentiles=_PERCENTILES.format(keys=sql.SQL("jobid, bucket")))
         rows = conn.execute(query, params).fetchall()
     return _frame(rows, TIMELINE_SCHEMA)
 
@@ -487,80 +532,110 @@ def _require_schema(conn: Conn) -> None:
 
 # -- HTTP outcomes -----------------------------------------------------------------------------------
 
+# The bookkeeping an HTTP read needs, computed first (like _BOUNDS) so the reads below have
+# constant bounds: the whole hours [full_start, full_end) read from cronkit.http_rollup, the
+# watermark, where unresolved requests may start, and the moment before which a request without
+# a response is expired.
+_HTTP_BOUNDS = sql.SQL("""
+SELECT CASE WHEN date_trunc('hour', %(since)s::timestamptz, 'UTC') = %(since)s::timestamptz THEN %(since)s::timestamptz
+            ELSE date_trunc('hour', %(since)s::timestamptz, 'UTC') + interval '1 hour' END AS full_start,
+       greatest(date_trunc('hour', %(until)s::timestamptz, 'UTC'), %(since)s::timestamptz) AS full_end,
+       s.http_watermark AS wm,
+       greatest(%(since)s::timestamptz, s.expired_until) AS unresolved_from,
+       now() - coalesce(nullif(current_setting('pg_net.ttl', true), '')::interval, interval '6 hours') AS expired_before
+  FROM cronkit.monitor_state s WHERE s.id
+""")
+
+# Units: rollup rows of the whole hours; durable rows that are not in them (in a partial edge
+# hour: [since, full_start) and [full_end, until), each an index range on requested_at; or newer
+# than the watermark: an index range on seq); and requests without a durable row yet.
 _HTTP_UNITS = sql.SQL("""
-b AS (
-    SELECT %(since)s::timestamptz AS since, %(until)s::timestamptz AS until, %(names)s::text[] AS names,
-           CASE WHEN date_trunc('hour', %(since)s::timestamptz, 'UTC') = %(since)s::timestamptz THEN %(since)s::timestamptz
-                ELSE date_trunc('hour', %(since)s::timestamptz, 'UTC') + interval '1 hour' END AS full_start,
-           greatest(date_trunc('hour', %(until)s::timestamptz, 'UTC'), %(since)s::timestamptz) AS full_end,
-           s.http_watermark AS wm, s.expired_until,
-           coalesce(nullif(current_setting('pg_net.ttl', true), '')::interval, interval '6 hours') AS ttl
-      FROM cronkit.monitor_state s WHERE s.id
-), resolved AS (
+resolved AS (
     -- rolled-up whole hours
     SELECT r.jobname, r.bucket, r.outcome, r.requests AS n, NULL::timestamptz AS error_at, NULL::text AS error
-      FROM cronkit.http_rollup r, b
-     WHERE r.bucket >= b.full_start AND r.bucket < b.full_end AND (b.names IS NULL OR r.jobname = ANY(b.names))
+      FROM cronkit.http_rollup r
+     WHERE r.bucket >= %(full_start)s::timestamptz AND r.bucket < %(full_end)s::timestamptz
+       AND (%(names)s::text[] IS NULL OR r.jobname = ANY(%(names)s::text[]))
     UNION ALL
-    -- durable rows not in those rollup rows: newer than the watermark, or in a partial edge hour
+    -- durable rows not in those rollup rows
     SELECT h.jobname, date_trunc('hour', h.requested_at, 'UTC'), h.outcome, 1, NULL, NULL
-      FROM cronkit.http_responses h, b
-     WHERE h.requested_at >= b.since AND h.requested_at < b.until
-       AND (b.names IS NULL OR h.jobname = ANY(b.names))
-       AND (h.seq > b.wm OR h.requested_at < b.full_start OR h.requested_at >= b.full_end)
+      FROM cronkit.http_responses h
+     WHERE ((h.requested_at >= %(lead_lo)s::timestamptz AND h.requested_at < %(lead_hi)s::timestamptz)
+            OR (h.requested_at >= %(trail_lo)s::timestamptz AND h.requested_at < %(trail_hi)s::timestamptz)
+            OR (h.seq > %(wm)s::bigint AND h.requested_at >= %(full_start)s::timestamptz AND h.requested_at < %(full_end)s::timestamptz))
+       AND (%(names)s::text[] IS NULL OR h.jobname = ANY(%(names)s::text[]))
 ), unresolved AS (
     -- requests with no durable row yet: at most pg_net.ttl old once the harvest job runs
+    -- (a primary-key probe per request: as NOT EXISTS the planner may hash all of http_responses)
     SELECT l.jobname, l.request_id, l.created_at
-      FROM cronkit.request_ledger l, b
-     WHERE l.created_at >= greatest(b.since, b.expired_until) AND l.created_at < b.until
-       AND (b.names IS NULL OR l.jobname = ANY(b.names))
-       AND NOT EXISTS (SELECT FROM cronkit.http_responses h WHERE h.request_id = l.request_id)
+      FROM cronkit.request_ledger l
+      LEFT JOIN LATERAL (SELECT true AS found FROM cronkit.http_responses h
+                          WHERE h.request_id = l.request_id LIMIT 1) AS durable ON true
+     WHERE l.created_at >= %(unresolved_from)s::timestamptz AND l.created_at < %(until)s::timestamptz
+       AND (%(names)s::text[] IS NULL OR l.jobname = ANY(%(names)s::text[]))
+       AND durable.found IS NULL
 ), live AS (
     SELECT u.jobname, date_trunc('hour', u.created_at, 'UTC') AS bucket,
            {live_outcome} AS outcome, 1 AS n, {live_error_at} AS error_at, {live_error} AS error
-      FROM b CROSS JOIN unresolved u {live_join}
+      FROM unresolved u {live_join}
 ), units AS (
     SELECT * FROM resolved UNION ALL SELECT * FROM live
 )""")
 
+
+def _http_params(conn: Conn, window: Window, names: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"since": window.since, "until": window.until, "names": names}
+    row = conn.execute(_HTTP_BOUNDS, params).fetchone()
+    assert row is not None
+    params.update(row)
+    if params["full_start"] < params["full_end"]:  # since <= full_start < full_end <= until
+        params.update(lead_lo=window.since, lead_hi=params["full_start"], trail_lo=params["full_end"], trail_hi=window.until)
+    else:  # no whole hour: every durable row of the window is read
+        params.update(lead_lo=window.since, lead_hi=window.until, trail_lo=window.until, trail_hi=window.until)
+    return params
+
+
 _LIVE_JOIN = sql.SQL("LEFT JOIN net._http_response r ON r.id = u.request_id")
 _LIVE_OUTCOME = sql.SQL(
     "CASE WHEN r.id IS NOT NULL THEN cronkit.http_outcome(r.status_code, r.timed_out, r.error_msg) "
-    "WHEN u.created_at < now() - b.ttl THEN 'expired' ELSE 'pending' END"
+    "WHEN u.created_at < %(expired_before)s::timestamptz THEN 'expired' ELSE 'pending' END"
 )
 _LIVE_ERROR_AT = sql.SQL(
     "CASE WHEN r.id IS NOT NULL AND cronkit.http_outcome(r.status_code, r.timed_out, r.error_msg) <> '2xx' "
     "THEN u.created_at END"
 )
 _LIVE_ERROR = sql.SQL("coalesce(r.error_msg, r.status_code::text || ' ' || coalesce(left(r.content, 200), ''))")
-_NO_NET_OUTCOME = sql.SQL("CASE WHEN u.created_at < now() - b.ttl THEN 'expired' ELSE 'pending' END")
+_NO_NET_OUTCOME = sql.SQL("CASE WHEN u.created_at < %(expired_before)s::timestamptz THEN 'expired' ELSE 'pending' END")
 
 _HTTP_SUMMARY = sql.SQL("""
 WITH {units},
 per_job AS (
-    SELECT jobname, sum(n)::bigint AS requests, {pivot},
-           max(error_at) AS live_error_at, (array_agg(error ORDER BY error_at DESC NULLS LAST))[1] AS live_error
-      FROM units GROUP BY jobname
+    SELECT jobname, sum(n)::bigint AS requests, {pivot} FROM units GROUP BY jobname
+), live_error AS (
+    -- the newest error among the responses not harvested yet (only live rows carry one)
+    SELECT DISTINCT ON (jobname) jobname, error_at, error FROM live
+     WHERE error_at IS NOT NULL ORDER BY jobname, error_at DESC
 ), jobs AS (
-    SELECT m.jobname FROM cronkit.managed_jobs m, b
-     WHERE m.spec ->> 'kind' = 'http' AND (b.names IS NULL OR m.jobname = ANY(b.names))
+    SELECT m.jobname FROM cronkit.managed_jobs m
+     WHERE m.spec ->> 'kind' = 'http' AND (%(names)s::text[] IS NULL OR m.jobname = ANY(%(names)s::text[]))
     UNION
     SELECT jobname FROM per_job
 )
 SELECT jobs.jobname, coalesce(p.requests, 0) AS requests, {coalesced},
-       CASE WHEN p.live_error_at >= e.requested_at OR e.requested_at IS NULL THEN p.live_error_at
+       CASE WHEN le.error_at >= e.requested_at OR e.requested_at IS NULL THEN le.error_at
             ELSE e.requested_at END AS last_error_at,
-       CASE WHEN p.live_error_at >= e.requested_at OR e.requested_at IS NULL THEN p.live_error
+       CASE WHEN le.error_at >= e.requested_at OR e.requested_at IS NULL THEN le.error
             ELSE e.error END AS last_error
   FROM jobs
   LEFT JOIN per_job p ON p.jobname = jobs.jobname
+  LEFT JOIN live_error le ON le.jobname = jobs.jobname
   LEFT JOIN LATERAL (
       -- the partial index (jobname, requested_at) WHERE outcome <> '2xx' makes this one probe
       SELECT h.requested_at,
              h.outcome || ': ' || coalesce(h.error_msg, h.status_code::text || coalesce(' ' || h.excerpt, ''), 'no response within pg_net.ttl') AS error
-        FROM cronkit.http_responses h, b
+        FROM cronkit.http_responses h
        WHERE h.jobname = jobs.jobname AND h.outcome <> '2xx'
-         AND h.requested_at >= b.since AND h.requested_at < b.until
+         AND h.requested_at >= %(since)s::timestamptz AND h.requested_at < %(until)s::timestamptz
        ORDER BY h.requested_at DESC LIMIT 1
   ) e ON true
  ORDER BY jobs.jobname
@@ -596,7 +671,7 @@ def http_outcomes(
     ``cronkit.request_ledger``, so jobs that call the same function at the same time are told apart.
     """
     window = Window.of(since, until)
-    with guarded(conn, timeout_ms, "read the HTTP outcomes"):
+    with guarded(conn, timeout_ms, "read the HTTP outcomes", jit=False):
         _require_schema(conn)
         pivot = sql.SQL(", ").join(
             sql.SQL("sum(n) FILTER (WHERE outcome = {})::bigint AS {}").format(sql.Literal(o), sql.Identifier(o))
@@ -606,8 +681,7 @@ def http_outcomes(
             sql.SQL("coalesce(p.{0}, 0) AS {0}").format(sql.Identifier(o)) for o in OUTCOMES
         )
         query = _HTTP_SUMMARY.format(units=_http_units(conn), pivot=pivot, coalesced=coalesced)
-        params = {"since": window.since, "until": window.until, "names": _job_names(conn, jobs)}
-        rows = conn.execute(query, params).fetchall()
+        rows = conn.execute(query, _http_params(conn, window, _job_names(conn, jobs))).fetchall()
     return _frame(rows, HTTP_SCHEMA)
 
 
@@ -628,9 +702,9 @@ def http_timeline(
 ) -> pl.DataFrame:
     """Requests per job per UTC hour (of the request) per outcome class; long format for charts."""
     window = Window.of(since, until)
-    with guarded(conn, timeout_ms, "read the HTTP outcomes"):
+    with guarded(conn, timeout_ms, "read the HTTP outcomes", jit=False):
         _require_schema(conn)
-        params = {"since": window.since, "until": window.until, "names": _job_names(conn, jobs)}
+        params = _http_params(conn, window, _job_names(conn, jobs))
         rows = conn.execute(_HTTP_TIMELINE.format(units=_http_units(conn)), params).fetchall()
     return _frame(rows, HTTP_TIMELINE_SCHEMA)
 

@@ -85,10 +85,12 @@ def add_runs(conn: Conn, jobid: int, runs: list[tuple[str, datetime | None, date
     return ids
 
 
-def minutely(start: datetime, count: int, duration_ms: Any, *, fail_every: int = 0) -> list[tuple[str, datetime, datetime, str]]:
+def minutely(start: datetime, count: int, duration_ms: Any, *, fail_every: int = 0,
+             every: int = 1) -> list[tuple[str, datetime, datetime, str]]:
+    """``count`` runs ``every`` minutes from ``start`` (one second past the minute)."""
     rows = []
     for i in range(count):
-        begin = start + timedelta(minutes=i, seconds=1)
+        begin = start + timedelta(minutes=i * every, seconds=1)
         failed = fail_every and i % fail_every == 0
         rows.append(("failed" if failed else "succeeded", begin, begin + timedelta(milliseconds=duration_ms(i)),
                      f"ERROR:  boom {i}\n" if failed else "1 row"))
@@ -148,6 +150,20 @@ def test_a_job_in_cron_job_without_runs_is_listed_with_zero_runs(iso: Conn) -> N
     assert frame.select("jobid", "jobname", "runs", "active").rows() == [(jobid, name, 0, True)]
 
 
+def test_a_read_inside_a_callers_transaction_leaves_its_settings_alone(iso: Conn) -> None:
+    iso.execute("SET LOCAL jit = on")
+    iso.execute("SET LOCAL TimeZone = 'Europe/Berlin'")
+    iso.execute("SET LOCAL statement_timeout = '12345ms'")
+
+    monitor.run_summary(iso, timedelta(hours=1), jobs=[7011])  # rollups: jit off inside
+    monitor.run_summary(iso, timedelta(hours=1), jobs=[7011], use_rollups=False)
+    monitor.http_outcomes(iso, timedelta(hours=1), jobs=["ck-nothing"])
+
+    row = iso.execute("SELECT current_setting('jit') AS jit, current_setting('TimeZone') AS tz, "
+                      "current_setting('statement_timeout') AS st").fetchone()
+    assert row == {"jit": "on", "tz": "Europe/Berlin", "st": "12345ms"}
+
+
 def test_summary_refuses_an_empty_or_huge_window(iso: Conn) -> None:
     with pytest.raises(CronkitError, match="empty"):
         monitor.run_summary(iso, BASE, BASE)
@@ -164,7 +180,7 @@ WITH runs AS (
       FROM cron.job_run_details WHERE jobid = %s AND status IN ('succeeded', 'failed')
 ), bins AS (
     SELECT bucket, status, floor(ln(greatest(ms, 1)) / ln(1.05))::bigint AS bin, count(*) AS n
-      FROM runs GROUP BY 1, 2, 3
+      FROM runs WHERE ms IS NOT NULL GROUP BY 1, 2, 3
 )
 SELECT bucket, status, count(*) AS runs, max(ms) AS dur_max_ms, min(runid) AS min_runid, max(runid) AS max_runid,
        (SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins
@@ -207,6 +223,123 @@ def test_incremental_rollups_equal_a_from_scratch_aggregate_after_late_finishing
     rebuilt = monitor.rebuild_rollups(iso)
     assert rebuilt["runs"] >= sum(r["runs"] for r in incremental)
     assert iso.execute(ROLLUP_ROWS, (7003,)).fetchall() == scratch
+
+
+# Per UTC day, from the raw runs (placed in time as the rollups place them: start, else end, else
+# the previous run's start) and, separately, by merging the hourly rollup rows of each day.
+_PLACED = """
+SELECT d.runid, d.status, extract(epoch FROM d.end_time - d.start_time)::float8 * 1000 AS ms,
+       date_trunc('day', coalesce(d.start_time, d.end_time,
+           (SELECT p.start_time FROM cron.job_run_details p WHERE p.runid < d.runid AND p.start_time IS NOT NULL
+             ORDER BY p.runid DESC LIMIT 1)), 'UTC') AS day
+  FROM cron.job_run_details d WHERE d.jobid = %(jobid)s AND d.status IN ('succeeded', 'failed')
+"""
+DAY_FROM_SCRATCH = f"""
+WITH runs AS ({_PLACED}), bins AS (
+    SELECT day, floor(ln(greatest(ms, 1)) / ln(1.05))::bigint AS bin, count(*) AS n
+      FROM runs WHERE ms IS NOT NULL GROUP BY 1, 2
+)
+SELECT day, count(*) FILTER (WHERE status = 'succeeded') AS succeeded, count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(ms) AS timed_runs, max(ms) AS dur_max_ms, min(runid) AS min_runid, max(runid) AS max_runid,
+       max(runid) FILTER (WHERE status = 'failed') AS max_failed_runid,
+       coalesce((SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins WHERE bins.day = runs.day), '{{}}') AS hist
+  FROM runs GROUP BY 1 ORDER BY 1
+"""
+DAY_FROM_HOURLY = """
+WITH h AS (SELECT date_trunc('day', bucket, 'UTC') AS day, * FROM cronkit.run_rollup WHERE jobid = %(jobid)s), bins AS (
+    SELECT day, e >> 32 AS bin, sum(e & 4294967295)::bigint AS n FROM h, unnest(h.hist) AS e GROUP BY 1, 2
+)
+SELECT day, coalesce(sum(runs) FILTER (WHERE status = 'succeeded'), 0) AS succeeded,
+       coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0) AS failed, sum(timed_runs) AS timed_runs, max(dur_max_ms) AS dur_max_ms,
+       min(min_runid) AS min_runid, max(max_runid) AS max_runid, max(max_runid) FILTER (WHERE status = 'failed') AS max_failed_runid,
+       coalesce((SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins WHERE bins.day = h.day), '{}') AS hist
+  FROM h GROUP BY 1 ORDER BY 1
+"""
+DAY_ROWS = """
+SELECT day, succeeded, failed, timed_runs, dur_max_ms, min_runid, max_runid, max_failed_runid, hist
+  FROM cronkit.run_rollup_day WHERE jobid = %(jobid)s ORDER BY 1
+"""
+
+
+def _as_numbers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sums come back as numeric from one query and bigint from another: compare as ints."""
+    return [{k: int(v) if k in ("succeeded", "failed", "timed_runs") and v is not None else v for k, v in r.items()}
+            for r in rows]
+
+
+def assert_daily_level_exact(conn: Conn, jobid: int) -> list[dict[str, Any]]:
+    daily = _as_numbers(conn.execute(DAY_ROWS, {"jobid": jobid}).fetchall())
+    assert daily == _as_numbers(conn.execute(DAY_FROM_SCRATCH, {"jobid": jobid}).fetchall())
+    assert daily == _as_numbers(conn.execute(DAY_FROM_HOURLY, {"jobid": jobid}).fetchall())
+    return daily
+
+
+def test_daily_rollups_stay_the_merge_of_the_hourly_rows_through_late_runs_rebuilds_and_backfill(iso: Conn) -> None:
+    # every 7 minutes for 23.3 hours from 04:00 the day before BASE: two UTC days
+    add_runs(iso, 7008, minutely(BASE - timedelta(hours=30), 200, lambda i: 20 + (i * 53) % 3000, fail_every=11, every=7))
+    late = add_runs(iso, 7008, [("running", BASE - timedelta(hours=6, minutes=1), None, ""), ("starting", None, None, "")])
+    monitor.refresh_rollups(iso)
+    assert_daily_level_exact(iso, 7008)
+
+    # one run finishes late; the other fails without ever connecting (pg_cron < 1.6.3: no times at
+    # all, placed at the previous run's start, counted but not timed); more runs cross midnight
+    iso.execute("UPDATE cron.job_run_details SET status = 'succeeded', end_time = start_time + interval '4 seconds' "
+                "WHERE runid = %s", (late[0],))
+    iso.execute("UPDATE cron.job_run_details SET status = 'failed', return_message = 'connection failed' WHERE runid = %s",
+                (late[1],))
+    add_runs(iso, 7008, minutely(BASE + timedelta(hours=11), 400, lambda i: 700 + 11 * i, fail_every=13))
+    monitor.refresh_rollups(iso)
+    monitor.refresh_rollups(iso)  # nothing new: must change nothing
+
+    daily = assert_daily_level_exact(iso, 7008)
+    assert [r["day"] for r in daily] == [BASE - timedelta(days=1, hours=10), BASE - timedelta(hours=10), BASE + timedelta(hours=14)]
+    assert sum(r["succeeded"] + r["failed"] for r in daily) == 200 + 2 + 400
+    assert sum(r["timed_runs"] for r in daily) == 200 + 1 + 400
+
+    monitor.rebuild_rollups(iso)
+    assert daily == assert_daily_level_exact(iso, 7008)
+
+    # an installation that had only the hourly level: the next refresh derives the daily one
+    iso.execute("UPDATE cronkit.monitor_state SET day_rollup_ready = false WHERE id")
+    iso.execute("DELETE FROM cronkit.run_rollup_day WHERE jobid = 7008")
+    assert monitor.run_summary(iso, BASE - timedelta(days=2), BASE + timedelta(days=1), jobs=[7008]).row(0, named=True)["runs"] == 602
+    monitor.refresh_rollups(iso)
+    assert daily == assert_daily_level_exact(iso, 7008)
+
+
+def test_rollup_summary_over_days_equals_raw_at_partial_days_hours_and_late_runs(iso: Conn) -> None:
+    start = BASE - timedelta(days=2, hours=3)
+    add_runs(iso, 7009, minutely(start, 500, lambda i: 30 + (i * 97) % 4000, fail_every=17, every=10))  # 3.5 days
+    running = add_runs(iso, 7009, [("running", BASE + timedelta(minutes=3), None, "")])
+    monitor.refresh_rollups(iso)
+    # after the refresh: the open run finishes, and newer runs arrive
+    iso.execute("UPDATE cron.job_run_details SET status = 'failed', end_time = start_time + interval '9 seconds', "
+                "return_message = 'ERROR:  late' WHERE runid = %s", (running[0],))
+    add_runs(iso, 7009, minutely(start + timedelta(minutes=5000), 30, lambda i: 5000.0))
+
+    windows = [
+        (BASE - timedelta(days=1, hours=5, minutes=35), BASE + timedelta(days=1, hours=2, minutes=12)),  # days + edges
+        (BASE - timedelta(hours=10), BASE + timedelta(hours=14)),  # exactly one UTC day
+        (BASE - timedelta(days=3), BASE + timedelta(days=2)),  # past both ends of the history
+        (BASE - timedelta(hours=3, minutes=10), BASE + timedelta(hours=2, minutes=50)),  # hours only
+        (BASE + timedelta(minutes=2), BASE + timedelta(minutes=40)),  # inside one hour
+    ]
+    with monitor.guarded(iso):
+        params = monitor._rollup_params(iso, *windows[0], [7009])
+    assert params["day_start"] == BASE + timedelta(hours=14) - timedelta(days=1)  # the daily level is read
+    assert params["day_end"] == BASE + timedelta(hours=14)
+    for since, until in windows:
+        raw = monitor.run_summary(iso, since, until, jobs=[7009], use_rollups=False).row(0, named=True)
+        rolled = monitor.run_summary(iso, since, until, jobs=[7009]).row(0, named=True)
+        for key in ("runs", "succeeded", "failed", "running", "max_ms", "last_start", "last_status",
+                    "last_failure_at", "last_failure_message"):
+            assert rolled[key] == raw[key], (since, until, key)
+        assert raw["runs"] > 0
+        assert rolled["mean_ms"] == pytest.approx(raw["mean_ms"])
+        assert rolled["p50_ms"] == pytest.approx(raw["p50_ms"], rel=0.025)
+        assert rolled["p95_ms"] == pytest.approx(raw["p95_ms"], rel=0.025)
+    whole = monitor.run_summary(iso, *windows[2], jobs=[7009]).row(0, named=True)
+    assert (whole["runs"], whole["running"]) == (500 + 1 + 30, 0)
 
 
 def test_runid_floor_finds_the_first_run_of_a_time_with_a_binary_search(iso: Conn) -> None:
@@ -252,6 +385,22 @@ def test_retention_deletes_history_older_than_the_horizon_once_rolled_up(iso: Co
     # the history is still in the rollups
     kept = iso.execute("SELECT sum(runs) AS n FROM cronkit.run_rollup WHERE jobid = 7006").fetchone()
     assert kept is not None and kept["n"] == 60
+
+
+def test_retention_drops_rollups_by_whole_utc_days_so_both_levels_stay_equal(iso: Conn) -> None:
+    now = iso.execute("SELECT now() AS t").fetchone()["t"].astimezone(UTC)  # type: ignore[index]
+    cutoff_day = (now - timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
+    add_runs(iso, 7010, minutely(now - timedelta(days=12), 30, lambda i: 20))  # whole days older: dropped
+    add_runs(iso, 7010, minutely(cutoff_day + timedelta(minutes=5), 30, lambda i: 20))  # the day the horizon cuts: kept
+    add_runs(iso, 7010, minutely(now - timedelta(days=2), 30, lambda i: 20))
+    monitor.refresh_rollups(iso)
+
+    monitor.apply_retention(iso, timedelta(days=7), rollup_horizon=timedelta(days=10))
+
+    daily = _as_numbers(iso.execute(DAY_ROWS, {"jobid": 7010}).fetchall())  # the raw runs are gone: vs the hourly level
+    assert daily == _as_numbers(iso.execute(DAY_FROM_HOURLY, {"jobid": 7010}).fetchall())
+    assert sum(r["succeeded"] for r in daily) == 60
+    assert min(r["day"] for r in daily) == cutoff_day
 
 
 # -- HTTP outcomes -----------------------------------------------------------------------------------
@@ -315,12 +464,44 @@ def test_outcomes_are_attributed_by_request_even_when_jobs_call_the_same_functio
                 for r in frame.iter_rows(named=True)}
 
     assert observed() == expected  # from net._http_response (not harvested yet)
+    # a job whose answers were all 2xx has no last error (not the text of some 2xx answer)
+    assert monitor.http_outcomes(db, timedelta(minutes=10), jobs=[a]).row(0, named=True)["last_error"] is None
     assert monitor.harvest_responses(db)["copied"] >= len(requests)
     assert observed() == expected  # from cronkit.http_responses
     monitor.refresh_rollups(db)
     assert observed() == expected  # from cronkit.http_rollup
     errors = monitor.http_outcomes(db, timedelta(minutes=10), jobs=[c]).row(0, named=True)
     assert errors["last_error"].startswith("5xx: 503")
+
+
+def test_http_outcomes_count_each_request_once_across_rollups_partial_hours_and_the_watermark(iso: Conn) -> None:
+    name = f"ck-edges-{uuid.uuid4().hex[:8]}"
+    at = [BASE + timedelta(minutes=i, seconds=30) for i in range(180)]  # 10:00 to 12:59
+    outcome = ["5xx" if i % 7 == 0 else "2xx" for i in range(180)]
+
+    def durable(ids: list[int]) -> None:
+        with iso.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO cronkit.request_ledger (request_id, jobname, url, created_at) VALUES (%s, %s, 'http://x', %s)",
+                [(-800000 - i, name, at[i]) for i in ids])
+            cur.executemany(
+                "INSERT INTO cronkit.http_responses (request_id, jobname, requested_at, responded_at, outcome, status_code) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [(-800000 - i, name, at[i], at[i], outcome[i], 503 if outcome[i] == "5xx" else 200) for i in ids])
+
+    durable([i for i in range(120) if i not in (70, 71)])
+    monitor.refresh_rollups(iso)
+    durable([70, 71, *range(120, 180)])  # newer than the watermark: in a whole hour, and in the partial one after
+
+    since, until = BASE + timedelta(minutes=25), BASE + timedelta(hours=2, minutes=40)
+    row = monitor.http_outcomes(iso, since, until, jobs=[name]).row(0, named=True)
+
+    inside = [i for i in range(180) if since <= at[i] < until]
+    assert row["requests"] == len(inside) == 135
+    assert (row["2xx"], row["5xx"]) == (sum(outcome[i] == "2xx" for i in inside), sum(outcome[i] == "5xx" for i in inside))
+    assert row["last_error_at"] == at[max(i for i in inside if outcome[i] == "5xx")]
+    hours = monitor.http_timeline(iso, since, until, jobs=[name])
+    assert hours.get_column("requests").sum() == 135
 
 
 def test_requests_without_a_response_past_pg_net_ttl_are_expired(iso: Conn) -> None:

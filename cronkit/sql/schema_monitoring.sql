@@ -6,7 +6,7 @@
 -- Why these objects exist:
 --   * cron.job_run_details has no index but its primary key (pg_cron#408) and grows without bound,
 --     so every time window is turned into a runid range (cronkit.runid_at) and history is read
---     from hourly rollups that are kept current incrementally (watermark on runid).
+--     from daily and hourly rollups that are kept current incrementally (watermark on runid).
 --   * pg_cron's "succeeded" only means net.http_post queued a request; the HTTP outcome lives in
 --     the UNLOGGED net._http_response for pg_net.ttl (6 hours) and carries no URL or job, so
 --     cronkit.harvest_responses copies the rows of cronkit's requests (request_ledger) to a
@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS cronkit.monitor_state (
     retention_applied_at timestamptz
 );
 INSERT INTO cronkit.monitor_state (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
+-- true once cronkit.run_rollup_day holds every day of cronkit.run_rollup (set by the first
+-- cronkit.refresh_rollups() after the daily level was added; summaries ignore the daily level before)
+ALTER TABLE cronkit.monitor_state ADD COLUMN IF NOT EXISTS day_rollup_ready boolean NOT NULL DEFAULT false;
 
 -- Runs at or below the watermark that were not final when the rollup last looked (still running,
 -- or a runid not yet visible because its inserting transaction had not committed).
@@ -39,9 +42,9 @@ CREATE TABLE IF NOT EXISTS cronkit.run_rollup_open (
     noted_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Final runs (succeeded/failed) per job per UTC hour of their start. hist is a sparse duration
--- histogram: each element is (bin << 32) | count, bin = floor(ln(ms) / ln(1.05)), so merged
--- percentiles are within 2.5 percent.
+-- Final runs (succeeded/failed) per job per UTC hour of their start. hist is a sparse histogram of
+-- the durations of the timed runs (both times known): each element is (bin << 32) | count,
+-- bin = floor(ln(ms) / ln(1.05)), so merged percentiles are within 2.5 percent.
 CREATE TABLE IF NOT EXISTS cronkit.run_rollup (
     bucket      timestamptz NOT NULL,
     jobid       bigint NOT NULL,
@@ -56,6 +59,28 @@ CREATE TABLE IF NOT EXISTS cronkit.run_rollup (
     max_runid   bigint NOT NULL,
     last_start  timestamptz,
     PRIMARY KEY (bucket, jobid, status)
+);
+
+-- The same final runs per job per UTC day, both statuses in one row with the histogram already
+-- merged: a summary over N days reads N rows per job here plus at most 23 hourly rows per job for
+-- the partial days at the window's edges, instead of 24 N hourly rows. Invariant (kept by
+-- cronkit.refresh_rollups, which folds the same new runs into both levels in one statement): a row
+-- is exactly the merge of the cronkit.run_rollup rows of its day.
+CREATE TABLE IF NOT EXISTS cronkit.run_rollup_day (
+    day              timestamptz NOT NULL,    -- UTC midnight
+    jobid            bigint NOT NULL,
+    jobname          text,
+    succeeded        bigint NOT NULL,
+    failed           bigint NOT NULL,
+    timed_runs       bigint NOT NULL,
+    dur_sum_ms       double precision NOT NULL DEFAULT 0,
+    dur_max_ms       double precision,
+    hist             bigint[] NOT NULL DEFAULT '{}',
+    min_runid        bigint NOT NULL,
+    max_runid        bigint NOT NULL,
+    max_failed_runid bigint,                  -- the newest failed run of the day
+    last_start       timestamptz,
+    PRIMARY KEY (day, jobid)
 );
 
 -- One row per resolved HTTP request of a cronkit job (request_ledger), kept after pg_net's TTL.
@@ -250,8 +275,11 @@ BEGIN
 END
 $fn$;
 
--- Fold runs that became final since the last call into cronkit.run_rollup, and new durable HTTP
--- outcomes into cronkit.http_rollup. Cost is proportional to what is new, not to the history.
+-- Fold runs that became final since the last call into cronkit.run_rollup and cronkit.run_rollup_day
+-- (the daily delta is the merge of the hourly delta, in the same statement), and new durable HTTP
+-- outcomes into cronkit.http_rollup.
+-- Cost is proportional to what is new, not to the history (except once, right after the daily level
+-- was added: it is then derived from the hourly level).
 CREATE OR REPLACE FUNCTION cronkit.refresh_rollups()
 RETURNS jsonb LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -265,6 +293,29 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('cronkit.monitor'));
     SELECT * INTO st FROM cronkit.monitor_state WHERE id FOR UPDATE;
+    IF NOT st.day_rollup_ready THEN
+        -- The daily level is new (or was never built): merge the hourly rows of each day once.
+        DELETE FROM cronkit.run_rollup_day;
+        INSERT INTO cronkit.run_rollup_day
+               (day, jobid, jobname, succeeded, failed, timed_runs, dur_sum_ms, dur_max_ms, hist,
+                min_runid, max_runid, max_failed_runid, last_start)
+        SELECT s.day, s.jobid, s.jobname, s.succeeded, s.failed, s.timed, s.ms_sum, s.ms_max, coalesce(h.hist, '{}'),
+               s.lo, s.hi, s.hi_failed, s.last_start
+          FROM (SELECT date_trunc('day', hr.bucket, 'UTC') AS day, hr.jobid,
+                       (array_agg(hr.jobname ORDER BY hr.bucket DESC) FILTER (WHERE hr.jobname IS NOT NULL))[1] AS jobname,
+                       coalesce(sum(hr.runs) FILTER (WHERE hr.status = 'succeeded'), 0)::bigint AS succeeded,
+                       coalesce(sum(hr.runs) FILTER (WHERE hr.status = 'failed'), 0)::bigint AS failed,
+                       sum(hr.timed_runs)::bigint AS timed, sum(hr.dur_sum_ms) AS ms_sum, max(hr.dur_max_ms) AS ms_max,
+                       min(hr.min_runid) AS lo, max(hr.max_runid) AS hi,
+                       max(hr.max_runid) FILTER (WHERE hr.status = 'failed') AS hi_failed, max(hr.last_start) AS last_start
+                  FROM cronkit.run_rollup hr GROUP BY 1, 2) s
+          LEFT JOIN (SELECT x.day, x.jobid, array_agg((x.bin << 32) | x.n ORDER BY x.bin) AS hist
+                       FROM (SELECT date_trunc('day', hr.bucket, 'UTC') AS day, hr.jobid, e >> 32 AS bin,
+                                    sum(e & 4294967295)::bigint AS n
+                               FROM cronkit.run_rollup hr, unnest(hr.hist) AS e GROUP BY 1, 2, 3) x
+                      GROUP BY 1, 2) h ON h.day = s.day AND h.jobid = s.jobid;
+        UPDATE cronkit.monitor_state SET day_rollup_ready = true WHERE id;
+    END IF;
     SELECT max(runid) INTO v_hi FROM cron.job_run_details;
     IF v_hi IS NULL OR v_hi < st.run_watermark THEN
         -- The history was truncated and cron.runid_seq restarted (Supabase's fix for a launcher
@@ -293,7 +344,7 @@ BEGIN
           FROM cand c
          WHERE c.status IN ('succeeded', 'failed')
     ), per_bin AS (
-        SELECT bucket, jobid, status, cronkit.duration_bin(ms) AS bin, count(*) AS n,
+        SELECT bucket, jobid, status, CASE WHEN ms IS NOT NULL THEN cronkit.duration_bin(ms) END AS bin, count(*) AS n,
                count(ms) AS timed, coalesce(sum(ms), 0) AS ms_sum, max(ms) AS ms_max,
                min(runid) AS lo, max(runid) AS hi, max(start_time) AS last_start
           FROM final GROUP BY 1, 2, 3, 4
@@ -319,8 +370,46 @@ BEGIN
                max_runid = greatest(r.max_runid, excluded.max_runid),
                last_start = greatest(r.last_start, excluded.last_start)
         RETURNING 1
+    ), day_hist AS (
+        -- the daily delta is the merge of the hourly delta (per_bin stays a single-use CTE)
+        SELECT day, jobid, array_agg((bin << 32) | n ORDER BY bin) AS hist
+          FROM (SELECT date_trunc('day', a.bucket, 'UTC') AS day, a.jobid, e >> 32 AS bin,
+                       sum(e & 4294967295)::bigint AS n
+                  FROM agg a, unnest(a.hist) AS e GROUP BY 1, 2, 3) x
+         GROUP BY 1, 2
+    ), day_agg AS (
+        SELECT date_trunc('day', bucket, 'UTC') AS day, jobid,
+               coalesce(sum(runs) FILTER (WHERE status = 'succeeded'), 0)::bigint AS succeeded,
+               coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0)::bigint AS failed,
+               sum(timed)::bigint AS timed, sum(ms_sum) AS ms_sum, max(ms_max) AS ms_max,
+               min(lo) AS lo, max(hi) AS hi, max(hi) FILTER (WHERE status = 'failed') AS hi_failed,
+               max(last_start) AS last_start
+          FROM agg GROUP BY 1, 2
+    ), ins_day AS (
+        INSERT INTO cronkit.run_rollup_day AS r
+               (day, jobid, jobname, succeeded, failed, timed_runs, dur_sum_ms, dur_max_ms, hist,
+                min_runid, max_runid, max_failed_runid, last_start)
+        SELECT a.day, a.jobid, j.jobname, a.succeeded, a.failed, a.timed, a.ms_sum, a.ms_max, coalesce(h.hist, '{}'),
+               a.lo, a.hi, a.hi_failed, a.last_start
+          FROM day_agg a
+          LEFT JOIN day_hist h ON h.day = a.day AND h.jobid = a.jobid
+          LEFT JOIN cron.job j ON j.jobid = a.jobid
+        ON CONFLICT (day, jobid) DO UPDATE SET
+               jobname = coalesce(excluded.jobname, r.jobname),
+               succeeded = r.succeeded + excluded.succeeded,
+               failed = r.failed + excluded.failed,
+               timed_runs = r.timed_runs + excluded.timed_runs,
+               dur_sum_ms = r.dur_sum_ms + excluded.dur_sum_ms,
+               dur_max_ms = greatest(r.dur_max_ms, excluded.dur_max_ms),
+               hist = cronkit.hist_merge(r.hist, excluded.hist),
+               min_runid = least(r.min_runid, excluded.min_runid),
+               max_runid = greatest(r.max_runid, excluded.max_runid),
+               max_failed_runid = greatest(r.max_failed_runid, excluded.max_failed_runid),
+               last_start = greatest(r.last_start, excluded.last_start)
+        RETURNING 1
     )
-    SELECT coalesce((SELECT sum(runs) FROM agg), 0) INTO folded FROM (SELECT count(*) FROM ins) AS done;
+    SELECT coalesce((SELECT sum(runs) FROM agg), 0) INTO folded
+      FROM (SELECT count(*) FROM ins) AS done, (SELECT count(*) FROM ins_day) AS done_day;
 
     -- The open set after this pass: runs that are still not final, runids above the old watermark
     -- that are not visible yet (a transaction that has not committed; gaps wider than 1000 are
@@ -377,9 +466,10 @@ RETURNS jsonb LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('cronkit.monitor'));
     DELETE FROM cronkit.run_rollup;
+    DELETE FROM cronkit.run_rollup_day;
     DELETE FROM cronkit.run_rollup_open;
     DELETE FROM cronkit.http_rollup;
-    UPDATE cronkit.monitor_state SET run_watermark = 0, http_watermark = 0 WHERE id;
+    UPDATE cronkit.monitor_state SET run_watermark = 0, http_watermark = 0, day_rollup_ready = true WHERE id;
     RETURN cronkit.refresh_rollups();
 END
 $fn$;
@@ -438,9 +528,11 @@ BEGIN
         RETURNING 1
     )
     SELECT count(*) INTO responses_deleted FROM del;
-    WITH d1 AS (DELETE FROM cronkit.run_rollup WHERE bucket < now() - rollup_horizon RETURNING 1),
+    -- run rollups go by whole UTC days, so every daily row left still has all of its hourly rows
+    WITH d1 AS (DELETE FROM cronkit.run_rollup WHERE bucket < date_trunc('day', now() - rollup_horizon, 'UTC') RETURNING 1),
+         d1d AS (DELETE FROM cronkit.run_rollup_day WHERE day < date_trunc('day', now() - rollup_horizon, 'UTC') RETURNING 1),
          d2 AS (DELETE FROM cronkit.http_rollup WHERE bucket < now() - rollup_horizon RETURNING 1)
-    SELECT (SELECT count(*) FROM d1) + (SELECT count(*) FROM d2) INTO rollups_deleted;
+    SELECT (SELECT count(*) FROM d1) + (SELECT count(*) FROM d1d) + (SELECT count(*) FROM d2) INTO rollups_deleted;
     WITH del AS (DELETE FROM cronkit.queue_snapshots WHERE taken_at < now() - rollup_horizon RETURNING 1)
     SELECT count(*) INTO snapshots_deleted FROM del;
     UPDATE cronkit.monitor_state SET retention_applied_at = now() WHERE id;
