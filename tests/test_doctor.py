@@ -44,7 +44,7 @@ from cronkit.sandbox.edge import EdgeAdmin, make_jwt
 from cronkit.sandbox.manager import Sandbox, SandboxEnv
 from cronkit.schedules import parse_pg_cron_version
 from cronkit.secrets import VaultBackend
-from tests.helpers import wait_for
+from tests.helpers import fake_sb_secret, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "doctor.md"
@@ -287,7 +287,7 @@ def test_it_tells_whether_the_database_runs_in_a_container(kwargs: dict[str, Any
 def test_evidence_is_scrubbed_of_anything_shaped_like_a_key() -> None:
     key = make_jwt("scrub-test-secret", "service_role")
     scrubbed = doctor._scrub({"rows": [{"command": f"headers := '{{\"Authorization\": \"Bearer {key}\"}}'"}],
-                              "other": "apikey sb_secret_ABCDEFGHIJKLMNOP"})
+                              "other": "apikey " + fake_sb_secret("ABCDEFGHIJKLMNOP")})
     text = json.dumps(scrubbed)
     assert key not in text and key.split(".")[2] not in text and "sb_secret_ABCD" not in text
     assert "<secret len=" in text
@@ -616,7 +616,7 @@ def test_a_deleted_vault_secret_and_a_placeholder_are_reported_per_secret(labs: 
 def test_a_jwt_in_a_job_command_or_in_the_function_it_calls_is_inlined(labs: Labs) -> None:
     lab = labs.faults
     service_key = make_jwt("doctor-inline-jwt-secret-0123456789", "service_role")
-    new_key = "sb_secret_DoctorInlineKey_0123456789"
+    new_key = fake_sb_secret("DoctorInlineKey_0123456789")
     with lab.app() as conn:
         command = (f"select net.http_post(url := 'http://127.0.0.1:9/functions/v1/x', "
                    f"headers := jsonb_build_object('Authorization', 'Bearer {service_key}'))")

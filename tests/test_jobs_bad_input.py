@@ -23,6 +23,7 @@ from psycopg import sql
 
 from cronkit import db as cdb
 from cronkit.wrappers import wrapper_name
+from tests.helpers import fake_jwt
 from tests.jobs_support import (
     Project,
     cronkit_schema,  # noqa: F401 - fixture
@@ -38,7 +39,7 @@ from tests.jobs_support import (
 Conn = psycopg.Connection[dict[str, Any]]
 pytestmark = pytest.mark.usefixtures("cronkit_schema")
 
-JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+JWT = fake_jwt()
 UNREACHABLE = "postgresql://postgres:x@127.0.0.1:1/postgres"
 SECRET_INPUT = "bad-input-secret-value-3f9c1e"
 

@@ -19,9 +19,10 @@ from cronkit.errors import CronkitError, ManifestError
 from cronkit.manifest import MAX_JOBNAME_BYTES, JobSpec, SecretsConfig, load_manifest, parse_manifest
 from cronkit.secrets import backend_for
 from cronkit.wrappers import render_wrapper, spec_hash, wrapper_name
+from tests.helpers import fake_jwt, fake_sb_secret
 
 FILE = Path("cronkit.toml")
-JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+JWT = fake_jwt()
 CANARY = "canary-7f3a-unit-0b5e2c9d"
 
 
@@ -186,7 +187,7 @@ VALIDATION = [
       "{env:...} is not allowed in headers", "{secret:NAME}", id="env template in a header"),
     V(manifest(job(headers={"Authorization": f"Bearer {JWT}"})), "jobs[0].headers.Authorization",
       "looks like a literal key or JWT", "cronkit secrets set NAME", id="literal JWT in a header"),
-    V(manifest(job(headers={"apikey": "sb_secret_abcdefghijklmnop"})), "jobs[0].headers.apikey",
+    V(manifest(job(headers={"apikey": fake_sb_secret("abcdefghijklmnop")})), "jobs[0].headers.apikey",
       "looks like a literal key or JWT", None, id="literal sb_secret key in a header"),
     V(manifest(job(headers={"Content-Type": "text/plain"})), "jobs[0].headers.Content-Type",
       "pg_net only sends Content-Type: application/json", None, id="content type"),

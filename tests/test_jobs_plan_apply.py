@@ -23,7 +23,7 @@ from cronkit.errors import CronkitError
 from cronkit.plan import make_plan
 from cronkit.redact import fingerprint
 from cronkit.wrappers import wrapper_name
-from tests.helpers import wait_for
+from tests.helpers import fake_jwt, wait_for
 from tests.jobs_support import (
     Project,
     cli_command,
@@ -42,7 +42,7 @@ from tests.jobs_support import (
 
 Conn = psycopg.Connection[dict[str, Any]]
 pytestmark = pytest.mark.usefixtures("cronkit_schema")
-JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+JWT = fake_jwt()
 
 
 def sql_job(project: Project, suffix: str, schedule: str = "*/5 * * * *", **extra: Any) -> dict[str, Any]:
