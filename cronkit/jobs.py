@@ -14,6 +14,7 @@ from psycopg import sql
 from cronkit.db import translated
 from cronkit.errors import CronkitError, JobNotFound
 from cronkit.manifest import INLINED_KEY, NOT_IN_FUNCTION, Manifest
+from cronkit.plan import active_statement, removal_statements
 from cronkit.secrets import backend_for
 
 Conn = psycopg.Connection[Any]
@@ -58,7 +59,7 @@ def set_active(conn: Conn, name: str, active: bool) -> JobRow:
     """Pause or resume one job with ``cron.alter_job`` (history and jobid are kept)."""
     job = find_job(conn, name)
     with translated(f"{'resume' if active else 'pause'} job {name!r}"):
-        conn.execute("select cron.alter_job(%s::bigint, active := %s)", (job.jobid, active))
+        active_statement(job.jobid, active).execute(conn)
     return find_job(conn, name)
 
 
@@ -89,9 +90,8 @@ def remove_job(conn: Conn, name: str) -> None:
         )
     with conn.transaction(), translated(f"remove job {name!r}"):
         wrapper = conn.execute("select wrapper from cronkit.managed_jobs where jobname = %s", (name,)).fetchone()["wrapper"]
-        conn.execute("select cron.unschedule(%s::bigint)", (job.jobid,))
-        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(wrapper)))
-        conn.execute("delete from cronkit.managed_jobs where jobname = %s", (name,))
+        for statement in removal_statements(name, job.jobid, wrapper):
+            statement.execute(conn)
 
 
 def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: bool = True) -> list[str]:
@@ -110,10 +110,8 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
         for row in rows:
             done.append(f"remove job {row['jobname']!r} and its wrapper {row['wrapper']}")
             if not dry_run:
-                if row["jobid"] is not None:
-                    conn.execute("select cron.unschedule(%s::bigint)", (row["jobid"],))
-                conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(row["wrapper"])))
-                conn.execute("delete from cronkit.managed_jobs where jobname = %s", (row["jobname"],))
+                for statement in removal_statements(row["jobname"], row["jobid"], row["wrapper"]):
+                    statement.execute(conn)
         if secrets:
             backend = backend_for(manifest.secrets)
             names = sorted({n for spec in manifest.resolve(None, {**_dummy_env(manifest)}) for n in spec.secret_names})

@@ -46,6 +46,9 @@ class Statement:
     params: tuple[Any, ...] | None = None
     shown: tuple[str, ...] | None = None
 
+    def execute(self, conn: Conn) -> None:
+        conn.execute(self.query, self.params)  # type: ignore[arg-type]
+
     def display(self, conn: Conn) -> str:
         text = self.query.as_string(conn)
         if self.params is None:
@@ -71,7 +74,7 @@ class Step:
             self.run(conn)
             return
         for statement in self.statements:
-            conn.execute(statement.query, statement.params)  # type: ignore[arg-type]
+            statement.execute(conn)
 
 
 @dataclass
@@ -185,6 +188,23 @@ def _wrapper_source(conn: Conn, function: str) -> str | None:
     return row["prosrc"] if row else None
 
 
+# -- statements shared by plan, jobs and the rollback runbook ---------------------------------------
+
+
+def removal_statements(jobname: str, jobid: int | None, wrapper: str) -> tuple[Statement, ...]:
+    """Remove one cronkit job: unschedule it (when it is still in cron.job), drop its wrapper
+    (``wrapper`` is the regprocedure text cronkit itself stored), forget it in the registry."""
+    statements = [Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (jobid,))] if jobid is not None else []
+    statements.append(Statement(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(wrapper))))
+    statements.append(Statement(sql.SQL("DELETE FROM cronkit.managed_jobs WHERE jobname = %s"), (jobname,)))
+    return tuple(statements)
+
+
+def active_statement(jobid: int, active: bool) -> Statement:
+    """Pause or resume a job; history and jobid are kept."""
+    return Statement(sql.SQL("SELECT cron.alter_job(%s::bigint, active := %s)"), (jobid, active))
+
+
 # -- planning -------------------------------------------------------------------------------------
 
 
@@ -240,12 +260,8 @@ def make_plan(
 
     for name, row in sorted(managed.items()):
         if row["project"] == manifest.project and name not in desired_names:
-            statements = []
-            if name in live:
-                statements.append(Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (live[name]["jobid"],)))
-            statements.append(Statement(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(row["wrapper"]))))
-            statements.append(Statement(sql.SQL("DELETE FROM cronkit.managed_jobs WHERE jobname = %s"), (name,)))
-            plan.steps.append(Step("remove", name, "no longer in the manifest", tuple(statements)))
+            jobid = live[name]["jobid"] if name in live else None
+            plan.steps.append(Step("remove", name, "no longer in the manifest", removal_statements(name, jobid, row["wrapper"])))
 
     plan.foreign = [
         {"jobid": row["jobid"], "jobname": name, "schedule": row["schedule"], "active": row["active"], "username": row["username"]}

@@ -54,6 +54,7 @@ from cronkit import config, db, jobs, schedules
 from cronkit.errors import ConfigError, CronkitError
 from cronkit.facts import ServerFacts, server_facts
 from cronkit.manifest import Manifest, QueueSpec, load_manifest
+from cronkit.plan import Statement, active_statement, removal_statements
 from cronkit.redact import mask
 from cronkit.secrets import SecretStatus, backend_for
 
@@ -1471,34 +1472,35 @@ def rollback_plan(ctx: Context, action: str, job: str | None = None, with_secret
     targets = [r for r in frame.iter_rows(named=True) if action == "teardown" or not job or r["job"] == job]
     steps: list[tuple[str, str]] = []
     skipped: list[str] = []
-    if action in ("disable", "enable"):
-        want = action == "enable"
-        for r in targets:
-            if r["jobid"] is None:
-                skipped.append(f"{r['job']}: not in cron.job")
-            elif r["active"] == want:
-                skipped.append(f"{r['job']}: already {'active' if want else 'inactive'}")
-            else:
-                steps.append((f"{action} {r['job']}", f"SELECT cron.alter_job({r['jobid']}::bigint, active := {str(want).lower()});"))
-    else:
-        for r in targets:
-            sql_lines = []
-            if r["jobid"] is not None:
-                sql_lines.append(f"SELECT cron.unschedule({r['jobid']}::bigint);")
-            sql_lines += [f"DROP FUNCTION IF EXISTS {r['wrapper']};",
-                          f"DELETE FROM cronkit.managed_jobs WHERE jobname = '{r['job']}';"]
-            steps.append((f"remove job {r['job']} and its wrapper {r['wrapper']}", "\n".join(sql_lines)))
-        if action == "teardown" and with_secrets:
-            others = _secrets_used_elsewhere(ctx)
-            for status in _secret_statuses(ctx, secret_names(ctx)):
-                if status.state == "missing":
-                    skipped.append(f"secret {status.name}: already absent")
-                elif status.name in others:
-                    skipped.append(f"secret {status.name}: kept, other projects' jobs read it ({', '.join(others[status.name])})")
+    # The very statements cronkit.jobs runs, rendered with their parameters (one connection for all).
+    with ctx.read() as conn:
+        def shown(statements: Sequence[Statement]) -> str:
+            return "\n".join(st.display(conn) + ";" for st in statements)
+
+        if action in ("disable", "enable"):
+            want = action == "enable"
+            for r in targets:
+                if r["jobid"] is None:
+                    skipped.append(f"{r['job']}: not in cron.job")
+                elif r["active"] == want:
+                    skipped.append(f"{r['job']}: already {'active' if want else 'inactive'}")
                 else:
-                    steps.append((f"delete secret {status.name} ({ctx.manifest.secrets.backend})", _secret_delete_sql(ctx, status.name)))
-        if not steps and not skipped:
-            skipped.append(f"project {ctx.project!r} has no jobs in this database")
+                    steps.append((f"{action} {r['job']}", shown([active_statement(r["jobid"], want)])))
+        else:
+            for r in targets:
+                steps.append((f"remove job {r['job']} and its wrapper {r['wrapper']}",
+                              shown(removal_statements(r["job"], r["jobid"], r["wrapper"]))))
+            if action == "teardown" and with_secrets:
+                others = _secrets_used_elsewhere(ctx)
+                for status in _secret_statuses(ctx, secret_names(ctx)):
+                    if status.state == "missing":
+                        skipped.append(f"secret {status.name}: already absent")
+                    elif status.name in others:
+                        skipped.append(f"secret {status.name}: kept, other projects' jobs read it ({', '.join(others[status.name])})")
+                    else:
+                        steps.append((f"delete secret {status.name} ({ctx.manifest.secrets.backend})", _secret_delete_sql(ctx, status.name)))
+            if not steps and not skipped:
+                skipped.append(f"project {ctx.project!r} has no jobs in this database")
     return RollbackPlan(action, job, tuple(steps), tuple(skipped), with_secrets)
 
 
