@@ -37,16 +37,15 @@ def _sandbox(args: argparse.Namespace) -> Any:
 
 
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
-    env = _sandbox(args).up(progress=_quiet_if(args))
-    if args.json:
-        _emit_json(env.as_dict())
-    else:
-        print("\n".join(f"{key}={value}" for key, value in env.as_dict().items()))
-    return 0
+    return _emit_env(args, _sandbox(args).up(progress=_quiet_if(args)))
 
 
 def cmd_sandbox_env(args: argparse.Namespace) -> int:
-    env = _sandbox(args).env()
+    return _emit_env(args, _sandbox(args).env())
+
+
+def _emit_env(args: argparse.Namespace, env: Any) -> int:
+    """The sandbox's connection variables: JSON, or KEY=value lines for `eval`/.env."""
     if args.json:
         _emit_json(env.as_dict())
     else:
