@@ -7,6 +7,7 @@ Progress goes to stderr so stdout stays clean for ``KEY=value`` lines and JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cronkit import __version__
-from cronkit.errors import CronkitError
+from cronkit.errors import ConfigError, CronkitError, ExitCode, NotConfirmed
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -370,7 +371,7 @@ def _command(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cronkit",
         description="pg_cron jobs that call Edge Functions through pg_net, as reviewed code.",
         epilog="examples:\n  cronkit sandbox up\n  cronkit sandbox status --json\n\n"
@@ -518,23 +519,78 @@ def _path(value: str) -> Any:
     return Path(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits with the table's 64 and says where to look."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"cronkit: error: {message}\n  fix: see `{self.prog} --help` for the arguments and examples.",
+              file=sys.stderr)
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _boundary_error(exc: BaseException) -> CronkitError | None:
+    """The one translation of anything a command may raise into a message with a remedy."""
+    from cronkit import db
+
+    if isinstance(exc, CronkitError):
+        return exc
+    if isinstance(exc, db.DatabaseError):
+        try:
+            with db.translated("finish the command"):
+                raise exc
+        except CronkitError as translated:
+            return translated
+    if isinstance(exc, EOFError):
+        return NotConfirmed("Nothing was changed: the input ended before an answer was given.",
+                            remedy="Answer at the prompt, or pass --yes to confirm in scripts.")
+    if isinstance(exc, UnicodeDecodeError):
+        return ConfigError(f"A file is not valid UTF-8 text: {exc.reason} at byte {exc.start}.",
+                           remedy="Save the file as UTF-8 and run the command again.")
+    if isinstance(exc, IsADirectoryError):
+        return ConfigError(f"{exc.filename} is a directory, not a file.", remedy="Name the file itself (e.g. cronkit.toml).")
+    if isinstance(exc, FileNotFoundError):
+        return ConfigError(f"{exc.filename}: no such file.", remedy="Check the path; it is relative to the current directory.")
+    if isinstance(exc, PermissionError):
+        return ConfigError(f"{exc.filename}: permission denied.", remedy="Check the file's owner and mode, or run as its owner.")
+    if isinstance(exc, OSError):
+        return CronkitError(f"An operating-system error stopped the command: {exc.strerror or exc}.",
+                            remedy="Check the disk, the paths and the permissions it names, then run it again.")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
     try:
-        return handler(args)
-    except CronkitError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"cronkit: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return int(handler(args))
     except KeyboardInterrupt:
         print("cronkit: interrupted; nothing half-done is left committed.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): nothing more to say, and nothing to say it to
+        _silence_stdout()
+        return ExitCode.PROBLEMS
+    except Exception as exc:  # the one error boundary: a person never sees a bare traceback
+        error = _boundary_error(exc)
+        if error is None:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"cronkit: error: {error}", file=sys.stderr)
+        return int(error.exit_code)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,9 @@
-"""The one module that talks to psycopg: connections and driver-error translation.
+"""The one module that talks to psycopg: connections, transactions and driver-error translation.
 
-Everything else in cronkit receives a ``psycopg.Connection`` from :func:`connect` and composes
-its SQL with ``psycopg.sql``; values always travel as parameters.
+Everything else in cronkit receives a :data:`Conn` from :func:`connect`, composes its SQL with
+``psycopg.sql`` (or loads it by name from :mod:`cronkit.queries`) and catches driver errors by
+the names re-exported here (:data:`DatabaseError`, :mod:`sqlstate`); values always travel as
+parameters. No other module imports psycopg beyond ``psycopg.sql``.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import errors as pgerr
+from psycopg import errors as sqlstate  # noqa: F401  (re-exported: callers catch sqlstate.UndefinedTable, ...)
+from psycopg.abc import AdaptContext  # noqa: F401  (re-exported for sql.Composable.as_string)
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from cronkit.errors import (
@@ -24,6 +29,44 @@ from cronkit.errors import (
 )
 
 APPLICATION_NAME = "cronkit"
+
+#: a connection whose rows are dicts (what :func:`connect` returns)
+Conn: TypeAlias = psycopg.Connection[dict[str, Any]]
+#: the root of every driver error
+DatabaseError = psycopg.Error
+#: raise inside ``conn.transaction()`` to roll that block back without an error
+Rollback = psycopg.Rollback
+OperationalError = psycopg.OperationalError
+
+
+def in_transaction(conn: psycopg.Connection[Any]) -> bool:
+    """True when a transaction is open on ``conn`` (anything but idle)."""
+    return conn.info.transaction_status != TransactionStatus.IDLE
+
+
+def use_dict_rows(conn: psycopg.Connection[Any]) -> None:
+    """Make ``conn`` return rows as dicts (for connections cronkit did not open itself)."""
+    conn.row_factory = dict_row  # type: ignore[assignment]
+
+
+def dict_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[dict[str, Any]]:
+    """A cursor whose rows are dicts, whatever the connection's own row factory."""
+    return conn.cursor(row_factory=dict_row)
+
+
+@contextlib.contextmanager
+def read_only(conn: psycopg.Connection[Any], *, timeout_ms: int | None = None) -> Iterator[psycopg.Connection[Any]]:
+    """A READ ONLY transaction (nested reads become a savepoint) with an optional local timeout.
+
+    Read paths (monitor, runbooks, doctor) run here so a read can never change anything.
+    """
+    nested = in_transaction(conn)
+    with conn.transaction():
+        if not nested:
+            conn.execute("SET TRANSACTION READ ONLY")
+        if timeout_ms is not None:
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout_ms)}ms",))
+        yield conn
 
 
 def redact_dsn(dsn: str) -> str:

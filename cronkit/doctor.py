@@ -20,7 +20,7 @@ How it behaves:
 * **Never shows a secret.** Values appear only as :func:`cronkit.redact.mask` (length and a
   fingerprint); every string in the evidence is scrubbed of anything shaped like a key or JWT.
 
-Missed runs use :mod:`cronkit.missed`'s model and queue numbers :mod:`cronkit.queues`' query, so the
+Missed runs use :mod:`cronkit.monitor.missed`'s model and queue numbers :mod:`cronkit.monitor.queues`' query, so the
 doctor agrees with the monitor; everything else reads pg_cron's, pg_net's and cronkit's tables
 directly, and keeps working when cronkit's monitoring schema is absent.
 
@@ -1349,10 +1349,10 @@ def _run_end(ctx: Context, run: Mapping[str, Any]) -> datetime | None:
     "pg_cron does not catch up: run the job once by hand (`cronkit run-now NAME`) if the missed work matters.",
 )
 def _missed_runs(ctx: Context) -> Iterator[Finding]:
-    """Expected versus actual runs with cronkit.missed's model of pg_cron (queued, late, downtime...)."""
+    """Expected versus actual runs with cronkit.monitor.missed's model of pg_cron (queued, late, downtime...)."""
     import polars as pl
 
-    from cronkit import missed as engine
+    from cronkit.monitor import missed as engine
 
     ctx.require_cron()
     if ctx.in_recovery():
@@ -2214,8 +2214,8 @@ def _queues(ctx: Context) -> list[QueueSpec]:
 
 
 def _queue_stats(ctx: Context, queue: QueueSpec, code: str) -> dict[str, Any] | None:
-    """cronkit.queues' statistics row of a declared queue (the same numbers its snapshots keep)."""
-    from cronkit.queues import stats_query
+    """cronkit.monitor.queues' statistics row of a declared queue (the same numbers its snapshots keep)."""
+    from cronkit.monitor.queues import stats_query
 
     def compute() -> dict[str, Any] | str:
         if not ctx.row("select to_regclass(%s) is not null as ok", (queue.table,))["ok"]:

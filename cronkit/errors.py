@@ -9,13 +9,33 @@ Secrets never go into an error: callers pass names, never values.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The one exit-code table of every command (README, "Exit codes"); sysexits.h where it has a name."""
+
+    OK = 0
+    #: warnings found, or the command could not do (all of) what was asked
+    PROBLEMS = 1
+    #: the doctor (or a verification) found something critical
+    CRITICAL = 2
+    #: a change was planned but not confirmed, so nothing was changed
+    NOT_CONFIRMED = 3
+    #: the command line was wrong (EX_USAGE)
+    USAGE = 64
+    #: the database (or the sandbox) could not be reached (EX_UNAVAILABLE)
+    UNAVAILABLE = 69
+    #: the configuration or manifest is invalid (EX_CONFIG)
+    CONFIG = 78
+
 
 class CronkitError(Exception):
     """cronkit could not do what was asked."""
 
     remedy: str = ""
     #: exit status the CLI uses for this kind of error
-    exit_code: int = 1
+    exit_code: int = ExitCode.PROBLEMS
 
     def __init__(self, message: str | None = None, *, remedy: str | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip().splitlines()[0]
@@ -33,6 +53,14 @@ class ConfigError(CronkitError):
     """The configuration is incomplete or invalid."""
 
     remedy = "Set the variable in the environment or in .env (see .env.example)."
+    exit_code = ExitCode.CONFIG
+
+
+class UsageError(CronkitError):
+    """The command line is not valid."""
+
+    remedy = "See `cronkit COMMAND --help` for the arguments and examples."
+    exit_code = ExitCode.USAGE
 
 
 class ConnectionFailed(CronkitError):
@@ -42,6 +70,7 @@ class ConnectionFailed(CronkitError):
         "Check DATABASE_URL (host, port, user, password, database). For the local sandbox run "
         "`cronkit sandbox up` and use the DATABASE_URL it prints."
     )
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class PrivilegeError(CronkitError):
@@ -72,6 +101,7 @@ class ManifestError(CronkitError):
     """The manifest file is invalid."""
 
     remedy = "Fix the file at the place named; see docs/manifest.md for every key."
+    exit_code = ExitCode.CONFIG
 
 
 class SecretError(CronkitError):
@@ -90,7 +120,7 @@ class NotConfirmed(CronkitError):
     """Nothing was changed: the change was not confirmed."""
 
     remedy = "Review the plan, then re-run with --yes (or answer 'yes' at the prompt)."
-    exit_code = 3
+    exit_code = ExitCode.NOT_CONFIRMED
 
 
 class SandboxError(CronkitError):

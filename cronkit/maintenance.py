@@ -170,7 +170,7 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
             description="cronkit: delete run history and responses older than the retention horizon",
         ))
     if settings["queue_snapshots"]:
-        from cronkit.queues import snapshot_statement
+        from cronkit.monitor.queues import snapshot_statement
 
         jobs.append(JobSpec(
             name=_job_name("queues", project, manifest), schedule=settings["queue_snapshots"], kind="sql",

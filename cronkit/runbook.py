@@ -1608,10 +1608,10 @@ class MonitorData:
     runs: pl.DataFrame  # run_timeline (long windows) or recent_runs (per run)
     http: pl.DataFrame  # http_outcomes
     http_timeline: pl.DataFrame
-    missed: pl.DataFrame  # cronkit.missed: summary per job
-    slots: pl.DataFrame  # cronkit.missed: every expected slot
-    queues: pl.DataFrame  # cronkit.queues.queue_health
-    trend: pl.DataFrame  # cronkit.queues.queue_trend
+    missed: pl.DataFrame  # cronkit.monitor.missed: summary per job
+    slots: pl.DataFrame  # cronkit.monitor.missed: every expected slot
+    queues: pl.DataFrame  # cronkit.monitor.queues.queue_health
+    trend: pl.DataFrame  # cronkit.monitor.queues.queue_trend
     notes: tuple[str, ...] = ()
 
 
@@ -1637,7 +1637,8 @@ def monitor_data(ctx: Context, hours: float = 24.0, job: str | None = None) -> M
     Parts that need cronkit's monitoring schema (outcomes, queue trend) come back empty with a
     note when it is absent, instead of failing the whole view.
     """
-    from cronkit import missed, monitor, queues
+    from cronkit import monitor
+    from cronkit.monitor import missed, queues
 
     until = datetime.now(UTC) + timedelta(seconds=1)
     since = until - timedelta(hours=float(hours))
@@ -1762,25 +1763,25 @@ def health_view(data: MonitorData) -> mo.Html:
 
 
 def duration_chart(data: MonitorData) -> Any:
-    from cronkit import charts
+    from cronkit.monitor import charts
 
     return charts.duration_chart(data.runs, title="Run duration")
 
 
 def outcome_chart(data: MonitorData) -> Any:
-    from cronkit import charts
+    from cronkit.monitor import charts
 
     return charts.outcome_chart(data.http_timeline, title="HTTP outcomes per hour")
 
 
 def missed_chart(data: MonitorData) -> Any:
-    from cronkit import charts
+    from cronkit.monitor import charts
 
     return charts.missed_chart(data.slots, title="Expected runs: on time, late, missed")
 
 
 def queue_chart(data: MonitorData) -> Any:
-    from cronkit import charts
+    from cronkit.monitor import charts
 
     return charts.queue_chart(data.trend, title="Queues")
 

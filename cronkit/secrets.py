@@ -9,18 +9,25 @@ Values read for status checks stay inside this module and are dropped at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import datetime
 from typing import Any, Protocol
 
-import psycopg
 from psycopg import sql
 
-from cronkit.db import translated
+from cronkit.db import Conn, translated
 from cronkit.errors import PrivilegeError, SecretError
 from cronkit.manifest import SecretsConfig
 from cronkit.redact import fingerprint, looks_like_placeholder
 
-Conn = psycopg.Connection[Any]
+
+
+class SecretState(StrEnum):
+    """What a secret's stored value is, as far as may be said without showing it."""
+
+    PRESENT = "present"
+    MISSING = "missing"
+    PLACEHOLDER = "placeholder"
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class SecretStatus:
     """What may be shown about a secret."""
 
     name: str
-    state: str  # "present" | "missing" | "placeholder"
+    state: SecretState
     length: int | None = None
     fingerprint: str | None = None
     updated_at: datetime | None = None
@@ -36,8 +43,8 @@ class SecretStatus:
     @classmethod
     def of(cls, name: str, value: str | None, updated_at: datetime | None = None) -> SecretStatus:
         if value is None:
-            return cls(name, "missing")
-        state = "placeholder" if looks_like_placeholder(value) else "present"
+            return cls(name, SecretState.MISSING)
+        state = SecretState.PLACEHOLDER if looks_like_placeholder(value) else SecretState.PRESENT
         return cls(name, state, len(value), fingerprint(value), updated_at)
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,6 +63,8 @@ class SecretBackend(Protocol):
 
     def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]: ...
 
+    def values(self, conn: Conn, names: list[str]) -> dict[str, str]: ...
+
     def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
         """Store ``value``; return "created", "updated" or "unchanged"."""
 
@@ -72,7 +81,22 @@ def placeholder_check(variable: sql.Identifier) -> sql.Composable:
     ).format(t=trimmed)
 
 
-class VaultBackend:
+class _Reads:
+    """``status`` and ``values`` of a backend, both derived from its one ``_read``."""
+
+    def _read(self, conn: Conn, names: list[str]) -> dict[str, tuple[str | None, datetime | None]]:
+        raise NotImplementedError
+
+    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+        found = self._read(conn, names)
+        return [SecretStatus.of(n, *found[n]) if n in found else SecretStatus.of(n, None) for n in names]
+
+    def values(self, conn: Conn, names: list[str]) -> dict[str, str]:
+        """The current values of ``names`` (those present): only for scrubbing displayed text."""
+        return {n: value for n, (value, _) in self._read(conn, names).items() if value is not None}
+
+
+class VaultBackend(_Reads):
     kind = "vault"
 
     def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
@@ -83,17 +107,13 @@ class VaultBackend:
     def setup(self, conn: Conn) -> list[sql.Composable]:
         return []
 
-    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+    def _read(self, conn: Conn, names: list[str]) -> dict[str, tuple[str | None, datetime | None]]:
         with translated("read Vault secrets"):
             rows = conn.execute(
                 "select name, decrypted_secret, updated_at from vault.decrypted_secrets where name = any(%s)",
                 (names,),
             ).fetchall()
-        found = {row["name"]: row for row in rows}
-        return [
-            SecretStatus.of(n, found[n]["decrypted_secret"], found[n]["updated_at"]) if n in found else SecretStatus.of(n, None)
-            for n in names
-        ]
+        return {row["name"]: (row["decrypted_secret"], row["updated_at"]) for row in rows}
 
     def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
         with translated(f"store Vault secret {name!r}"):
@@ -113,7 +133,7 @@ class VaultBackend:
             return conn.execute("delete from vault.secrets where name = %s", (name,)).rowcount > 0
 
 
-class TableBackend:
+class TableBackend(_Reads):
     """A secrets table like seeds 001/003: RLS on, nothing granted to PUBLIC."""
 
     kind = "table"
@@ -160,9 +180,9 @@ class TableBackend:
             sql.SQL("REVOKE ALL ON TABLE {} FROM PUBLIC").format(self.ident),
         ]
 
-    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+    def _read(self, conn: Conn, names: list[str]) -> dict[str, tuple[str | None, datetime | None]]:
         if not self._exists(conn):
-            return [SecretStatus.of(n, None) for n in names]
+            return {}
         updated = sql.SQL("updated_at") if self._has_updated_at(conn) else sql.SQL("NULL::timestamptz")
         with translated(f"read secrets from {self.schema}.{self.table}"):
             rows = conn.execute(
@@ -171,8 +191,7 @@ class TableBackend:
                 ),
                 (names,),
             ).fetchall()
-        found = {row["name"]: row for row in rows}
-        return [SecretStatus.of(n, found[n]["value"], found[n]["updated_at"]) if n in found else SecretStatus.of(n, None) for n in names]
+        return {row["name"]: (row["value"], row["updated_at"]) for row in rows}
 
     def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
         with translated(f"store secret {name!r} in {self.schema}.{self.table}"):
@@ -214,7 +233,7 @@ GUC_REMEDY = (
 )
 
 
-class GucBackend:
+class GucBackend(_Reads):
     """``app.settings.*`` database settings (seed 004). Only a superuser can set them."""
 
     kind = "guc"
@@ -228,7 +247,7 @@ class GucBackend:
     def setup(self, conn: Conn) -> list[sql.Composable]:
         return []
 
-    def status(self, conn: Conn, names: list[str]) -> list[SecretStatus]:
+    def _read(self, conn: Conn, names: list[str]) -> dict[str, tuple[str | None, datetime | None]]:
         # ALTER DATABASE settings apply to new sessions; read the catalog, not this session.
         rows = conn.execute(
             """
@@ -239,7 +258,7 @@ class GucBackend:
             """
         ).fetchall()
         found = {row["name"]: row["value"] for row in rows}
-        return [SecretStatus.of(n, found.get(self.prefix + n)) for n in names]
+        return {n: (found[self.prefix + n], None) for n in names if self.prefix + n in found}
 
     def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
         row = conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()

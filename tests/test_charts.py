@@ -8,10 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from cronkit import charts
-from cronkit.missed import SLOTS_SCHEMA
+from cronkit.monitor import charts
+from cronkit.monitor.missed import SLOTS_SCHEMA
 from cronkit.monitor import HTTP_TIMELINE_SCHEMA, RUNS_SCHEMA, TIMELINE_SCHEMA
-from cronkit.queues import TREND_SCHEMA
+from cronkit.monitor.queues import TREND_SCHEMA
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -1,7 +1,7 @@
 """Expected versus actual runs, on synthetic histories with pg_cron's exact semantics.
 
-Most tests call the pure :func:`cronkit.missed.analyze`; the last one reads a synthetic history
-back from the sandbox with :func:`cronkit.missed.detect_missed`.
+Most tests call the pure :func:`cronkit.monitor.missed.analyze`; the last one reads a synthetic history
+back from the sandbox with :func:`cronkit.monitor.missed.detect_missed`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from cronkit.missed import JobInfo, analyze, detect_missed
+from cronkit.monitor.missed import JobInfo, analyze, detect_missed
 from cronkit.schedules import PgCronVersion
 from test_monitor import iso, monitoring_schema  # noqa: F401 - fixtures
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cronkit.manifest import QueueSpec
-from cronkit.queues import queue_health, queue_trend, retry_distribution, snapshot_statement
+from cronkit.monitor.queues import queue_health, queue_trend, retry_distribution, snapshot_statement
 from test_monitor import iso, monitoring_schema  # noqa: F401 - fixtures
 
 SPEC = QueueSpec(table="pg_temp.ck_sync_queue", pending=("pending",), processing=("processing",), failed=("failed",),

@@ -424,7 +424,7 @@ def history(applied: Project, target: Any) -> Iterator[Project]:
                 (jobid, status, message, start, start + timedelta(milliseconds=ms)))
     with cdb.connect(applied.dsn, autocommit=True) as conn:
         conn.execute(f"INSERT INTO {applied.table} (status) VALUES ('pending'), ('pending'), ('failed')")  # type: ignore[arg-type]
-        from cronkit import queues
+        from cronkit.monitor import queues
 
         conn.execute(queues.snapshot_statement(list(applied.context().manifest.queues), applied.project))
     yield applied

@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS cronkit.http_rollup (
     PRIMARY KEY (bucket, jobname, outcome)
 );
 
--- Periodic queue health (cronkit/queues.py renders the statement per declared queue; pgmq
+-- Periodic queue health (cronkit/monitor/queues.py renders the statement per declared queue; pgmq
 -- queues come from cronkit.snapshot_pgmq).
 CREATE TABLE IF NOT EXISTS cronkit.queue_snapshots (
     taken_at             timestamptz NOT NULL DEFAULT now(),

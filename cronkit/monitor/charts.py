@@ -8,8 +8,8 @@ headless notebook runs.
 * :func:`duration_chart` — :func:`cronkit.monitor.run_timeline` (p50/p95/max per hour) or
   :func:`cronkit.monitor.recent_runs` (one point per run);
 * :func:`outcome_chart` — :func:`cronkit.monitor.http_timeline` (stacked outcomes per hour);
-* :func:`missed_chart` — ``MissedReport.slots`` from :mod:`cronkit.missed` (slots on a timeline);
-* :func:`queue_chart` — :func:`cronkit.queues.queue_trend` (depth and oldest pending age).
+* :func:`missed_chart` — ``MissedReport.slots`` from :mod:`cronkit.monitor.missed` (slots on a timeline);
+* :func:`queue_chart` — :func:`cronkit.monitor.queues.queue_trend` (depth and oldest pending age).
 """
 
 from __future__ import annotations

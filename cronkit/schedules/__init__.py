@@ -45,8 +45,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from cronkit import _pgcron_parse as grammar
-from cronkit._pgcron_parse import CronFields, Kind
+from cronkit.schedules import parse as grammar
+from cronkit.schedules.parse import CronFields, Kind
 from cronkit.errors import ScheduleError, UnsupportedVersion
 
 __all__ = [
