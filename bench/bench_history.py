@@ -43,7 +43,7 @@ from cronsim import CronSim
 
 from cronkit import db, monitor
 from cronkit.plan import schema_files
-from cronkit.sandbox.manager import Sandbox
+from cronkit_sandbox.manager import Sandbox
 from cronkit.schedules import parse_schedule
 
 LOAD = """

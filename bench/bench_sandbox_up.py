@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cronkit.sandbox.manager import Sandbox
+from cronkit_sandbox.manager import Sandbox
 
 
 def timed(action) -> float:  # type: ignore[no-untyped-def]

@@ -32,8 +32,15 @@ def _emit_json(payload: Any) -> None:
 
 
 def _sandbox(args: argparse.Namespace) -> Any:
-    from cronkit.sandbox.manager import Sandbox
+    from cronkit.errors import SandboxNotInstalled
 
+    try:
+        from cronkit_sandbox.manager import Sandbox
+    except ModuleNotFoundError as exc:
+        # Only cronkit_sandbox itself missing means "not installed"; any other import error keeps its traceback.
+        if (exc.name or "").partition(".")[0] != "cronkit_sandbox":
+            raise
+        raise SandboxNotInstalled() from exc
     return Sandbox(args.state_dir)
 
 
@@ -335,8 +342,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cronkit.demo import render_report, run_demo
+    from cronkit.errors import SandboxNotInstalled
 
+    try:
+        from cronkit_sandbox.demo import render_report, run_demo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "cronkit_sandbox":
+            raise
+        raise SandboxNotInstalled() from exc
     report = run_demo(_quiet_if(args), wait_seconds=args.wait)
     if args.json:
         _emit_json(report)

@@ -127,3 +127,10 @@ class SandboxError(CronkitError):
     """The local sandbox could not be started or used."""
 
     remedy = "Run `cronkit sandbox status` and read the log it names; `cronkit sandbox down --reset` starts over."
+
+
+class SandboxNotInstalled(SandboxError):
+    """The sandbox and the demo are not installed: they ship apart from cronkit, as cronkit-sandbox."""
+
+    remedy = "pip install 'cronkit[sandbox]' (in a checkout, ./dev setup installs it)."
+    exit_code = ExitCode.CONFIG

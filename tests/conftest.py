@@ -34,7 +34,7 @@ class TestTarget:
     supabase_url: str | None
     service_key: str | None
     anon_key: str | None
-    edge: Any | None  # cronkit.sandbox.edge.EdgeAdmin when the sandbox runs
+    edge: Any | None  # cronkit_sandbox.edge.EdgeAdmin when the sandbox runs
     external: bool
 
     def __repr__(self) -> str:
@@ -61,8 +61,8 @@ def _start_target(config: pytest.Config) -> TestTarget | Exception:
                 external=True,
             )
         else:
-            from cronkit.sandbox.edge import EdgeAdmin
-            from cronkit.sandbox.manager import Sandbox
+            from cronkit_sandbox.edge import EdgeAdmin
+            from cronkit_sandbox.manager import Sandbox
 
             sandbox = Sandbox(TEST_STATE_DIR)
             # Stop it at the end only if this session started it: another session may be using it.

@@ -317,7 +317,7 @@ def cronkit_schema(sandbox: Any) -> None:
 
 def sandbox_log_files() -> list[Path]:
     """The test sandbox's logs: its daemons' (``logs/*.log``) and PostgreSQL's server log."""
-    from cronkit.sandbox.manager import Sandbox
+    from cronkit_sandbox.manager import Sandbox
 
     state_dir = next(Path(m.TEST_STATE_DIR) for m in list(sys.modules.values())
                      if Path(getattr(m, "__file__", None) or "").name == "conftest.py" and hasattr(m, "TEST_STATE_DIR"))

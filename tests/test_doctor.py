@@ -35,13 +35,14 @@ import pytest
 from psycopg import sql
 
 from cronkit import db as cdb
-from cronkit import demo, doctor, jobs
+from cronkit import doctor, jobs
 from cronkit.doctor import CATALOGUE, Finding, Report, cmd_doctor, container_hints, diagnose
 from cronkit.manifest import Manifest, load_manifest
 from cronkit.plan import apply
-from cronkit.sandbox import cluster as pgcluster
-from cronkit.sandbox.edge import EdgeAdmin, make_jwt
-from cronkit.sandbox.manager import Sandbox, SandboxEnv
+from cronkit_sandbox import cluster as pgcluster
+from cronkit_sandbox import demo
+from cronkit_sandbox.edge import EdgeAdmin, make_jwt
+from cronkit_sandbox.manager import Sandbox, SandboxEnv
 from cronkit.schedules import parse_pg_cron_version
 from cronkit.secrets import VaultBackend
 from tests.helpers import fake_sb_secret, wait_for

@@ -29,8 +29,8 @@ from psycopg import sql
 
 from cronkit.errors import SandboxError
 from cronkit.redact import fingerprint
-from cronkit.sandbox.demo_functions import HANDLERS, item_fails
-from cronkit.sandbox.edge import (
+from cronkit_sandbox.demo_functions import HANDLERS, item_fails
+from cronkit_sandbox.edge import (
     Behaviour,
     EdgeAdmin,
     EdgeServer,
@@ -508,7 +508,7 @@ def _server_env(**extra: str) -> dict[str, str]:
 def test_the_server_process_prints_ready_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     log_path = tmp_path / "edge.log"
     with subprocess.Popen(
-        [sys.executable, "-m", "cronkit.sandbox.edge", "--port", "0", "--log", str(log_path)],
+        [sys.executable, "-m", "cronkit_sandbox.edge", "--port", "0", "--log", str(log_path)],
         env=_server_env(CRONKIT_EDGE_JWT_SECRET=SECRET),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -534,7 +534,7 @@ def test_the_server_process_prints_ready_serves_and_stops_on_sigterm(tmp_path: P
 
 def test_the_server_refuses_to_start_without_the_jwt_secret() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cronkit.sandbox.edge", "--port", "0"],
+        [sys.executable, "-m", "cronkit_sandbox.edge", "--port", "0"],
         env=_server_env(),
         check=False,
         capture_output=True,

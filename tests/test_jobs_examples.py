@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from cronkit import db as cdb
-from cronkit.demo import CUSTOM_AUTH, Example, demo_environ, examples, prepare_example
+from cronkit_sandbox.demo import CUSTOM_AUTH, Example, demo_environ, examples, prepare_example
 from cronkit.jobs import teardown
 from cronkit.plan import Plan, apply, make_plan
 from cronkit.redact import fingerprint, mask

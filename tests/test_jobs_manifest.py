@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cronkit import schedules
-from cronkit.demo import examples
+from cronkit_sandbox.demo import examples
 from cronkit.errors import CronkitError, ManifestError
 from cronkit.manifest import MAX_JOBNAME_BYTES, JobSpec, SecretsConfig, load_manifest, parse_manifest
 from cronkit.secrets import backend_for

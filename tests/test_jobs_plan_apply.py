@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from cronkit import db as cdb
-from cronkit.demo import examples
+from cronkit_sandbox.demo import examples
 from cronkit.errors import CronkitError
 from cronkit.plan import make_plan
 from cronkit.redact import fingerprint

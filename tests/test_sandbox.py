@@ -17,7 +17,7 @@ import pytest
 
 from cronkit import db as cdb
 from cronkit.redact import fingerprint, mask
-from cronkit.sandbox.manager import Sandbox
+from cronkit_sandbox.manager import Sandbox
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

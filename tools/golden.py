@@ -123,7 +123,7 @@ def purge(manifest: Path, database_url: str, environ: Mapping[str, str]) -> None
 @contextmanager
 def sandbox_env() -> Iterator[tuple[str, str, str]]:
     """(DATABASE_URL, SUPABASE_URL, service key) of the local sandbox, started if needed."""
-    from cronkit.sandbox.manager import Sandbox
+    from cronkit_sandbox.manager import Sandbox
 
     sandbox = Sandbox()
     was_running = sandbox.status().get("running", False)

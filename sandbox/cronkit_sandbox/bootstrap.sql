@@ -32,6 +32,6 @@ GRANT SELECT ON TABLE cron.job TO postgres;
 -- Supabase migration 20260730000000: no triggers on run history (DELETE stays).
 REVOKE TRIGGER ON TABLE cron.job_run_details FROM postgres;
 
--- Stand-ins with the real extensions' SQL surface (cronkit/sandbox/standins/).
+-- Stand-ins with the real extensions' SQL surface (cronkit_sandbox/standins/).
 CREATE EXTENSION pg_net WITH SCHEMA extensions;
 CREATE EXTENSION supabase_vault;

@@ -2,7 +2,7 @@
 --
 -- Same schema, tables, types, function signatures, defaults and grants as the real extension, so
 -- SQL written against the sandbox runs unchanged on Supabase. What the real extension does in C
--- is done here in SQL, or by the sandbox's delivery worker (python -m cronkit.sandbox.networker),
+-- is done here in SQL, or by the sandbox's delivery worker (python -m cronkit_sandbox.networker),
 -- a client connection named `pg_net 0.20.0` that LISTENs for wakes and performs the HTTP calls.
 --
 -- Deliberate differences (each explained where it happens):
@@ -82,7 +82,7 @@ begin
     raise exception using
       message = 'the pg_net background worker is not up',
       detail = 'no session of the sandbox''s pg_net delivery worker (application_name ''pg_net 0.20.0'') is connected',
-      hint = 'run `cronkit sandbox status`; the worker is python -m cronkit.sandbox.networker';
+      hint = 'run `cronkit sandbox status`; the worker is python -m cronkit_sandbox.networker';
   end if;
 end
 $$;

@@ -25,7 +25,7 @@ curl's error texts (``Couldn't connect to server``, ``Timeout of N ms reached. .
 Not reproduced: HTTP/2 (responses come over HTTP/1.1, header names as the server sent them) and
 connection reuse.
 
-Run: ``CRONKIT_NETWORKER_DSN=<superuser DSN> python -m cronkit.sandbox.networker --log FILE``.
+Run: ``CRONKIT_NETWORKER_DSN=<superuser DSN> python -m cronkit_sandbox.networker --log FILE``.
 The DSN comes only from the environment (``ps`` shows argv to every user). The log gets one line
 per request — method, URL without credentials or query values, status or error, duration — and
 never a header or body.
@@ -89,7 +89,7 @@ PEER_FAILED_VERIFICATION = "SSL peer certificate or SSH remote key was not OK"
 SSL_CONNECT_ERROR = "SSL connect error"
 BAD_FUNCTION_ARGUMENT = "A libcurl function was given a bad argument"
 
-log = logging.getLogger("cronkit.sandbox.networker")
+log = logging.getLogger("cronkit_sandbox.networker")
 
 # -------------------------------------------------------------------------------------------------
 # SQL (the real worker's queries, src/core.c)
@@ -661,7 +661,7 @@ def run(dsn: str, stop: threading.Event) -> None:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m cronkit.sandbox.networker",
+        prog="python -m cronkit_sandbox.networker",
         description=(
             "The cronkit sandbox's pg_net delivery worker: sends the requests queued by the pg_net "
             f"stand-in after their transaction commits. The database comes from {DSN_ENV} "

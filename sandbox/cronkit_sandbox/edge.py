@@ -14,7 +14,7 @@ Every invocation is recorded in memory and as one JSON line in the log file, wit
 values masked (:func:`cronkit.redact.mask`) and fingerprinted, so a test can check that the right
 key arrived without the key ever being written down.
 
-Run it as ``python -m cronkit.sandbox.edge --port N --log FILE``; secrets come only from the
+Run it as ``python -m cronkit_sandbox.edge --port N --log FILE``; secrets come only from the
 environment (``CRONKIT_EDGE_JWT_SECRET``, ``CRONKIT_EDGE_DB_URL``), never from argv, which ``ps``
 shows. :class:`EdgeAdmin` is the client for the admin API under ``/_sandbox/``.
 """
@@ -49,7 +49,7 @@ from typing import IO, Any, cast
 from cronkit.errors import ConfigError, CronkitError, SandboxError
 from cronkit.manifest import INLINED_KEY
 from cronkit.redact import fingerprint, mask
-from cronkit.sandbox.demo_functions import HANDLERS as DEMO_HANDLERS
+from cronkit_sandbox.demo_functions import HANDLERS as DEMO_HANDLERS
 
 JWT_SECRET_ENV = "CRONKIT_EDGE_JWT_SECRET"
 DB_URL_ENV = "CRONKIT_EDGE_DB_URL"
@@ -747,7 +747,7 @@ class EdgeAdmin:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m cronkit.sandbox.edge",
+        prog="python -m cronkit_sandbox.edge",
         description=(
             "cronkit sandbox Edge Functions server. Secrets come from the environment only: "
             f"{JWT_SECRET_ENV} (HS256 secret of the anon/service_role keys, required) and the "

@@ -30,7 +30,7 @@ from cronkit.db import connect, translated
 from cronkit.errors import SandboxError
 
 if TYPE_CHECKING:  # edge.py imports this module; a runtime import back would be circular
-    from cronkit.sandbox.edge import Behaviour
+    from cronkit_sandbox.edge import Behaviour
 
 STATEMENT_TIMEOUT_MS = 5000
 APPLICATION_NAME = "cronkit-edge"

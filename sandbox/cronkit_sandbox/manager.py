@@ -28,8 +28,8 @@ from psycopg import sql
 from cronkit import db
 from cronkit.errors import CronkitError, SandboxError
 from cronkit.facts import server_facts
-from cronkit.sandbox import cluster as pgcluster
-from cronkit.sandbox.daemons import Daemon
+from cronkit_sandbox import cluster as pgcluster
+from cronkit_sandbox.daemons import Daemon
 
 SUPERUSER = "supabase_admin"
 APP_ROLE = "postgres"
@@ -128,7 +128,7 @@ class Sandbox:
         os.replace(tmp, self.state_file)
 
     def _new_state(self, user: pgcluster.OsUser) -> State:
-        from cronkit.sandbox.edge import make_jwt
+        from cronkit_sandbox.edge import make_jwt
 
         jwt_secret = secrets.token_urlsafe(32)
         port = int(self.environ.get("CRONKIT_SANDBOX_PORT") or pgcluster.free_port())
@@ -173,14 +173,14 @@ class Sandbox:
         logs, run = self.state_dir / "logs", self.state_dir / "run"
         networker = Daemon(
             name="pg_net delivery worker",
-            module="cronkit.sandbox.networker",
+            module="cronkit_sandbox.networker",
             pidfile=run / "networker.pid",
             logfile=logs / "networker.log",
             env={"CRONKIT_NETWORKER_DSN": env.superuser_url},
         )
         edge = Daemon(
             name="Edge Functions server",
-            module="cronkit.sandbox.edge",
+            module="cronkit_sandbox.edge",
             pidfile=run / "edge.pid",
             logfile=logs / "edge.log",
             args=("--host", "127.0.0.1", "--port", str(state.edge_port)),

@@ -24,12 +24,13 @@ from typing import Any
 from cronkit import db
 from cronkit.manifest import Manifest, load_manifest
 from cronkit.plan import apply
-from cronkit.sandbox.manager import Sandbox, SandboxEnv
+from cronkit_sandbox.manager import Sandbox, SandboxEnv
 from cronkit.secrets import GucBackend
 
 Progress = Callable[[str], None]
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = REPO / "examples"
+# Package data: a link to the repository's examples/ in a checkout, a copy in the wheel.
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+REPO = Path.cwd()
 MAINTENANCE_MANIFEST = EXAMPLES_DIR / "maintenance.toml"
 
 # Functions of seed 003 that authenticate in their own code instead of the JWT gate.
@@ -151,7 +152,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
              state_dir: Path | None = None) -> dict[str, Any]:
     sandbox = Sandbox(state_dir)
     env = sandbox.up(progress=progress)
-    from cronkit.sandbox.edge import EdgeAdmin
+    from cronkit_sandbox.edge import EdgeAdmin
 
     edge = EdgeAdmin(env.supabase_url, env.service_key)
     environ = demo_environ(env)
@@ -189,7 +190,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     progress("writing the offline HTML report of the monitor runbook (charts inline, no CDN)")
     from cronkit.runbook import report as runbook_report
 
-    html_path = runbook_report(REPO / "runbooks" / "monitor.py", report_dir / "monitor.html",
+    html_path = runbook_report(Path(__file__).parent / "runbooks" / "monitor.py", report_dir / "monitor.html",
                                ["--dsn", env.database_url, "--hours", "1"])
     report["html_report"] = str(html_path)
     (report_dir / "demo.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
