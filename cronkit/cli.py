@@ -168,7 +168,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         else:
             print(f"applied {len(result.plan.changes)} change(s) in one transaction; "
                   f"verify: {len(after.changes)} change(s) left, "
-                  f"{sum(1 for s in after.steps if s.action == 'unchanged')} job(s) match the manifest.")
+                  f"{after.summary['unchanged']} job(s) match the manifest.")
     return 0 if not after.changes else 1
 
 
@@ -289,7 +289,7 @@ def cmd_schedule_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_status(args: argparse.Namespace) -> int:
-    from cronkit.secrets import backend_for
+    from cronkit.secrets import SecretState, backend_for
 
     manifest = _manifest(args)
     settings = _settings(args)
@@ -302,7 +302,7 @@ def cmd_secrets_status(args: argparse.Namespace) -> int:
         for s in statuses:
             extra = f"len={s.length} fp={s.fingerprint} updated {s.updated_at}" if s.length is not None else ""
             print(f"{s.name:<32} {s.state:<12} {extra}")
-    return 0 if all(s.state == "present" for s in statuses) else 1
+    return 0 if all(s.state == SecretState.PRESENT for s in statuses) else 1
 
 
 def cmd_secrets_set(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psycopg
+from cronkit.db import Conn, dict_cursor
+
 
 FACTS_SQL = """
 select current_setting('server_version') as postgresql,
@@ -50,9 +51,9 @@ class ServerFacts:
         return {"postgresql": self.postgresql, "pg_cron": self.pg_cron, "pg_net": self.pg_net, "vault": self.vault}
 
 
-def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
+def server_facts(conn: Conn) -> ServerFacts:
     """Read versions and role attributes in one round trip (works for any role)."""
-    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    cur = dict_cursor(conn)
     row = cur.execute(FACTS_SQL).fetchone()
     assert row is not None, "current_user always has a pg_roles row"
     return ServerFacts(**row)

@@ -5,57 +5,28 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
 
-import psycopg
-from psycopg import sql
-
-from cronkit.db import translated
+from cronkit import registry
+from cronkit.db import Conn, Rollback, translated
 from cronkit.errors import CronkitError, JobNotFound
 from cronkit.manifest import INLINED_KEY, NOT_IN_FUNCTION, Manifest
-from cronkit.plan import active_statement, removal_statements
+from cronkit.registry import CronJob, active_statement, removal_statements
 from cronkit.secrets import backend_for
 
-Conn = psycopg.Connection[Any]
 
-
-@dataclass(frozen=True)
-class JobRow:
-    jobid: int
-    jobname: str
-    schedule: str
-    command: str
-    active: bool
-    username: str
-    managed_by: str | None  # cronkit project, or None for a foreign job
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-def list_jobs(conn: Conn) -> list[JobRow]:
+def list_jobs(conn: Conn) -> list[CronJob]:
     """All jobs the role can see, with the cronkit project that owns each (if any)."""
-    registry = conn.execute("select to_regclass('cronkit.managed_jobs') is not null as ok").fetchone()["ok"]
-    managed = sql.SQL("m.project") if registry else sql.SQL("NULL::text")
-    join = sql.SQL("left join cronkit.managed_jobs m on m.jobname = j.jobname") if registry else sql.SQL("")
-    rows = conn.execute(
-        sql.SQL(
-            "select j.jobid, coalesce(j.jobname, '') as jobname, j.schedule, j.command, j.active, j.username, "
-            "{managed} as managed_by from cron.job j {join} order by j.jobname, j.jobid"
-        ).format(managed=managed, join=join)
-    ).fetchall()
-    return [JobRow(**row) for row in rows]
+    return registry.all_jobs(conn)
 
 
-def find_job(conn: Conn, name: str) -> JobRow:
+def find_job(conn: Conn, name: str) -> CronJob:
     for job in list_jobs(conn):
         if job.jobname == name:
             return job
     raise JobNotFound(f"No job named {name!r} in cron.job (as seen by role {conn.info.user!r}).")
 
 
-def set_active(conn: Conn, name: str, active: bool) -> JobRow:
+def set_active(conn: Conn, name: str, active: bool) -> CronJob:
     """Pause or resume one job with ``cron.alter_job`` (history and jobid are kept)."""
     job = find_job(conn, name)
     with translated(f"{'resume' if active else 'pause'} job {name!r}"):
@@ -89,7 +60,7 @@ def remove_job(conn: Conn, name: str) -> None:
             remedy=f"If you really mean it: SELECT cron.unschedule({job.jobid});",
         )
     with conn.transaction(), translated(f"remove job {name!r}"):
-        wrapper = conn.execute("select wrapper from cronkit.managed_jobs where jobname = %s", (name,)).fetchone()["wrapper"]
+        wrapper = registry.managed_by_name(conn)[name].wrapper
         for statement in removal_statements(name, job.jobid, wrapper):
             statement.execute(conn)
 
@@ -100,17 +71,11 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
     Returns what was (or, with ``dry_run``, would be) removed. One transaction.
     """
     done: list[str] = []
-    registry = conn.execute("select to_regclass('cronkit.managed_jobs') is not null as ok").fetchone()["ok"]
     with conn.transaction(), translated(f"tear down project {manifest.project!r}"):
-        rows = conn.execute(
-            "select m.jobname, m.wrapper, j.jobid from cronkit.managed_jobs m left join cron.job j on j.jobname = m.jobname "
-            "where m.project = %s order by m.jobname",
-            (manifest.project,),
-        ).fetchall() if registry else []
-        for row in rows:
-            done.append(f"remove job {row['jobname']!r} and its wrapper {row['wrapper']}")
+        for job in registry.managed_jobs(conn, manifest.project):
+            done.append(f"remove job {job.jobname!r} and its wrapper {job.wrapper}")
             if not dry_run:
-                for statement in removal_statements(row["jobname"], row["jobid"], row["wrapper"]):
+                for statement in removal_statements(job.jobname, job.jobid, job.wrapper):
                     statement.execute(conn)
         if secrets:
             backend = backend_for(manifest.secrets)
@@ -121,7 +86,7 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
                     backend.delete(conn, name)
         if dry_run:
             # Leave the block (and only the block) rolled back: a caller's own transaction is not ours to end.
-            raise psycopg.Rollback()
+            raise Rollback()
     return done
 
 

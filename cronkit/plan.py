@@ -18,52 +18,45 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
-from cronkit import schedules
-from cronkit.db import translated
+from cronkit import registry, schedules
+from cronkit.db import Conn, in_transaction, translated
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, server_facts
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask
-from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretStatus, backend_for
+from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretState, SecretStatus, backend_for
+from cronkit.registry import active_statement, removal_statements  # noqa: F401  (until every caller imports registry)
+from cronkit.statement import Statement
 from cronkit.wrappers import Wrapper, render_wrapper, spec_hash
 
-Conn = psycopg.Connection[Any]
 APPLY_LOCK = "cronkit.apply"
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement of a step; ``shown`` replaces secret parameters when displayed."""
+class StepAction(StrEnum):
+    """What one step of a plan does; its symbol is how a plan shows it."""
 
-    query: sql.Composable
-    params: tuple[Any, ...] | None = None
-    shown: tuple[str, ...] | None = None
+    SETUP = "setup"
+    SECRET = "secret"
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    REMOVE = "remove"
 
-    def execute(self, conn: Conn) -> None:
-        conn.execute(self.query, self.params)  # type: ignore[arg-type]
-
-    def display(self, conn: Conn) -> str:
-        text = self.query.as_string(conn)
-        if self.params is None:
-            return text
-        values = self.shown or tuple(sql.Literal(p).as_string(conn) for p in self.params)
-        # One pass over the placeholders: a value that itself holds "%s" (a job name may) stays as it is.
-        parts = text.split("%s")
-        if len(parts) != len(values) + 1:
-            return text
-        return parts[0] + "".join(value + part for value, part in zip(values, parts[1:], strict=True))
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "remove": "-", "unchanged": "="}.get(self.value, "*")
 
 
 @dataclass(frozen=True)
 class Step:
-    action: str
+    action: StepAction
     job: str | None
     detail: str
     statements: tuple[Statement, ...] = ()
@@ -90,14 +83,15 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"create": 0, "update": 0, "remove": 0, "unchanged": 0, "setup": 0, "secret": 0}
+        counts = {str(a): 0 for a in (StepAction.CREATE, StepAction.UPDATE, StepAction.REMOVE, StepAction.UNCHANGED,
+                                      StepAction.SETUP, StepAction.SECRET)}
         for step in self.steps:
             counts[step.action] += 1
         return counts
 
     @property
     def changes(self) -> list[Step]:
-        return [s for s in self.steps if s.action != "unchanged"]
+        return [s for s in self.steps if s.action != StepAction.UNCHANGED]
 
     def as_dict(self, conn: Conn) -> dict[str, Any]:
         return {
@@ -117,10 +111,9 @@ class Plan:
 
     def render(self, conn: Conn, show_sql: bool = True) -> str:
         lines = [f"plan for project {self.project!r} ({self.environment}) on {self.facts.database} as {self.facts.role}"]
-        symbols = {"create": "+", "update": "~", "remove": "-", "unchanged": "=", "setup": "*", "secret": "*"}
         for step in self.steps:
-            lines.append(f"  {symbols[step.action]} {step.action:<9} {step.job or ''}  {step.detail}".rstrip())
-            if show_sql and step.action != "unchanged":
+            lines.append(f"  {step.action.symbol} {step.action:<9} {step.job or ''}  {step.detail}".rstrip())
+            if show_sql and step.action != StepAction.UNCHANGED:
                 for statement in step.statements:
                     for sql_line in statement.display(conn).splitlines():
                         lines.append(f"        {sql_line}")
@@ -139,21 +132,6 @@ class Plan:
 
 
 # -- reading the live state -----------------------------------------------------------------------
-
-
-def _live_jobs(conn: Conn) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(
-        "select jobid, jobname, schedule, command, active, username from cron.job where jobname is not null order by jobid"
-    ).fetchall()
-    return {row["jobname"]: row for row in rows}
-
-
-def _managed(conn: Conn) -> dict[str, dict[str, Any]]:
-    # The registry is read whenever it exists: an older schema still says which jobs are ours.
-    if not conn.execute("select to_regclass('cronkit.managed_jobs') is not null as ok").fetchone()["ok"]:
-        return {}
-    rows = conn.execute("select jobname, project, wrapper, spec_hash from cronkit.managed_jobs").fetchall()
-    return {row["jobname"]: row for row in rows}
 
 
 def schema_files() -> list[tuple[str, str]]:
@@ -188,23 +166,6 @@ def _wrapper_source(conn: Conn, function: str) -> str | None:
     return row["prosrc"] if row else None
 
 
-# -- statements shared by plan, jobs and the rollback runbook ---------------------------------------
-
-
-def removal_statements(jobname: str, jobid: int | None, wrapper: str) -> tuple[Statement, ...]:
-    """Remove one cronkit job: unschedule it (when it is still in cron.job), drop its wrapper
-    (``wrapper`` is the regprocedure text cronkit itself stored), forget it in the registry."""
-    statements = [Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (jobid,))] if jobid is not None else []
-    statements.append(Statement(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(wrapper))))
-    statements.append(Statement(sql.SQL("DELETE FROM cronkit.managed_jobs WHERE jobname = %s"), (jobname,)))
-    return tuple(statements)
-
-
-def active_statement(jobid: int, active: bool) -> Statement:
-    """Pause or resume a job; history and jobid are kept."""
-    return Statement(sql.SQL("SELECT cron.alter_job(%s::bigint, active := %s)"), (jobid, active))
-
-
 # -- planning -------------------------------------------------------------------------------------
 
 
@@ -234,8 +195,9 @@ def make_plan(
 
     version = schedules.parse_pg_cron_version(facts.pg_cron)
     with translated("read the live jobs"):
-        live = _live_jobs(conn)
-        managed = _managed(conn)
+        live = registry.live_jobs(conn)
+        # The registry is read whenever it exists: an older schema still says which jobs are ours.
+        managed = registry.managed_by_name(conn)
 
     if not _schema_ready(conn):
         statements = [Statement(sql.SQL(text)) for _name, text in schema_files()]  # type: ignore[arg-type]
@@ -244,11 +206,11 @@ def make_plan(
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
             (schema_digest(),),
         ))
-        plan.steps.append(Step("setup", None, "create or upgrade schema cronkit (registry, request ledger, monitoring)",
+        plan.steps.append(Step(StepAction.SETUP, None, "create or upgrade schema cronkit (registry, request ledger, monitoring)",
                                tuple(statements)))
     backend_setup = backend.setup(conn)
     if backend_setup:
-        plan.steps.append(Step("setup", None, f"create the secrets table ({manifest.secrets.table})",
+        plan.steps.append(Step(StepAction.SETUP, None, f"create the secrets table ({manifest.secrets.table})",
                                tuple(Statement(s) for s in backend_setup)))
 
     _plan_secrets(conn, plan, specs, manifest, backend, environ)
@@ -259,9 +221,9 @@ def make_plan(
         _plan_job(conn, plan, spec, manifest.project, backend, version, live.get(spec.name), managed.get(spec.name), adopt)
 
     for name, row in sorted(managed.items()):
-        if row["project"] == manifest.project and name not in desired_names:
+        if row.project == manifest.project and name not in desired_names:
             jobid = live[name]["jobid"] if name in live else None
-            plan.steps.append(Step("remove", name, "no longer in the manifest", removal_statements(name, jobid, row["wrapper"])))
+            plan.steps.append(Step(StepAction.REMOVE, name, "no longer in the manifest", removal_statements(name, jobid, row.wrapper)))
 
     plan.foreign = [
         {"jobid": row["jobid"], "jobname": name, "schedule": row["schedule"], "active": row["active"], "username": row["username"]}
@@ -294,30 +256,30 @@ def _plan_secrets(conn: Conn, plan: Plan, specs: list[JobSpec], manifest: Manife
                     f"(GUC_SECRETS_UNSUPPORTED). {GUC_REMEDY}"
                 )
                 continue
-            action = "create" if status.state == "missing" else "update"
+            action = "create" if status.state == SecretState.MISSING else "update"
             plan.steps.append(Step(
-                "secret", None,
+                StepAction.SECRET, None,
                 f"{action} secret {status.name!r} in {backend.kind} from {source[0]} ({mask(value)})",
                 run=lambda c, n=status.name, v=value: backend.set(c, n, v, "managed by cronkit"),
             ))
             continue
-        if backend.kind == "guc" and not plan.facts.superuser and status.state != "present":
+        if backend.kind == "guc" and not plan.facts.superuser and status.state != SecretState.PRESENT:
             # `cronkit secrets set` cannot help this role: say why, and what works instead.
             plan.problems.append(
                 f"secret {status.name!r} is {status.state} in guc ({manifest.secrets.guc_prefix}{status.name}), and role "
                 f"{plan.facts.role!r} may not set app.* settings (GUC_SECRETS_UNSUPPORTED). {GUC_REMEDY}"
             )
-        elif status.state == "missing":
+        elif status.state == SecretState.MISSING:
             plan.problems.append(
                 f"secret {status.name!r} is missing in {backend.kind}: store it with `cronkit secrets set {status.name}`"
                 + (f" or set {source[0]}" if source else "")
             )
-        elif status.state == "placeholder":
+        elif status.state == SecretState.PLACEHOLDER:
             plan.problems.append(f"secret {status.name!r} holds a placeholder value: store the real one with `cronkit secrets set {status.name}`")
 
 
 def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: SecretBackend,
-              version: schedules.PgCronVersion, live: dict[str, Any] | None, managed: dict[str, Any] | None,
+              version: schedules.PgCronVersion, live: dict[str, Any] | None, managed: registry.ManagedJob | None,
               adopt: bool) -> None:
     try:
         # strict: forms pg_cron accepts but silently misreads (a 6th field, `12.30`) are refused here.
@@ -335,8 +297,8 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
             "Rename the job in the manifest, or re-run with --adopt to let cronkit replace it (see `cronkit import`)."
         )
         return
-    if managed is not None and managed["project"] != project:
-        plan.problems.append(f"job {spec.name!r} belongs to cronkit project {managed['project']!r}, not {project!r}.")
+    if managed is not None and managed.project != project:
+        plan.problems.append(f"job {spec.name!r} belongs to cronkit project {managed.project!r}, not {project!r}.")
         return
 
     wrapper = render_wrapper(spec, backend, project, conn)
@@ -345,7 +307,7 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
     statements = _job_statements(spec, wrapper, command, digest, project, live)
 
     if live is None:
-        plan.steps.append(Step("create", spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"), statements))
+        plan.steps.append(Step(StepAction.CREATE, spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"), statements))
         return
     reasons = []
     if live["schedule"] != spec.schedule:
@@ -358,13 +320,13 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         reasons.append("adopt a job cronkit did not create")
     elif _wrapper_source(conn, wrapper.function) != wrapper.body:
         # The registry's hash also covers schedule and active: only the source says the wrapper changed.
-        reasons.append("wrapper" if managed["spec_hash"] != digest else "wrapper changed outside cronkit")
-    elif managed["spec_hash"] != digest and not reasons:
+        reasons.append("wrapper" if managed.spec_hash != digest else "wrapper changed outside cronkit")
+    elif managed.spec_hash != digest and not reasons:
         reasons.append("registry")
     if reasons:
-        plan.steps.append(Step("update", spec.name, ", ".join(reasons), statements))
+        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements))
     else:
-        plan.steps.append(Step("unchanged", spec.name, f"schedule {spec.schedule!r}"))
+        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}"))
 
 
 def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str,
@@ -384,14 +346,7 @@ def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, 
             sql.SQL("SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = %s AND username = current_user), active := %s)"),
             (spec.name, spec.active),
         ),
-        Statement(
-            sql.SQL(
-                "INSERT INTO cronkit.managed_jobs (jobname, project, wrapper, spec, spec_hash) VALUES (%s, %s, %s, %s::jsonb, %s) "
-                "ON CONFLICT (jobname) DO UPDATE SET project = excluded.project, wrapper = excluded.wrapper, "
-                "spec = excluded.spec, spec_hash = excluded.spec_hash, updated_at = now()"
-            ),
-            (spec.name, project, wrapper.regprocedure, stored, digest),
-        ),
+        registry.register_statement(spec.name, project, wrapper.regprocedure, stored, digest),
     ]
     return tuple(statements)
 
@@ -434,6 +389,6 @@ def apply(
                     progress(f"{step.action} {step.job or ''} {step.detail}".strip())
                     step.execute(conn)
     finally:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        if in_transaction(conn):
             conn.rollback()
     return ApplyResult(plan=plan, applied=bool(plan.changes))

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 
 from psycopg import sql
-from psycopg.abc import AdaptContext
 
+from cronkit.db import AdaptContext
 from cronkit.manifest import TEMPLATE, JobSpec
 from cronkit.secrets import SecretBackend, placeholder_check
 

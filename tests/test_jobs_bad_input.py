@@ -86,7 +86,7 @@ def refused_by_plan(manifest: Manifest, *says: str, env: dict[str, str] | None =
 
 def refused_on_load(manifest: Manifest, *says: str) -> Bad:
     """The manifest itself is invalid: every command says where, before connecting."""
-    return Bad(manifest, (Run(PLAN, 1, ("cronkit: error: ", *says)), Run(APPLY, 1, ("cronkit: error: ", *says))))
+    return Bad(manifest, (Run(PLAN, 78, ("cronkit: error: ", *says)), Run(APPLY, 78, ("cronkit: error: ", *says))))
 
 
 def refused(*runs: Run, manifest: Manifest = lambda p: None, setup: str | None = None) -> Bad:
@@ -136,12 +136,12 @@ CASES = [
                  id="env template in a header"),
     pytest.param(refused_on_load(lambda p: p.data(job(p, sql="VACUUM")), "jobs[0].sql: VACUUM cannot run inside a function"),
                  id="sql that cannot run in a wrapper"),
-    pytest.param(refused(Run(("plan", "{dir}/missing.toml", "--dsn", "{dsn}"), 1, ("missing.toml does not exist",))),
+    pytest.param(refused(Run(("plan", "{dir}/missing.toml", "--dsn", "{dsn}"), 78, ("missing.toml does not exist",))),
                  id="manifest file missing"),
-    pytest.param(refused(Run(("plan", "{file}", "--env", "prod", "--dsn", "{dsn}"), 1,
+    pytest.param(refused(Run(("plan", "{file}", "--env", "prod", "--dsn", "{dsn}"), 78,
                              ("environment 'prod' is not defined", "Use one of: sandbox")),
                          manifest=lambda p: p.data(job(p), environments={"sandbox": {}})), id="undefined environment"),
-    pytest.param(refused(Run(PLAN, 1, ("url needs the environment variable CK_UNSET_URL, which is not set",)),
+    pytest.param(refused(Run(PLAN, 78, ("url needs the environment variable CK_UNSET_URL, which is not set",)),
                          manifest=lambda p: p.data(http(p, url="{env:CK_UNSET_URL}/x"))), id="unset environment variable"),
     # secrets
     pytest.param(refused_by_plan(lambda p: p.data(http(p)),
@@ -160,12 +160,12 @@ CASES = [
     pytest.param(refused(Run(("secrets", "set", "{prefix}key", "--backend", "guc", "--dsn", "{dsn}"), 1,
                              ("only a superuser may `ALTER DATABASE ... SET` custom settings", "Use Vault instead"),
                              input=SECRET_INPUT)), id="secrets set with guc as non-superuser"),
-    pytest.param(refused(Run(("secrets", "set", "{prefix}key", "--from-env", "CK_UNSET", "--dsn", "{dsn}"), 1,
+    pytest.param(refused(Run(("secrets", "set", "{prefix}key", "--from-env", "CK_UNSET", "--dsn", "{dsn}"), 78,
                              ("CK_UNSET is not set.",))), id="secrets set from an unset variable"),
     # the database
-    pytest.param(refused(Run(("plan", "{file}", "--dsn", UNREACHABLE), 1,
+    pytest.param(refused(Run(("plan", "{file}", "--dsn", UNREACHABLE), 69,
                              ("Could not connect to", "host=127.0.0.1 port=1", "Connection refused", "fix: Check DATABASE_URL")),
-                         Run(("status", "--dsn", UNREACHABLE), 1, ("host=127.0.0.1 port=1",)),
+                         Run(("status", "--dsn", UNREACHABLE), 69, ("host=127.0.0.1 port=1",)),
                          manifest=lambda p: p.data(job(p))), id="unreachable DSN"),
     pytest.param(refused(Run(("plan", "{file}", "--dsn", "{other_dsn}"), 1,
                              ("pg_cron is not installed in this database", "Integrations → Cron")),
@@ -182,7 +182,7 @@ CASES = [
     pytest.param(refused(Run(("apply", "{file}", "--dsn", "{dsn}"), 3,
                              ("Nothing was changed: 1 change(s) planned but not confirmed", "re-run with --yes")),
                          manifest=lambda p: p.data(job(p))), id="apply without --yes and without a terminal"),
-    pytest.param(refused(Run(("apply", "--yes", "--dsn", "{dsn}"), 2, ("the following arguments are required: manifest",))),
+    pytest.param(refused(Run(("apply", "--yes", "--dsn", "{dsn}"), 64, ("the following arguments are required: manifest",))),
                  id="apply without a manifest"),
 ]
 

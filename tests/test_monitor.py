@@ -22,6 +22,7 @@ from helpers import wait_for
 from psycopg import sql
 
 from cronkit import monitor
+from cronkit.monitor import history
 from cronkit.errors import CronkitError, ManifestError
 from cronkit.maintenance import maintenance_jobs, monitoring_settings
 from cronkit.manifest import parse_manifest
@@ -325,7 +326,7 @@ def test_rollup_summary_over_days_equals_raw_at_partial_days_hours_and_late_runs
         (BASE + timedelta(minutes=2), BASE + timedelta(minutes=40)),  # inside one hour
     ]
     with monitor.guarded(iso):
-        params = monitor._rollup_params(iso, *windows[0], [7009])
+        params = history._rollup_params(iso, *windows[0], [7009])
     assert params["day_start"] == BASE + timedelta(hours=14) - timedelta(days=1)  # the daily level is read
     assert params["day_end"] == BASE + timedelta(hours=14)
     for since, until in windows:

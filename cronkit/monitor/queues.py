@@ -22,13 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-import psycopg
 from psycopg import sql
 
+from cronkit.db import Conn
 from cronkit.manifest import QueueSpec
 from cronkit.monitor import DEFAULT_TIMEOUT_MS, Window, _frame, _require_schema, guarded
 
-Conn = psycopg.Connection[Any]
 
 STUCK_AFTER = timedelta(minutes=15)
 RECENT_WINDOW = timedelta(minutes=15)

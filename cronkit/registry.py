@@ -1,0 +1,132 @@
+"""cronkit's own objects: which pg_cron jobs it manages, and the statements that pause or remove them.
+
+``cronkit.managed_jobs`` is the ownership marker: a job is cronkit's only when it is listed
+there. Every module that asks "is this job ours?", "which jobs does this project have?" or "who
+reads this secret?" asks here; every removal or pause, whether applied or previewed in a runbook,
+is built by :func:`removal_statements` / :func:`active_statement`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from cronkit.db import Conn
+from cronkit.queries import query
+from cronkit.statement import Statement
+
+
+@dataclass(frozen=True)
+class ManagedJob:
+    """One row of ``cronkit.managed_jobs`` with its live ``cron.job`` row (``jobid`` None: gone)."""
+
+    jobname: str
+    project: str
+    wrapper: str
+    spec: dict[str, Any]
+    spec_hash: str
+    created_at: datetime
+    updated_at: datetime
+    wrapper_exists: bool
+    jobid: int | None
+    schedule: str | None
+    command: str | None
+    active: bool | None
+
+    @property
+    def kind(self) -> str | None:
+        return self.spec.get("kind")
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return tuple(self.spec.get("secrets") or ())
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """One job of ``cron.job`` as the connected role sees it; ``managed_by`` None means foreign."""
+
+    jobid: int
+    jobname: str
+    schedule: str
+    command: str
+    active: bool
+    username: str
+    managed_by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def has_registry(conn: Conn) -> bool:
+    """True when ``cronkit.managed_jobs`` exists (cronkit has applied something here)."""
+    return bool(conn.execute(query("registry/exists")).fetchone()["ok"])  # type: ignore[index]
+
+
+def managed_jobs(conn: Conn, project: str | None = None) -> list[ManagedJob]:
+    """cronkit's jobs, of one project or of all; empty when cronkit never applied here."""
+    if not has_registry(conn):
+        return []
+    rows = conn.execute(query("registry/managed_jobs"), {"project": project}).fetchall()
+    return [ManagedJob(**row) for row in rows]  # type: ignore[arg-type]
+
+
+def managed_by_name(conn: Conn, project: str | None = None) -> dict[str, ManagedJob]:
+    return {job.jobname: job for job in managed_jobs(conn, project)}
+
+
+def live_jobs(conn: Conn) -> dict[str, dict[str, Any]]:
+    """Every named ``cron.job`` row the role sees, by name."""
+    return {row["jobname"]: row for row in conn.execute(query("registry/live_jobs")).fetchall()}  # type: ignore[index]
+
+
+def all_jobs(conn: Conn) -> list[CronJob]:
+    """Every job in ``cron.job`` with the project that manages it (``None``: foreign)."""
+    ours = has_registry(conn)
+    statement = query("registry/all_jobs").format(
+        managed=sql.SQL("m.project") if ours else sql.SQL("NULL::text"),
+        join=sql.SQL("LEFT JOIN cronkit.managed_jobs m ON m.jobname = j.jobname") if ours else sql.SQL(""),
+    )
+    return [CronJob(**row) for row in conn.execute(statement).fetchall()]  # type: ignore[arg-type]
+
+
+def secret_readers(conn: Conn) -> dict[str, list[tuple[str, str]]]:
+    """``{secret name: [(jobname, project), ...]}`` over every managed job of every project."""
+    if not has_registry(conn):
+        return {}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for row in conn.execute(query("registry/secret_readers")).fetchall():
+        out.setdefault(row["name"], []).append((row["jobname"], row["project"]))  # type: ignore[index]
+    return out
+
+
+# -- the statements that change cronkit's jobs (applied by plan/jobs, previewed by runbooks) ------
+
+
+def removal_statements(jobname: str, jobid: int | None, wrapper: str) -> tuple[Statement, ...]:
+    """Remove one cronkit job: unschedule it (when it is still in cron.job), drop its wrapper
+    (``wrapper`` is the regprocedure text cronkit itself stored), forget it in the registry."""
+    statements = [Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (jobid,))] if jobid is not None else []
+    statements.append(Statement(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(wrapper))))  # type: ignore[arg-type]
+    statements.append(Statement(sql.SQL("DELETE FROM cronkit.managed_jobs WHERE jobname = %s"), (jobname,)))
+    return tuple(statements)
+
+
+def active_statement(jobid: int, active: bool) -> Statement:
+    """Pause or resume a job; history and jobid are kept."""
+    return Statement(sql.SQL("SELECT cron.alter_job(%s::bigint, active := %s)"), (jobid, active))
+
+
+def register_statement(jobname: str, project: str, wrapper: str, spec_json: str, digest: str) -> Statement:
+    """Record (or update) cronkit's ownership of one job."""
+    return Statement(
+        sql.SQL(
+            "INSERT INTO cronkit.managed_jobs (jobname, project, wrapper, spec, spec_hash) VALUES (%s, %s, %s, %s::jsonb, %s) "
+            "ON CONFLICT (jobname) DO UPDATE SET project = excluded.project, wrapper = excluded.wrapper, "
+            "spec = excluded.spec, spec_hash = excluded.spec_hash, updated_at = now()"
+        ),
+        (jobname, project, wrapper, spec_json, digest),
+    )
