@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cronkit import __version__
-from cronkit.errors import ConfigError, CronkitError, ExitCode, NotConfirmed
+from cronkit.errors import ConfigError, CronkitError, ExitCode, NotConfirmed, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -112,16 +112,17 @@ def _manifest(args: argparse.Namespace) -> Any:
     return load_manifest(args.manifest)
 
 
-def _plan(args: argparse.Namespace, conn: Any) -> Any:
+def _plan(args: argparse.Namespace, conn: Any, manifest: Any) -> Any:
     from cronkit.plan import make_plan
 
     settings = _settings(args)
-    return make_plan(conn, _manifest(args), args.env or settings.environment, adopt=args.adopt, environ=settings.values)
+    return make_plan(conn, manifest, args.env or settings.environment, adopt=args.adopt, environ=settings.values)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    manifest = _manifest(args)  # a broken manifest is reported before anything connects
     with _connect(args) as conn:
-        plan = _plan(args, conn)
+        plan = _plan(args, conn, manifest)
         if args.json:
             _emit_json(plan.as_dict(conn))
         else:
@@ -136,8 +137,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     env = args.env or settings.environment
+    manifest = _manifest(args)
     with _connect(args) as conn:
-        preview = _plan(args, conn)
+        preview = _plan(args, conn, manifest)
         conn.rollback()
         if not args.json:
             print(preview.render(conn, show_sql=not args.brief))
@@ -159,9 +161,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             answer = input(f"Apply {len(preview.changes)} change(s) to {conn.info.dbname} in one transaction? Type 'yes': ")
             if answer.strip().lower() != "yes":
                 raise NotConfirmed()
-        result = apply(conn, _manifest(args), env, adopt=args.adopt, environ=settings.values,
+        result = apply(conn, manifest, env, adopt=args.adopt, environ=settings.values,
                        progress=_quiet_if(args))
-        after = _plan(args, conn)
+        after = _plan(args, conn, manifest)
         conn.rollback()
         if args.json:
             _emit_json({**result.plan.as_dict(conn), "applied": result.applied, "after": after.summary})
@@ -236,8 +238,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_teardown(args: argparse.Namespace) -> int:
     from cronkit import jobs
 
+    manifest = _manifest(args)
     with _connect(args) as conn:
-        done = jobs.teardown(conn, _manifest(args), secrets=args.secrets, dry_run=not args.yes)
+        done = jobs.teardown(conn, manifest, secrets=args.secrets, dry_run=not args.yes)
     if args.json:
         _emit_json({"applied": bool(args.yes), "actions": done})
     else:
@@ -273,8 +276,11 @@ def cmd_schedule_explain(args: argparse.Namespace) -> int:
 
     from cronkit import schedules
 
-    version = schedules.parse_pg_cron_version(args.pg_cron) if args.pg_cron else None
-    schedule = schedules.parse_schedule(args.expr, version)
+    try:
+        version = schedules.parse_pg_cron_version(args.pg_cron) if args.pg_cron else None
+        schedule = schedules.parse_schedule(args.expr, version)
+    except CronkitError as exc:  # the expression is a command-line argument: a usage error
+        raise UsageError(exc.message, remedy=exc.remedy) from None
     runs = schedule.next_runs(datetime.now(UTC), args.next, tz=args.tz) if schedule.kind != "reboot" else []
     if args.json:
         _emit_json({"expr": args.expr, "kind": schedule.kind, "explain": schedule.explain(),
@@ -323,6 +329,9 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     else:
         value = sys.stdin.read().rstrip("\n")
     config = _manifest(args).secrets if args.manifest else SecretsConfig(backend=args.backend)
+    if not value:
+        raise ConfigError(f"No value was given for secret {args.name!r}: nothing was stored.",
+                          remedy="Pipe the value on stdin, type it at the prompt, or use --from-env VARIABLE.")
     with _connect(args) as conn:
         outcome = backend_for(config).set(conn, args.name, value, args.description)
         conn.commit()

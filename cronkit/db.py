@@ -22,6 +22,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from cronkit.errors import (
+    ConfigError,
     ConnectionFailed,
     CronkitError,
     ExtensionMissing,
@@ -106,7 +107,11 @@ def connect(
         reason = _first_line(str(exc)).replace(dsn, redact_dsn(dsn))
         raise ConnectionFailed(f"Could not connect to {redact_dsn(dsn)}: {reason}") from None
     except psycopg.ProgrammingError as exc:
-        raise ConnectionFailed(f"The database URL is malformed: {_first_line(str(exc))}") from None
+        # a malformed URL is configuration, not an unreachable server; never echo it (it may hold a password)
+        reason = _first_line(str(exc)).replace(dsn, redact_dsn(dsn)) if dsn else _first_line(str(exc))
+        raise ConfigError(f"The database URL is malformed: {reason}",
+                          remedy="Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special "
+                          "characters in the password), in DATABASE_URL, .env or --dsn.") from None
 
 
 def _first_line(text: str) -> str:
