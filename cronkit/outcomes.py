@@ -4,8 +4,9 @@ A scheduled job's HTTP call ends in exactly one :class:`Outcome`. The SQL functi
 ``cronkit.http_outcome`` (``sql/schema_monitoring.sql``) mirrors :func:`classify` for queries
 that aggregate in the database; a test feeds both the same responses and requires them to agree.
 
-Only ``2xx`` is a success. pg_net does not follow redirects, so a ``3xx`` means the function's
-work never ran: it counts as a failure (a moved URL or a missing trailing path), not as "ok".
+Only ``2xx`` is a success. pg_net follows redirects itself (libcurl ``FOLLOWLOCATION``), so a
+``3xx`` that reaches ``net._http_response`` is one it could not follow (no ``Location``, ``304``, a
+loop): the function's work did not run, and it counts as a failure, never as "ok".
 """
 
 from __future__ import annotations
