@@ -45,7 +45,7 @@ def monitor_state(conn: Conn) -> MonitorState:
 
 
 def _call(conn: Conn, query: sql.Composable, params: Mapping[str, Any], timeout_ms: int, action: str) -> dict[str, Any]:
-    with guarded(conn, timeout_ms, action):
+    with guarded(conn, timeout_ms, action, read_only=False):
         _require_schema(conn)
         row = conn.execute(query, params).fetchone()
     assert row is not None

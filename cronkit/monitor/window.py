@@ -61,14 +61,15 @@ def _aware(moment: datetime, name: str) -> datetime:
 
 @contextlib.contextmanager
 def guarded(conn: Conn, timeout_ms: int = DEFAULT_TIMEOUT_MS, action: str = "read the job history", *,
-            jit: bool = True) -> Iterator[None]:
-    """A transaction (or savepoint) with ``statement_timeout`` and ``TimeZone = 'UTC'`` set locally,
+            jit: bool = True, read_only: bool = True) -> Iterator[None]:
+    """A READ ONLY transaction (or savepoint) with ``statement_timeout`` and ``TimeZone = 'UTC'`` set locally,
     and ``jit = off`` when ``jit`` is false: for the rollup reads, whose few-thousand-row plans can
     still cost enough to trigger JIT compilation that takes longer than the query (measured: 66 ms
     of compilation in a 100 ms HTTP summary).
 
     Inside a caller's transaction the previous values are put back on the way out, so a monitoring
-    read never changes the caller's session settings.
+    read never changes the caller's session settings. Only the upkeep functions, which write the
+    rollups, pass ``read_only=False``.
     """
     nested = in_transaction(conn)
     with translated(action):
@@ -79,6 +80,8 @@ def guarded(conn: Conn, timeout_ms: int = DEFAULT_TIMEOUT_MS, action: str = "rea
                 "current_setting('jit') AS jit"
             ).fetchone()
         with conn.transaction():
+            if read_only and not nested:
+                conn.execute("SET TRANSACTION READ ONLY")
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true)",
                 (str(int(timeout_ms)),),
