@@ -1,13 +1,19 @@
-"""The main job on the local sandbox: apply the five seed systems, let pg_cron fire them, report.
+"""The demo on the local sandbox: apply the five seed systems, let pg_cron fire them, report.
 
 ``cronkit demo`` (what ``./dev demo`` runs):
 
 1. ``sandbox up``;
-2. for each example in ``examples/``: create its tables and rows, provide what the *platform*
-   would (``app.settings.*`` set by a superuser for the GUC example, the Edge Functions' own
-   CRON_SECRET / scheduler token), then ``apply`` its manifest for the ``sandbox`` environment;
+2. for each example in this package's ``examples/`` (the repository's ``examples/``; a copy in the
+   wheel): create its tables and rows, provide what the *platform* would (``app.settings.*`` set by
+   a superuser for the GUC example, the Edge Functions' own CRON_SECRET / scheduler token), then
+   ``apply`` its manifest for the ``sandbox`` environment;
 3. wait (bounded) until every job has run once after the apply and its HTTP call was answered;
-4. print a short report and write it to ``reports/demo.md`` and ``reports/demo.json``.
+4. print a short report and write it to ``reports/demo.md`` and ``reports/demo.json`` (under the
+   current directory).
+
+The report reads what cronkit itself reads: the managed jobs from :mod:`cronkit.registry`, runs
+from :func:`cronkit.monitor.run_summary` and HTTP answers from :func:`cronkit.monitor.http_outcomes`,
+classified by :mod:`cronkit.outcomes` (only 2xx succeeds; a 3xx is a failure).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,15 +29,20 @@ from typing import Any
 
 from cronkit import db
 from cronkit.manifest import Manifest, load_manifest
+from cronkit.monitor import http_outcomes, run_summary
+from cronkit.outcomes import FAILED, Outcome
 from cronkit.plan import apply
-from cronkit_sandbox.manager import Sandbox, SandboxEnv
+from cronkit.registry import managed_jobs
 from cronkit.secrets import GucBackend
+from cronkit_sandbox.manager import Sandbox, SandboxEnv
 
 Progress = Callable[[str], None]
-# Package data: a link to the repository's examples/ in a checkout, a copy in the wheel.
-EXAMPLES_DIR = Path(__file__).parent / "examples"
-REPO = Path.cwd()
+# Package data: links to the repository's examples/ and runbooks/monitor.py in a checkout (one copy
+# in git), copies in the wheel; so an installed demo needs no source tree.
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = PACKAGE_DIR / "examples"
 MAINTENANCE_MANIFEST = EXAMPLES_DIR / "maintenance.toml"
+MONITOR_RUNBOOK = PACKAGE_DIR / "runbooks" / "monitor.py"
 
 # Functions of seed 003 that authenticate in their own code instead of the JWT gate.
 CUSTOM_AUTH = {
@@ -101,46 +112,44 @@ def apply_example(example: Example, env: SandboxEnv, environ: Mapping[str, str],
     return len(result.plan.changes)
 
 
-REPORT_SQL = """
-with jobs as (
-  select m.jobname, m.project, j.jobid, j.schedule, j.active
-    from cronkit.managed_jobs m join cron.job j on j.jobname = m.jobname
-   where m.project = any(%(projects)s)
-), runs as (
-  select d.jobid, count(*) as runs,
-         count(*) filter (where d.status = 'succeeded') as succeeded,
-         count(*) filter (where d.status = 'failed') as failed,
-         max(d.start_time) as last_start,
-         (array_agg(d.return_message order by d.runid desc))[1] as last_message
-    from cron.job_run_details d
-   where d.jobid in (select jobid from jobs) and d.start_time >= %(since)s
-   group by d.jobid
-), http as (
-  select l.jobname,
-         count(*) as requests,
-         count(*) filter (where r.status_code between 200 and 299) as ok,
-         count(*) filter (where r.status_code >= 400) as http_errors,
-         count(*) filter (where r.error_msg is not null) as transport_errors,
-         count(*) filter (where r.id is null) as pending
-    from cronkit.request_ledger l
-    left join net._http_response r on r.id = l.request_id
-   where l.created_at >= %(since)s
-   group by l.jobname
-)
-select jobs.project, jobs.jobname, jobs.schedule, jobs.active,
-       coalesce(runs.runs, 0) as runs, coalesce(runs.succeeded, 0) as succeeded,
-       coalesce(runs.failed, 0) as failed, runs.last_start, runs.last_message,
-       coalesce(http.requests, 0) as requests, coalesce(http.ok, 0) as http_2xx,
-       coalesce(http.http_errors, 0) as http_errors, coalesce(http.transport_errors, 0) as transport_errors,
-       coalesce(http.pending, 0) as pending
-  from jobs left join runs using (jobid) left join http using (jobname)
- order by jobs.project, jobs.jobname
-"""
+def http_counts(outcomes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One job's HTTP answers in the report's terms, from a row of :func:`cronkit.monitor.http_outcomes`.
+
+    ``http`` keeps every outcome class; ``http_2xx`` is the successes, ``http_failed`` every finished
+    call that did not do the work (3xx, 4xx, 5xx, timeout, transport error, other, expired) and
+    ``pending`` the calls still waiting for an answer. A job without HTTP calls has all zeros.
+    """
+    counts = {str(o): int((outcomes or {}).get(o) or 0) for o in Outcome}
+    return {
+        "requests": sum(counts.values()),
+        "http": counts,
+        "http_2xx": counts[Outcome.OK],
+        "http_failed": sum(counts[o] for o in FAILED),
+        "pending": counts[Outcome.PENDING],
+    }
 
 
-def collect(env: SandboxEnv, projects: list[str], since: datetime) -> list[dict[str, Any]]:
-    with db.connect(env.database_url, autocommit=True) as conn:
-        return conn.execute(REPORT_SQL, {"projects": projects, "since": since}).fetchall()  # type: ignore[arg-type]
+def collect(env: SandboxEnv, projects: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+    """Per managed job of ``projects``: its schedule, runs since ``since`` and HTTP answers."""
+    with db.connect(env.database_url) as conn, db.read_only(conn):
+        jobs = [j for j in managed_jobs(conn) if j.project in projects and j.jobid is not None]
+        names = [j.jobname for j in jobs]
+        if not names:
+            return []
+        # Raw history, not rollups: the demo's window is minutes old and the counts must be exact.
+        runs = {r["jobname"]: r for r in run_summary(conn, since, jobs=names, use_rollups=False).to_dicts()}
+        http = {r["jobname"]: r for r in http_outcomes(conn, since, jobs=names).to_dicts()}
+    rows = []
+    for job in sorted(jobs, key=lambda j: (j.project, j.jobname)):
+        ran = runs.get(job.jobname, {})
+        rows.append({
+            "project": job.project, "jobname": job.jobname, "schedule": job.schedule, "active": job.active,
+            "runs": int(ran.get("runs") or 0), "succeeded": int(ran.get("succeeded") or 0),
+            "failed": int(ran.get("failed") or 0), "last_start": ran.get("last_start"),
+            "last_failure": ran.get("last_failure_message"),
+            **http_counts(http.get(job.jobname)),
+        })
+    return rows
 
 
 def _all_answered(rows: list[dict[str, Any]]) -> bool:
@@ -148,8 +157,9 @@ def _all_answered(rows: list[dict[str, Any]]) -> bool:
     return bool(rows) and all(r["runs"] > 0 and r["pending"] == 0 for r in rows)
 
 
-def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Path = REPO / "reports",
+def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Path | None = None,
              state_dir: Path | None = None) -> dict[str, Any]:
+    report_dir = Path("reports").absolute() if report_dir is None else report_dir
     sandbox = Sandbox(state_dir)
     env = sandbox.up(progress=progress)
     from cronkit_sandbox.edge import EdgeAdmin
@@ -190,7 +200,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     progress("writing the offline HTML report of the monitor runbook (charts inline, no CDN)")
     from cronkit.runbook import report as runbook_report
 
-    html_path = runbook_report(Path(__file__).parent / "runbooks" / "monitor.py", report_dir / "monitor.html",
+    html_path = runbook_report(MONITOR_RUNBOOK, report_dir / "monitor.html",
                                ["--dsn", env.database_url, "--hours", "1"])
     report["html_report"] = str(html_path)
     (report_dir / "demo.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
@@ -225,14 +235,19 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         f"Sandbox database {report['sandbox']['database']}; Edge Functions at {report['sandbox']['supabase_url']}.",
         "",
-        "| project | job | schedule | runs | ok | failed | HTTP 2xx | HTTP 4xx/5xx | transport errors | last message |",
+        "HTTP failed counts every answered call that did not do the work: 3xx (pg_net follows no redirect), "
+        "4xx, 5xx, timeouts, transport errors, expired.",
+        "",
+        "| project | job | schedule | runs | ok | failed | HTTP 2xx | HTTP failed | pending | last failure |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for job in report["jobs"]:
-        message = (job["last_message"] or "").strip().replace("|", "\\|")
+        message = (job["last_failure"] or "").strip().replace("|", "\\|")
+        classes = ", ".join(f"{o} {job['http'][o]}" for o in FAILED if job["http"].get(o))
+        failed = f"{job['http_failed']} ({classes})" if classes else str(job["http_failed"])
         lines.append(
             f"| {job['project']} | {job['jobname']} | `{job['schedule']}` | {job['runs']} | {job['succeeded']} | "
-            f"{job['failed']} | {job['http_2xx']} | {job['http_errors']} | {job['transport_errors']} | {message} |"
+            f"{job['failed']} | {job['http_2xx']} | {failed} | {job['pending']} | {message} |"
         )
     lines += ["", "Edge Function invocations (function: status → count):", ""]
     for function, statuses in sorted(report["invocations"].items()):
