@@ -29,6 +29,19 @@ class Settings:
         return f"Settings(database_url={redact_dsn(self.database_url)!r}, environment={self.environment!r}, manifest={self.manifest})"
 
 
+def dotenv_path() -> str:
+    """The ``.env`` file cronkit reads: the nearest one from the working directory up ("" if none)."""
+    return find_dotenv(usecwd=True)
+
+
+def merged_environment(environ: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> dict[str, str]:
+    """The process environment over the ``.env`` file: the one place both are read and merged."""
+    environ = dict(os.environ if environ is None else environ)
+    path = str(env_file) if env_file is not None else dotenv_path()
+    file_values = {k: v for k, v in (dotenv_values(path) if path else {}).items() if v is not None}
+    return {**file_values, **environ}
+
+
 def load(
     *,
     dsn: str | None = None,
@@ -37,10 +50,7 @@ def load(
     require_database: bool = True,
 ) -> Settings:
     """Merge, in increasing precedence: ``.env`` < process environment < explicit arguments."""
-    environ = dict(os.environ if environ is None else environ)
-    path = str(env_file) if env_file is not None else find_dotenv(usecwd=True)
-    file_values = {k: v for k, v in (dotenv_values(path) if path else {}).items() if v is not None}
-    merged = {**file_values, **environ}
+    merged = merged_environment(environ, env_file)
     database_url = dsn or merged.get("DATABASE_URL") or ""
     if not database_url and not any(k in merged for k in ("PGHOST", "PGSERVICE", "PGDATABASE")) and require_database:
         raise ConfigError(

@@ -1,5 +1,11 @@
 """Test harness: one sandbox per session (or an external database), jobs isolated by name prefix.
 
+Layers: ``tests/unit`` (no database), ``tests/integration`` (the sandbox), ``tests/acceptance``
+(the seed systems end to end). The database starts only when a test asks for a database fixture,
+so ``pytest tests/unit`` runs on a machine without PostgreSQL; if it cannot be started the
+session ends once, with one message. In-process tests never see the caller's ``DATABASE_URL``,
+``PG*``, ``CRONKIT_*`` (but ``CRONKIT_TEST_*``) or ``.env``.
+
 By default the suite starts its own sandbox in ``.cronkit/test-sandbox`` and stops every process
 it started when the session ends. To run the same suite against another Supabase-like database
 (e.g. `supabase start`), set ``CRONKIT_TEST_DSN`` (app role) and optionally
@@ -49,14 +55,15 @@ def _start_target(config: pytest.Config) -> TestTarget | Exception:
     if config.stash.get(_TARGET_KEY, None) is not None:
         return config.stash[_TARGET_KEY]
     try:
-        dsn = os.environ.get("CRONKIT_TEST_DSN")
+        given = os.environ  # CRONKIT_TEST_* survive the scrubbing below
+        dsn = given.get("CRONKIT_TEST_DSN")
         if dsn:
             target: TestTarget | Exception = TestTarget(
                 database_url=dsn,
-                superuser_url=os.environ.get("CRONKIT_TEST_SUPERUSER_DSN"),
-                supabase_url=os.environ.get("CRONKIT_TEST_SUPABASE_URL"),
-                service_key=os.environ.get("CRONKIT_TEST_SERVICE_KEY"),
-                anon_key=os.environ.get("CRONKIT_TEST_ANON_KEY"),
+                superuser_url=given.get("CRONKIT_TEST_SUPERUSER_DSN"),
+                supabase_url=given.get("CRONKIT_TEST_SUPABASE_URL"),
+                service_key=given.get("CRONKIT_TEST_SERVICE_KEY"),
+                anon_key=given.get("CRONKIT_TEST_ANON_KEY"),
                 edge=None,
                 external=True,
             )
@@ -84,19 +91,47 @@ def _start_target(config: pytest.Config) -> TestTarget | Exception:
     return target
 
 
+#: what an in-process test must not inherit from the shell that runs the suite
+_SCRUBBED_PREFIXES = ("CRONKIT_", "PG", "SUPABASE_")
+_SCRUBBED = {"DATABASE_URL", "SANDBOX_SUPERUSER_URL"}
+
+
+def _scrubbed(name: str) -> bool:
+    return (name in _SCRUBBED or name.startswith(_SCRUBBED_PREFIXES)) and not name.startswith("CRONKIT_TEST_")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scrubbed_environment() -> Iterator[None]:
+    """No DATABASE_URL, PG*, CRONKIT_* or .env of the developer's shell reaches cronkit in-process."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if _scrubbed(n)]:
+            patch.delenv(name)
+        patch.setattr("cronkit.config.dotenv_path", lambda: "")
+        yield
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    target = _start_target(config)
-    if isinstance(target, Exception):
-        return [f"cronkit test database: UNAVAILABLE: {target}"]
+    if os.environ.get("CRONKIT_TEST_DSN"):
+        return [f"cronkit test database: external (CRONKIT_TEST_DSN) {cdb.redact_dsn(os.environ['CRONKIT_TEST_DSN'])}, "
+                "started on first use"]
+    return [f"cronkit test database: sandbox {TEST_STATE_DIR}, started when a test first needs it"]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    target = config.stash.get(_TARGET_KEY, None)
+    if target is None or isinstance(target, Exception):
+        return
     from cronkit.facts import server_facts
 
-    with cdb.connect(target.database_url, autocommit=True) as conn:
-        facts = server_facts(conn)
+    try:
+        with cdb.connect(target.database_url, autocommit=True) as conn:
+            facts = server_facts(conn)
+    except CronkitError:
+        return
     where = "external (CRONKIT_TEST_DSN)" if target.external else f"sandbox {TEST_STATE_DIR}"
-    return [
-        f"cronkit test database: {where}, role {facts.role}",
-        f"PostgreSQL {facts.postgresql}, pg_cron {facts.pg_cron}, pg_net {facts.pg_net}, Vault {facts.vault}",
-    ]
+    terminalreporter.write_line(
+        f"cronkit test database: {where}, role {facts.role}; PostgreSQL {facts.postgresql}, pg_cron {facts.pg_cron}, "
+        f"pg_net {facts.pg_net}, Vault {facts.vault}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -109,7 +144,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def sandbox(pytestconfig: pytest.Config) -> TestTarget:
     target = _start_target(pytestconfig)
     if isinstance(target, Exception):
-        pytest.fail(f"the test database could not be started:\n{target}", pytrace=False)
+        # One message for the whole session, not one error per test.
+        pytest.exit(f"the test database could not be started, so no database test can run:\n{target}", returncode=1)
     return target
 
 
