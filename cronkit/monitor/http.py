@@ -10,9 +10,17 @@ from psycopg import sql
 
 from cronkit.db import Conn
 from cronkit.monitor.window import (
-    DEFAULT_TIMEOUT_MS, TS, Jobs, Window, _frame, _job_names, _require_schema, guarded,
+    DEFAULT_TIMEOUT_MS,
+    TS,
+    Jobs,
+    Window,
+    _frame,
+    _job_names,
+    _require_schema,
+    guarded,
 )
 from cronkit.outcomes import OUTCOMES
+from cronkit.queries import query
 
 _TS = TS
 
@@ -31,51 +39,12 @@ HTTP_TIMELINE_SCHEMA: dict[str, pl.DataType] = {
 # constant bounds: the whole hours [full_start, full_end) read from cronkit.http_rollup, the
 # watermark, where unresolved requests may start, and the moment before which a request without
 # a response is expired.
-_HTTP_BOUNDS = sql.SQL("""
-SELECT CASE WHEN date_trunc('hour', %(since)s::timestamptz, 'UTC') = %(since)s::timestamptz THEN %(since)s::timestamptz
-            ELSE date_trunc('hour', %(since)s::timestamptz, 'UTC') + interval '1 hour' END AS full_start,
-       greatest(date_trunc('hour', %(until)s::timestamptz, 'UTC'), %(since)s::timestamptz) AS full_end,
-       s.http_watermark AS wm,
-       greatest(%(since)s::timestamptz, s.expired_until) AS unresolved_from,
-       now() - coalesce(nullif(current_setting('pg_net.ttl', true), '')::interval, interval '6 hours') AS expired_before
-  FROM cronkit.monitor_state s WHERE s.id
-""")
+_HTTP_BOUNDS = query("monitor/http_bounds")
 
 # Units: rollup rows of the whole hours; durable rows that are not in them (in a partial edge
 # hour: [since, full_start) and [full_end, until), each an index range on requested_at; or newer
 # than the watermark: an index range on seq); and requests without a durable row yet.
-_HTTP_UNITS = sql.SQL("""
-resolved AS (
-    -- rolled-up whole hours
-    SELECT r.jobname, r.bucket, r.outcome, r.requests AS n, NULL::timestamptz AS error_at, NULL::text AS error
-      FROM cronkit.http_rollup r
-     WHERE r.bucket >= %(full_start)s::timestamptz AND r.bucket < %(full_end)s::timestamptz
-       AND (%(names)s::text[] IS NULL OR r.jobname = ANY(%(names)s::text[]))
-    UNION ALL
-    -- durable rows not in those rollup rows
-    SELECT h.jobname, date_trunc('hour', h.requested_at, 'UTC'), h.outcome, 1, NULL, NULL
-      FROM cronkit.http_responses h
-     WHERE ((h.requested_at >= %(lead_lo)s::timestamptz AND h.requested_at < %(lead_hi)s::timestamptz)
-            OR (h.requested_at >= %(trail_lo)s::timestamptz AND h.requested_at < %(trail_hi)s::timestamptz)
-            OR (h.seq > %(wm)s::bigint AND h.requested_at >= %(full_start)s::timestamptz AND h.requested_at < %(full_end)s::timestamptz))
-       AND (%(names)s::text[] IS NULL OR h.jobname = ANY(%(names)s::text[]))
-), unresolved AS (
-    -- requests with no durable row yet: at most pg_net.ttl old once the harvest job runs
-    -- (a primary-key probe per request: as NOT EXISTS the planner may hash all of http_responses)
-    SELECT l.jobname, l.request_id, l.created_at
-      FROM cronkit.request_ledger l
-      LEFT JOIN LATERAL (SELECT true AS found FROM cronkit.http_responses h
-                          WHERE h.request_id = l.request_id LIMIT 1) AS durable ON true
-     WHERE l.created_at >= %(unresolved_from)s::timestamptz AND l.created_at < %(until)s::timestamptz
-       AND (%(names)s::text[] IS NULL OR l.jobname = ANY(%(names)s::text[]))
-       AND durable.found IS NULL
-), live AS (
-    SELECT u.jobname, date_trunc('hour', u.created_at, 'UTC') AS bucket,
-           {live_outcome} AS outcome, 1 AS n, {live_error_at} AS error_at, {live_error} AS error
-      FROM unresolved u {live_join}
-), units AS (
-    SELECT * FROM resolved UNION ALL SELECT * FROM live
-)""")
+_HTTP_UNITS = query("monitor/http_units")
 
 
 def _http_params(conn: Conn, window: Window, names: list[str] | None) -> dict[str, Any]:
@@ -102,39 +71,7 @@ _LIVE_ERROR_AT = sql.SQL(
 _LIVE_ERROR = sql.SQL("coalesce(r.error_msg, r.status_code::text || ' ' || coalesce(left(r.content, 200), ''))")
 _NO_NET_OUTCOME = sql.SQL("CASE WHEN u.created_at < %(expired_before)s::timestamptz THEN 'expired' ELSE 'pending' END")
 
-_HTTP_SUMMARY = sql.SQL("""
-WITH {units},
-per_job AS (
-    SELECT jobname, sum(n)::bigint AS requests, {pivot} FROM units GROUP BY jobname
-), live_error AS (
-    -- the newest error among the responses not harvested yet (only live rows carry one)
-    SELECT DISTINCT ON (jobname) jobname, error_at, error FROM live
-     WHERE error_at IS NOT NULL ORDER BY jobname, error_at DESC
-), jobs AS (
-    SELECT m.jobname FROM cronkit.managed_jobs m
-     WHERE m.spec ->> 'kind' = 'http' AND (%(names)s::text[] IS NULL OR m.jobname = ANY(%(names)s::text[]))
-    UNION
-    SELECT jobname FROM per_job
-)
-SELECT jobs.jobname, coalesce(p.requests, 0) AS requests, {coalesced},
-       CASE WHEN le.error_at >= e.requested_at OR e.requested_at IS NULL THEN le.error_at
-            ELSE e.requested_at END AS last_error_at,
-       CASE WHEN le.error_at >= e.requested_at OR e.requested_at IS NULL THEN le.error
-            ELSE e.error END AS last_error
-  FROM jobs
-  LEFT JOIN per_job p ON p.jobname = jobs.jobname
-  LEFT JOIN live_error le ON le.jobname = jobs.jobname
-  LEFT JOIN LATERAL (
-      -- the partial index (jobname, requested_at) WHERE outcome <> '2xx' makes this one probe
-      SELECT h.requested_at,
-             h.outcome || ': ' || coalesce(h.error_msg, h.status_code::text || coalesce(' ' || h.excerpt, ''), 'no response within pg_net.ttl') AS error
-        FROM cronkit.http_responses h
-       WHERE h.jobname = jobs.jobname AND h.outcome <> '2xx'
-         AND h.requested_at >= %(since)s::timestamptz AND h.requested_at < %(until)s::timestamptz
-       ORDER BY h.requested_at DESC LIMIT 1
-  ) e ON true
- ORDER BY jobs.jobname
-""")
+_HTTP_SUMMARY = query("monitor/http_summary")
 
 
 def _has_pg_net(conn: Conn) -> bool:
@@ -180,11 +117,7 @@ def http_outcomes(
     return _frame(rows, HTTP_SCHEMA)
 
 
-_HTTP_TIMELINE = sql.SQL("""
-WITH {units}
-SELECT bucket, jobname, outcome, sum(n)::bigint AS requests FROM units
- GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-""")
+_HTTP_TIMELINE = query("monitor/http_timeline")
 
 
 def http_timeline(

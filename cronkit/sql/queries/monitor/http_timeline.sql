@@ -1,0 +1,3 @@
+WITH {units}
+SELECT bucket, jobname, outcome, sum(n)::bigint AS requests FROM units
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
