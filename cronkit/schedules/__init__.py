@@ -34,20 +34,19 @@ that are Mondays; ``0 0 1 * 1`` = the 1st and every Monday). Where pg_cron diffe
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from functools import cached_property
 from itertools import islice
 from typing import NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from cronkit.errors import ScheduleError, UnsupportedVersion
 from cronkit.schedules import parse as grammar
 from cronkit.schedules.parse import CronFields, Kind
-from cronkit.errors import ScheduleError, UnsupportedVersion
+from cronkit.schedules.slots import _as_utc, _Calendar, _interval_slots, _zone
 
 __all__ = [
     "DEBIAN_BOOKWORM",
@@ -65,11 +64,8 @@ __all__ = [
     "utc_expressions_for_local",
 ]
 
-_ONE_DAY = timedelta(days=1)
 _ONE_MINUTE = timedelta(minutes=1)
 _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
-#: a Gregorian cycle: a schedule that can run at all runs within it
-_MAX_SCAN_DAYS = 146_097
 
 
 class PgCronVersion(NamedTuple):
@@ -232,119 +228,6 @@ def parse_schedule(expr: str, version: PgCronVersion | None = None, *, strict: b
     return Schedule(expr, parsed.kind, version, parsed.fields, parsed.interval_seconds, parsed.macro, warnings)
 
 
-# --- run times ---------------------------------------------------------------------------------
-
-
-class _Calendar:
-    """The firing times of cron fields, the way pg_cron's ShouldRunTask decides them."""
-
-    def __init__(self, fields: CronFields) -> None:
-        self.fields = fields
-        self.both_day_fields = fields.dom_star or fields.dow_star
-        self.times = [(h, m) for h in sorted(fields.hours) for m in sorted(fields.minutes)]
-        self.offsets = [timedelta(hours=h, minutes=m) for h, m in self.times]
-
-    def day_matches(self, month: int, day: int, weekday: int, last: bool) -> bool:
-        """``weekday`` counts from Sunday = 0; ``last`` says whether 24 h later is the 1st."""
-        f = self.fields
-        if month not in f.months:
-            return False
-        dom = day in f.days or (last and f.last_day)
-        dow = weekday in f.weekdays
-        return (dom and dow) if self.both_day_fields else (dom or dow)
-
-    def can_run(self) -> bool:
-        if not self.times:
-            return False
-        # Every (month, day, weekday) occurs in the Gregorian calendar; Feb 28 is the last day
-        # of the month in common years only.
-        return any(
-            self.day_matches(month, day, weekday, last)
-            for month in range(1, 13)
-            for day in range(1, _days_in_month(month) + 1)
-            for weekday in range(7)
-            for last in ((True, False) if (month, day) == (2, 28) else (day == _days_in_month(month),))
-        )
-
-    def instants(self, start: datetime, end: datetime | None, zone: tzinfo) -> Iterator[datetime]:
-        """Start times in ``[start, end)`` (no end: up to 400 years), in order, a day at a time."""
-        day = start.astimezone(zone).date()
-        final = end.astimezone(zone).date() if end is not None else day + timedelta(days=_MAX_SCAN_DAYS)
-        while day <= final:
-            weekday = day.isoweekday() % 7
-            if self.day_matches(day.month, day.day, weekday, last=False):
-                times = self._day(day, zone)
-            elif (day.day >= 27 or day.day == 1) and self.day_matches(day.month, day.day, weekday, last=True):
-                # Only '$' can match: pg_cron asks whether the same instant 24 hours later falls on
-                # a 1st. Near a DST change that differs from the calendar for an hour - even on the
-                # 1st itself when it is 25 hours long.
-                times = [t for t in self._day(day, zone) if (t + _ONE_DAY).astimezone(zone).day == 1]
-            else:
-                day += _ONE_DAY
-                continue
-            if times and times[0] < start:
-                times = times[bisect_left(times, start) :]
-            if end is not None and times and times[-1] >= end:
-                yield from times[: bisect_left(times, end)]
-                return
-            yield from times
-            day += _ONE_DAY
-
-    def _day(self, day: date, zone: tzinfo) -> list[datetime]:
-        """The day's matching local times as UTC instants, in order."""
-        midnight = datetime(day.year, day.month, day.day)
-        offset = _constant_offset(midnight, zone)
-        if offset is not None:
-            base = midnight.replace(tzinfo=UTC) - offset
-            return [base + o for o in self.offsets]
-        # A DST change: pg_cron compares each absolute minute's local time with the fields, so a
-        # wall time that is skipped never runs and one that repeats runs at both instants.
-        found = set()
-        for hour, minute in self.times:
-            for fold in (0, 1):
-                wall = midnight.replace(hour=hour, minute=minute, fold=fold)
-                instant = wall.replace(tzinfo=zone).astimezone(UTC)
-                if instant.astimezone(zone).replace(tzinfo=None) == wall:
-                    found.add(instant)
-        return sorted(found)
-
-
-def _constant_offset(midnight: datetime, zone: tzinfo) -> timedelta | None:
-    """The zone's UTC offset if it is the same all day, else None."""
-    ends = (midnight, midnight.replace(hour=23, minute=59))
-    offsets = {zone.utcoffset(t.replace(fold=fold)) for t in ends for fold in (0, 1)}
-    offset = offsets.pop()
-    return offset if not offsets else None
-
-
-def _interval_slots(start: datetime, end: datetime, seconds: int) -> Iterator[datetime]:
-    step = timedelta(seconds=seconds)
-    slot = start
-    while slot < end:
-        yield slot
-        slot += step
-
-
-def _days_in_month(month: int) -> int:
-    return 29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31
-
-
-def _as_utc(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, e.g. datetime(2026, 1, 1, tzinfo=UTC)")
-    return moment.astimezone(UTC)
-
-
-def _zone(tz: str) -> tzinfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(
-            f"unknown time zone {tz!r}",
-            remedy="Use a zone name as cron.timezone takes it, e.g. 'GMT', 'UTC' or 'America/Los_Angeles'.",
-        ) from None
-
-
 # --- English -----------------------------------------------------------------------------------
 
 
@@ -419,177 +302,17 @@ def _never_runs_reason(fields: CronFields, macro: str | None, version: PgCronVer
     return f"no date has day-of-month '{fields.text[2]}' {joiner} day-of-week '{fields.text[4]}'{months}"
 
 
-# --- local times and DST -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UtcOption:
-    """A GMT schedule that starts a job at the intended local time while the zone has one offset."""
+# The slot engine and the DST helpers live in their own modules; they are part of this API.
+from cronkit.schedules.dst import (  # noqa: E402
+    DstPeriod,
+    DstReport,
+    UtcOption,
+    dst_report,
+    dst_warning,
+    utc_expressions_for_local,
+    utc_schedule_for_local,
+)
 
-    expr: str
-    utc_offset: timedelta
-    abbreviation: str
-    is_daylight: bool
-    #: (first, last) local dates of the year on which this expression is right
-    periods: tuple[tuple[date, date], ...]
-
-
-@dataclass(frozen=True)
-class DstPeriod:
-    """Consecutive runs (local dates ``first``..``last``) that start at the same local time."""
-
-    first: date
-    last: date
-    local_time: time
-    abbreviation: str
-    as_intended: bool
-
-
-@dataclass(frozen=True)
-class DstReport:
-    """When a GMT schedule starts at the intended local time, and when it does not."""
-
-    expr: str
-    intended_local: time
-    zone: str
-    year: int
-    periods: tuple[DstPeriod, ...]
-    options: tuple[UtcOption, ...]
-    #: '' when every run of the year starts at the intended local time
-    warning: str
-
-    @property
-    def mismatches(self) -> tuple[DstPeriod, ...]:
-        return tuple(p for p in self.periods if not p.as_intended)
-
-
-def utc_expressions_for_local(hour: int, minute: int, zone: str, year: int, days: str = "*") -> tuple[UtcOption, ...]:
-    """The GMT schedules that run at ``hour:minute`` local time in ``zone``: one per UTC offset
-    the zone uses during ``year`` (standard time first).
-
-    ``days`` is a day-of-week field in local terms (``'mon-fri'``); it is shifted when the
-    UTC time falls on the previous or next day.
-    """
-    tz = _zone(zone)
-    weekdays = grammar.parse_field(days, grammar.DAY_OF_WEEK, LATEST)
-    if not weekdays:
-        raise ScheduleError(f"days '{days}' selects no day of the week (pg_cron ranges do not wrap; write 'sat,sun')")
-    by_offset: dict[timedelta, list[date]] = {}
-    facts: dict[timedelta, tuple[str, bool]] = {}
-    day = date(year, 1, 1)
-    while day.year == year:
-        wall = datetime(day.year, day.month, day.day, hour, minute)
-        local = wall.replace(tzinfo=tz)
-        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:  # skip a time that does not exist
-            offset = local.utcoffset()
-            assert offset is not None
-            by_offset.setdefault(offset, []).append(day)
-            facts.setdefault(offset, (local.tzname() or zone, bool(local.dst())))
-        day += _ONE_DAY
-    options = []
-    for offset, dates in by_offset.items():
-        utc_wall = datetime(year, 1, 2, hour, minute) - offset
-        shift = utc_wall.day - 2  # -1, 0 or +1 day
-        dow = _compact(frozenset((d + shift) % 7 for d in weekdays), grammar.DAY_OF_WEEK)
-        abbreviation, is_daylight = facts[offset]
-        options.append(
-            UtcOption(f"{utc_wall.minute} {utc_wall.hour} * * {dow}", offset, abbreviation, is_daylight, _runs(dates))
-        )
-    return tuple(sorted(options, key=lambda o: (o.is_daylight, o.periods[0])))
-
-
-def dst_report(
-    expr: str, intended_local: time, zone: str, year: int, version: PgCronVersion | None = None
-) -> DstReport:
-    """Check a GMT cron schedule meant to start at ``intended_local`` in ``zone`` over ``year``.
-
-    The schedule is evaluated in GMT, pg_cron's default and the only choice on hosted Supabase.
-    Meant for jobs that run at most once a day.
-    """
-    schedule = parse_schedule(expr, version)
-    if schedule.kind != "cron":
-        raise ScheduleError(f"'{expr}' does not run at a time of day, so DST cannot shift it")
-    tz = _zone(zone)
-    start = datetime(year, 1, 1, tzinfo=tz)
-    end = datetime(year + 1, 1, 1, tzinfo=tz)
-    periods: list[DstPeriod] = []
-    for run in schedule.expected_slots(start, end):
-        local = run.astimezone(tz)
-        at, abbreviation = local.time().replace(fold=0), local.tzname() or zone
-        if periods and periods[-1].last == local.date():
-            raise ScheduleError(
-                f"'{expr}' runs more than once on {local.date()}; a DST report is for jobs that run at most once a day"
-            )
-        if periods and (periods[-1].local_time, periods[-1].abbreviation) == (at, abbreviation):
-            periods[-1] = DstPeriod(periods[-1].first, local.date(), at, abbreviation, at == intended_local)
-        else:
-            periods.append(DstPeriod(local.date(), local.date(), at, abbreviation, at == intended_local))
-    options = utc_expressions_for_local(intended_local.hour, intended_local.minute, zone, year)
-    report = DstReport(expr, intended_local, zone, year, tuple(periods), options, warning="")
-    return replace(report, warning=_dst_warning(report, schedule))
-
-
-def _runs(dates: list[date]) -> tuple[tuple[date, date], ...]:
-    """Consecutive dates as (first, last) pairs."""
-    runs: list[tuple[date, date]] = []
-    for day in dates:
-        if runs and runs[-1][1] + _ONE_DAY == day:
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return tuple(runs)
-
-
-def _dst_warning(report: DstReport, schedule: Schedule) -> str:
-    if not report.periods:
-        return f"'{report.expr}' does not run in {report.year}."
-    wrong = report.mismatches
-    if not wrong:
-        return ""
-    intended = f"{report.intended_local:%H:%M} {report.zone}"
-    shifts = "; ".join(f"from {p.first} to {p.last} at {p.local_time:%H:%M} {p.abbreviation}" for p in wrong)
-    if len(wrong) == len(report.periods):
-        problem = f"'{report.expr}' (GMT) never runs at {intended} in {report.year}: it runs {shifts}."
-    else:
-        problem = f"'{report.expr}' (GMT) runs at {intended} only part of {report.year}; it runs {shifts}."
-    choices = " or ".join(f"'{o.expr}' ({o.abbreviation})" for o in report.options)
-    switch = f"choose {choices}, or switch between them at each DST change"
-    version = schedule.version
-    if not version.supports_timezone:
-        return f"{problem} pg_cron {version} runs every schedule in GMT (cron.timezone came in 1.5): {switch}."
-    assert schedule.fields is not None
-    local_days = " ".join(schedule.fields.text[2:])
-    local = (
-        f"'{report.intended_local.minute} {report.intended_local.hour} {local_days}'"
-        if local_days == "* * *"
-        else "the schedule written in local time"
-    )
-    return (
-        f"{problem} The real fix is cron.timezone = '{report.zone}' (pg_cron 1.5+, a server setting that "
-        f"needs a restart) with {local}; hosted Supabase does not let you set cron.timezone, so there {switch}."
-    )
-
-
-def utc_schedule_for_local(at: str, zone: str, days: str = "*", year: int | None = None) -> str:
-    """The GMT expression for a daily (or ``days``) local time, valid for standard time.
-
-    Used when a manifest gives ``at`` + ``timezone`` but no ``schedule``; plan then warns about
-    the months where daylight saving time shifts it (see :func:`dst_warning`).
-    """
-    hour, minute = (int(part) for part in at.split(":"))
-    options = utc_expressions_for_local(hour, minute, zone, year or datetime.now(UTC).year, days)
-    return options[0].expr
-
-
-def dst_warning(expr: str, at: str, zone: str, year: int | None = None, version: PgCronVersion | None = None) -> str:
-    """'' when ``expr`` starts at local ``at`` in ``zone`` all year, else a warning with the options.
-
-    Expressions that fire more than once a day (a sandbox override like ``* * * * *``) are not
-    a time of day, so there is nothing to warn about.
-    """
-    hour, minute = (int(part) for part in at.split(":"))
-    try:
-        report = dst_report(expr, time(hour, minute), zone, year or datetime.now(UTC).year, version)
-    except ScheduleError:
-        return ""
-    return report.warning
+__all__ += ["DstPeriod", "DstReport", "dst_warning", "utc_schedule_for_local"]

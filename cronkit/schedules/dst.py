@@ -1,0 +1,186 @@
+"""Local-time intents and DST: the GMT schedules that start a job at a local time, and where they drift."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+
+from cronkit.errors import ScheduleError
+from cronkit.schedules import LATEST, PgCronVersion, Schedule, _compact, parse_schedule
+from cronkit.schedules import parse as grammar
+from cronkit.schedules.slots import _ONE_DAY, _zone
+
+# --- local times and DST -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UtcOption:
+    """A GMT schedule that starts a job at the intended local time while the zone has one offset."""
+
+    expr: str
+    utc_offset: timedelta
+    abbreviation: str
+    is_daylight: bool
+    #: (first, last) local dates of the year on which this expression is right
+    periods: tuple[tuple[date, date], ...]
+
+
+@dataclass(frozen=True)
+class DstPeriod:
+    """Consecutive runs (local dates ``first``..``last``) that start at the same local time."""
+
+    first: date
+    last: date
+    local_time: time
+    abbreviation: str
+    as_intended: bool
+
+
+@dataclass(frozen=True)
+class DstReport:
+    """When a GMT schedule starts at the intended local time, and when it does not."""
+
+    expr: str
+    intended_local: time
+    zone: str
+    year: int
+    periods: tuple[DstPeriod, ...]
+    options: tuple[UtcOption, ...]
+    #: '' when every run of the year starts at the intended local time
+    warning: str
+
+    @property
+    def mismatches(self) -> tuple[DstPeriod, ...]:
+        return tuple(p for p in self.periods if not p.as_intended)
+
+
+def utc_expressions_for_local(hour: int, minute: int, zone: str, year: int, days: str = "*") -> tuple[UtcOption, ...]:
+    """The GMT schedules that run at ``hour:minute`` local time in ``zone``: one per UTC offset
+    the zone uses during ``year`` (standard time first).
+
+    ``days`` is a day-of-week field in local terms (``'mon-fri'``); it is shifted when the
+    UTC time falls on the previous or next day.
+    """
+    tz = _zone(zone)
+    weekdays = grammar.parse_field(days, grammar.DAY_OF_WEEK, LATEST)
+    if not weekdays:
+        raise ScheduleError(f"days '{days}' selects no day of the week (pg_cron ranges do not wrap; write 'sat,sun')")
+    by_offset: dict[timedelta, list[date]] = {}
+    facts: dict[timedelta, tuple[str, bool]] = {}
+    day = date(year, 1, 1)
+    while day.year == year:
+        wall = datetime(day.year, day.month, day.day, hour, minute)
+        local = wall.replace(tzinfo=tz)
+        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:  # skip a time that does not exist
+            offset = local.utcoffset()
+            assert offset is not None
+            by_offset.setdefault(offset, []).append(day)
+            facts.setdefault(offset, (local.tzname() or zone, bool(local.dst())))
+        day += _ONE_DAY
+    options = []
+    for offset, dates in by_offset.items():
+        utc_wall = datetime(year, 1, 2, hour, minute) - offset
+        shift = utc_wall.day - 2  # -1, 0 or +1 day
+        dow = _compact(frozenset((d + shift) % 7 for d in weekdays), grammar.DAY_OF_WEEK)
+        abbreviation, is_daylight = facts[offset]
+        options.append(
+            UtcOption(f"{utc_wall.minute} {utc_wall.hour} * * {dow}", offset, abbreviation, is_daylight, _runs(dates))
+        )
+    return tuple(sorted(options, key=lambda o: (o.is_daylight, o.periods[0])))
+
+
+def dst_report(
+    expr: str, intended_local: time, zone: str, year: int, version: PgCronVersion | None = None
+) -> DstReport:
+    """Check a GMT cron schedule meant to start at ``intended_local`` in ``zone`` over ``year``.
+
+    The schedule is evaluated in GMT, pg_cron's default and the only choice on hosted Supabase.
+    Meant for jobs that run at most once a day.
+    """
+    schedule = parse_schedule(expr, version)
+    if schedule.kind != "cron":
+        raise ScheduleError(f"'{expr}' does not run at a time of day, so DST cannot shift it")
+    tz = _zone(zone)
+    start = datetime(year, 1, 1, tzinfo=tz)
+    end = datetime(year + 1, 1, 1, tzinfo=tz)
+    periods: list[DstPeriod] = []
+    for run in schedule.expected_slots(start, end):
+        local = run.astimezone(tz)
+        at, abbreviation = local.time().replace(fold=0), local.tzname() or zone
+        if periods and periods[-1].last == local.date():
+            raise ScheduleError(
+                f"'{expr}' runs more than once on {local.date()}; a DST report is for jobs that run at most once a day"
+            )
+        if periods and (periods[-1].local_time, periods[-1].abbreviation) == (at, abbreviation):
+            periods[-1] = DstPeriod(periods[-1].first, local.date(), at, abbreviation, at == intended_local)
+        else:
+            periods.append(DstPeriod(local.date(), local.date(), at, abbreviation, at == intended_local))
+    options = utc_expressions_for_local(intended_local.hour, intended_local.minute, zone, year)
+    report = DstReport(expr, intended_local, zone, year, tuple(periods), options, warning="")
+    return replace(report, warning=_dst_warning(report, schedule))
+
+
+def _runs(dates: list[date]) -> tuple[tuple[date, date], ...]:
+    """Consecutive dates as (first, last) pairs."""
+    runs: list[tuple[date, date]] = []
+    for day in dates:
+        if runs and runs[-1][1] + _ONE_DAY == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return tuple(runs)
+
+
+def _dst_warning(report: DstReport, schedule: Schedule) -> str:
+    if not report.periods:
+        return f"'{report.expr}' does not run in {report.year}."
+    wrong = report.mismatches
+    if not wrong:
+        return ""
+    intended = f"{report.intended_local:%H:%M} {report.zone}"
+    shifts = "; ".join(f"from {p.first} to {p.last} at {p.local_time:%H:%M} {p.abbreviation}" for p in wrong)
+    if len(wrong) == len(report.periods):
+        problem = f"'{report.expr}' (GMT) never runs at {intended} in {report.year}: it runs {shifts}."
+    else:
+        problem = f"'{report.expr}' (GMT) runs at {intended} only part of {report.year}; it runs {shifts}."
+    choices = " or ".join(f"'{o.expr}' ({o.abbreviation})" for o in report.options)
+    switch = f"choose {choices}, or switch between them at each DST change"
+    version = schedule.version
+    if not version.supports_timezone:
+        return f"{problem} pg_cron {version} runs every schedule in GMT (cron.timezone came in 1.5): {switch}."
+    assert schedule.fields is not None
+    local_days = " ".join(schedule.fields.text[2:])
+    local = (
+        f"'{report.intended_local.minute} {report.intended_local.hour} {local_days}'"
+        if local_days == "* * *"
+        else "the schedule written in local time"
+    )
+    return (
+        f"{problem} The real fix is cron.timezone = '{report.zone}' (pg_cron 1.5+, a server setting that "
+        f"needs a restart) with {local}; hosted Supabase does not let you set cron.timezone, so there {switch}."
+    )
+
+
+def utc_schedule_for_local(at: str, zone: str, days: str = "*", year: int | None = None) -> str:
+    """The GMT expression for a daily (or ``days``) local time, valid for standard time.
+
+    Used when a manifest gives ``at`` + ``timezone`` but no ``schedule``; plan then warns about
+    the months where daylight saving time shifts it (see :func:`dst_warning`).
+    """
+    hour, minute = (int(part) for part in at.split(":"))
+    options = utc_expressions_for_local(hour, minute, zone, year or datetime.now(UTC).year, days)
+    return options[0].expr
+
+
+def dst_warning(expr: str, at: str, zone: str, year: int | None = None, version: PgCronVersion | None = None) -> str:
+    """'' when ``expr`` starts at local ``at`` in ``zone`` all year, else a warning with the options.
+
+    Expressions that fire more than once a day (a sandbox override like ``* * * * *``) are not
+    a time of day, so there is nothing to warn about.
+    """
+    hour, minute = (int(part) for part in at.split(":"))
+    try:
+        report = dst_report(expr, time(hour, minute), zone, year or datetime.now(UTC).year, version)
+    except ScheduleError:
+        return ""
+    return report.warning
