@@ -41,7 +41,8 @@ from cronkit.manifest import Manifest, load_manifest
 from cronkit.plan import apply
 from cronkit_sandbox import cluster as pgcluster
 from cronkit_sandbox import demo
-from cronkit_sandbox.edge import EdgeAdmin, make_jwt
+from cronkit_sandbox.edge import EdgeAdmin
+from cronkit_sandbox.keys import make_jwt
 from cronkit_sandbox.manager import Sandbox, SandboxEnv
 from cronkit.schedules import parse_pg_cron_version
 from cronkit.secrets import VaultBackend

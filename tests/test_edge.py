@@ -30,15 +30,9 @@ from psycopg import sql
 from cronkit.errors import SandboxError
 from cronkit.redact import fingerprint
 from cronkit_sandbox.demo_functions import HANDLERS, item_fails
-from cronkit_sandbox.edge import (
-    Behaviour,
-    EdgeAdmin,
-    EdgeServer,
-    _is_loopback,
-    make_jwt,
-    start_server,
-    verify_jwt,
-)
+from cronkit_sandbox.behaviour import Behaviour
+from cronkit_sandbox.edge import EdgeAdmin, EdgeServer, _is_loopback, start_server
+from cronkit_sandbox.keys import make_jwt, verify_jwt
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 from cronkit import db as cdb
 from cronkit.redact import fingerprint, mask
 from cronkit_sandbox import networker
-from cronkit_sandbox.networker import QueuedRequest, Target, Timings, loggable_url, request_head, timeout_message
+from cronkit_sandbox.transfer import QueuedRequest, Target, Timings, loggable_url, request_head, timeout_message
 
 Conn = psycopg.Connection[dict[str, Any]]
 

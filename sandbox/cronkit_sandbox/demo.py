@@ -198,7 +198,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     report["doctor"] = _doctor_summary(env)
     report_dir.mkdir(parents=True, exist_ok=True)
     progress("writing the offline HTML report of the monitor runbook (charts inline, no CDN)")
-    from cronkit.runbook import report as runbook_report
+    from cronkit.runbooks.report import report as runbook_report
 
     html_path = runbook_report(MONITOR_RUNBOOK, report_dir / "monitor.html",
                                ["--dsn", env.database_url, "--hours", "1"])

@@ -10,7 +10,8 @@ A handler gets ``(body, db_url, behaviour)`` and returns ``(status, json)``. Han
 every query has a statement timeout far below the ~15 s at which hosted Edge Functions are
 dropped (``EarlyDrop``), and nothing sleeps or polls.
 
-Tables: ``examples/<system>/schema.sql``.
+Tables: ``examples/<system>/schema.sql``. Connections come from :mod:`cronkit.db`; queries are
+composed with ``psycopg.sql``.
 """
 
 from __future__ import annotations
@@ -21,16 +22,13 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import psycopg
 from psycopg import sql
 
-from cronkit.db import connect, translated
+from cronkit.db import Conn, connect, translated
 from cronkit.errors import SandboxError
-
-if TYPE_CHECKING:  # edge.py imports this module; a runtime import back would be circular
-    from cronkit_sandbox.edge import Behaviour
+from cronkit_sandbox.behaviour import Behaviour
 
 STATEMENT_TIMEOUT_MS = 5000
 APPLICATION_NAME = "cronkit-edge"
@@ -39,7 +37,7 @@ REFRESH_MAX_RETRIES = 3
 OPS_RECIPIENT = "ops@example.test"
 
 #: (JSON body or None, app-role DSN or None, behaviour) -> (HTTP status, JSON answer)
-DemoHandler = Callable[[Any, str | None, "Behaviour"], tuple[int, Any]]
+DemoHandler = Callable[[Any, str | None, Behaviour], tuple[int, Any]]
 
 
 class BadRequest(ValueError):
@@ -51,7 +49,7 @@ class BadRequest(ValueError):
 
 
 @contextlib.contextmanager
-def _database(db_url: str | None, action: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+def _database(db_url: str | None, action: str) -> Iterator[Conn]:
     """An autocommit app-role connection; driver errors become cronkit errors (answered 500)."""
     if not db_url:
         raise SandboxError(
@@ -253,7 +251,7 @@ def bubble_sync(body: Any, db_url: str | None, behaviour: Behaviour) -> tuple[in
 # Seed 003: scheduled workflows (GitHub Actions moved to pg_cron)
 
 
-def _bill(conn: psycopg.Connection[dict[str, Any]], kind: str, start: dt.date, end: dt.date) -> int:
+def _bill(conn: Conn, kind: str, start: dt.date, end: dt.date) -> int:
     """Invoice each customer's completed bookings of [start, end]; a period already billed is skipped."""
     rows = conn.execute(
         "INSERT INTO invoices (kind, customer_id, period_start, period_end, booking_count, amount_cents)"

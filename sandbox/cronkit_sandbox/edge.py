@@ -16,21 +16,18 @@ key arrived without the key ever being written down.
 
 Run it as ``python -m cronkit_sandbox.edge --port N --log FILE``; secrets come only from the
 environment (``CRONKIT_EDGE_JWT_SECRET``, ``CRONKIT_EDGE_DB_URL``), never from argv, which ``ps``
-shows. :class:`EdgeAdmin` is the client for the admin API under ``/_sandbox/``.
+shows. :class:`EdgeAdmin` is the client for the admin API under ``/_sandbox/``. The keys are
+:mod:`cronkit_sandbox.keys`; per-function settings :mod:`cronkit_sandbox.behaviour`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
 import dataclasses
-import hashlib
-import hmac
 import ipaddress
 import json
 import os
-import random
 import re
 import signal
 import sys
@@ -40,7 +37,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,246 +46,19 @@ from typing import IO, Any, cast
 from cronkit.errors import ConfigError, CronkitError, SandboxError
 from cronkit.manifest import INLINED_KEY
 from cronkit.redact import fingerprint, mask
+from cronkit_sandbox.behaviour import Behaviour, FunctionTable, Handler
 from cronkit_sandbox.demo_functions import HANDLERS as DEMO_HANDLERS
+from cronkit_sandbox.keys import bearer_token, verify_jwt
 
 JWT_SECRET_ENV = "CRONKIT_EDGE_JWT_SECRET"
 DB_URL_ENV = "CRONKIT_EDGE_DB_URL"
-#: 2100-01-01: sandbox keys never expire, like Supabase's local legacy keys (fixed far ``exp``).
-FAR_FUTURE_EXP = 4_102_444_800
 MAX_BODY_BYTES = 1024 * 1024
 #: Bodies above this are counted but not kept, so 10 000 records stay a few MB at most.
 RECORDED_BODY_MAX = 64 * 1024
 RING_SIZE = 10_000
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
-HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 AUTH_SCHEMES = ("bearer", "basic", "token")
 SENSITIVE_NAME_PARTS = ("secret", "token", "key")
-
-
-# --------------------------------------------------------------------------------------------
-# Keys: HS256 JWTs shaped like Supabase's legacy anon / service_role keys
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _sign(secret: str, signing_input: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256).digest()
-
-
-def make_jwt(secret: str, role: str, *, expires_at: int = FAR_FUTURE_EXP) -> str:
-    """An HS256 JWT with ``{"iss": "cronkit-sandbox", "role": role, "iat", "exp"}``."""
-    header = {"alg": "HS256", "typ": "JWT"}
-    payload = {"iss": "cronkit-sandbox", "role": role, "iat": int(time.time()), "exp": expires_at}
-    signing_input = ".".join(
-        _b64url(json.dumps(part, separators=(",", ":")).encode("utf-8")) for part in (header, payload)
-    )
-    return f"{signing_input}.{_b64url(_sign(secret, signing_input))}"
-
-
-def verify_jwt(token: str, secret: str) -> dict[str, Any] | None:
-    """The payload of a valid, unexpired HS256 ``token`` signed with ``secret``; None otherwise."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        header = json.loads(_b64url_decode(parts[0]))
-        signature = _b64url_decode(parts[2])
-    except ValueError:
-        return None
-    # Only HS256: accepting the token's own "alg" would let "none" through.
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        return None
-    if not hmac.compare_digest(_sign(secret, f"{parts[0]}.{parts[1]}"), signature):
-        return None
-    try:
-        payload = json.loads(_b64url_decode(parts[1]))
-    except ValueError:
-        return None
-    if not isinstance(payload, dict):
-        return None
-    exp = payload.get("exp")
-    if exp is not None and (not isinstance(exp, int | float) or exp <= time.time()):
-        return None
-    return payload
-
-
-def _bearer_token(value: str | None) -> str | None:
-    # Case-sensitive like Supabase's gateway, which splits on " " and expects exactly "Bearer".
-    if value is None or not value.startswith("Bearer "):
-        return None
-    return value[len("Bearer ") :]
-
-
-# --------------------------------------------------------------------------------------------
-# Per-function behaviour
-
-
-@dataclasses.dataclass(frozen=True)
-class CustomAuth:
-    """A secret the function itself checks (with ``verify_jwt`` usually off), e.g. ``CRON_SECRET``."""
-
-    header: str
-    scheme: str | None
-    secret: str
-
-    def accepts(self, headers: Mapping[str, str]) -> bool:
-        value = headers.get(self.header)
-        if value is None:
-            return False
-        if self.scheme:
-            prefix = f"{self.scheme} "
-            if value[: len(prefix)].lower() != prefix.lower():
-                return False
-            value = value[len(prefix) :]
-        return hmac.compare_digest(value.encode("utf-8"), self.secret.encode("utf-8"))
-
-    def public(self) -> dict[str, Any]:
-        return {"header": self.header, "scheme": self.scheme, "secret": mask(self.secret)}
-
-    def __repr__(self) -> str:
-        return f"CustomAuth(header={self.header!r}, scheme={self.scheme!r}, secret={mask(self.secret)})"
-
-
-def _custom_auth(value: Any) -> CustomAuth | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) - {"header", "scheme", "secret"}:
-        raise ValueError('custom_auth must be {"header": ..., "scheme": "Bearer" or null, "secret": ...}')
-    header = value.get("header", "authorization")
-    scheme = value.get("scheme")
-    secret = value.get("secret")
-    if not isinstance(header, str) or not HEADER_NAME.fullmatch(header):
-        raise ValueError("custom_auth.header must be an HTTP header name")
-    if scheme is not None and not (isinstance(scheme, str) and scheme.isalpha()):
-        raise ValueError("custom_auth.scheme must be a word such as Bearer, or null")
-    if not isinstance(secret, str) or not secret:
-        raise ValueError("custom_auth.secret must be a non-empty string")
-    return CustomAuth(header=header.lower(), scheme=scheme, secret=secret)
-
-
-def _optional_status(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-        raise ValueError("status must be an HTTP status between 100 and 599, or null")
-    return value
-
-
-def _number(low: float, high: float, name: str) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise ValueError(f"{name} must be a number between {low:g} and {high:g}")
-        return float(value)
-
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("verify_jwt must be true or false")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("seed must be an integer")
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Behaviour:
-    """How a function answers. A forced ``status`` or ``body`` replaces the function: it does not run."""
-
-    status: int | None = None
-    latency_ms: float = 0.0
-    #: share of invocations answered 500 without running the function
-    failure_rate: float = 0.0
-    #: share of queue items a demo drainer marks failed (the invocation itself succeeds)
-    item_failure_rate: float = 0.0
-    body: Any = None
-    verify_jwt: bool = True
-    custom_auth: CustomAuth | None = None
-    #: seeds failure_rate's RNG and item_failure_rate's hash, so runs are repeatable
-    seed: int = 0
-
-    def merged(self, changes: Mapping[str, Any]) -> Behaviour:
-        """A copy with ``changes`` (JSON from the admin API) validated and applied; ValueError if invalid."""
-        unknown = sorted(set(changes) - set(_VALIDATORS))
-        if unknown:
-            raise ValueError(f"unknown behaviour keys {unknown}; known: {sorted(_VALIDATORS)}")
-        return dataclasses.replace(self, **{key: _VALIDATORS[key](value) for key, value in changes.items()})
-
-    def public(self) -> dict[str, Any]:
-        """JSON for the admin API, with the custom-auth secret masked."""
-        data = dataclasses.asdict(self)
-        data["custom_auth"] = self.custom_auth.public() if self.custom_auth else None
-        return data
-
-
-#: A demo function: (parsed JSON body or None, app-role DSN or None, behaviour) -> (status, JSON).
-Handler = Callable[[Any, str | None, Behaviour], tuple[int, Any]]
-
-_VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "status": _optional_status,
-    "latency_ms": _number(0, 600_000, "latency_ms"),
-    "failure_rate": _number(0, 1, "failure_rate"),
-    "item_failure_rate": _number(0, 1, "item_failure_rate"),
-    "body": lambda value: value,
-    "verify_jwt": _boolean,
-    "custom_auth": _custom_auth,
-    "seed": _integer,
-}
-
-
-class FunctionTable:
-    """Which functions exist (demo handlers + anything configured) and how each behaves."""
-
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
-        self._handlers = dict(handlers)
-        self._behaviours: dict[str, Behaviour] = {}
-        self._rngs: dict[str, random.Random] = {}
-        self._lock = threading.Lock()
-
-    def lookup(self, name: str) -> tuple[Behaviour, Handler | None] | None:
-        with self._lock:
-            if name not in self._handlers and name not in self._behaviours:
-                return None
-            return self._behaviours.get(name, Behaviour()), self._handlers.get(name)
-
-    def configure(self, name: str, changes: Mapping[str, Any]) -> Behaviour:
-        with self._lock:
-            behaviour = self._behaviours.get(name, Behaviour()).merged(changes)
-            self._behaviours[name] = behaviour
-            # Restart the failure sequence so "configure, then call N times" is repeatable.
-            self._rngs[name] = random.Random(f"{behaviour.seed}:{name}")
-            return behaviour
-
-    def reset(self, name: str) -> None:
-        """Back to defaults; a function that exists only through configuration is gone (404)."""
-        with self._lock:
-            self._behaviours.pop(name, None)
-            self._rngs.pop(name, None)
-
-    def injects_failure(self, name: str, rate: float) -> bool:
-        if rate <= 0:
-            return False
-        with self._lock:
-            rng = self._rngs.setdefault(name, random.Random(f"0:{name}"))
-            return rng.random() < rate
-
-    def describe(self) -> dict[str, Any]:
-        with self._lock:
-            names = sorted(set(self._handlers) | set(self._behaviours))
-            return {
-                name: {"handler": name in self._handlers, **self._behaviours.get(name, Behaviour()).public()}
-                for name in names
-            }
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,7 +220,7 @@ class EdgeServer(ThreadingHTTPServer):
 
     def _authorize(self, behaviour: Behaviour, headers: Mapping[str, str]) -> tuple[Reply | None, dict[str, Any]]:
         header = headers.get("authorization")
-        token = _bearer_token(header)
+        token = bearer_token(header)
         claims = verify_jwt(token, self.jwt_secret) if token is not None else None
         auth: dict[str, Any] = {
             "auth": "none_required",
@@ -491,7 +261,7 @@ class EdgeServer(ThreadingHTTPServer):
     def admin(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes) -> Reply:
         if path == "/_sandbox/health" and method == "GET":
             return Reply(200, {"status": "ok"})
-        claims = verify_jwt(_bearer_token(headers.get("authorization")) or "", self.jwt_secret)
+        claims = verify_jwt(bearer_token(headers.get("authorization")) or "", self.jwt_secret)
         if not claims or claims.get("role") != "service_role":
             return Reply(401, {"error": "The admin API needs Authorization: Bearer <service_role key>"})
         if path == "/_sandbox/invocations":

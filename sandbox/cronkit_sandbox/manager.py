@@ -128,7 +128,7 @@ class Sandbox:
         os.replace(tmp, self.state_file)
 
     def _new_state(self, user: pgcluster.OsUser) -> State:
-        from cronkit_sandbox.edge import make_jwt
+        from cronkit_sandbox.keys import make_jwt
 
         jwt_secret = secrets.token_urlsafe(32)
         port = int(self.environ.get("CRONKIT_SANDBOX_PORT") or pgcluster.free_port())
