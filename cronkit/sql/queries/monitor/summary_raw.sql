@@ -1,3 +1,4 @@
+-- Exact per-job run summary from raw cron.job_run_details rows of a runid range (percentile_disc): the reference the rollup read is checked against.
 WITH b AS (
     SELECT %(since)s::timestamptz AS since, %(until)s::timestamptz AS until, %(lo)s::bigint AS lo,
            %(jobids)s::bigint[] AS jobids
