@@ -1,4 +1,4 @@
--- HTTP outcomes per job: one count per outcome class ({pivot}) and the newest error, from rollups, harvested and live responses.
+-- HTTP outcomes per job: one count per outcome class and the newest error, from rollups, harvested and live responses.
 WITH {units},
 per_job AS (
     SELECT jobname, sum(n)::bigint AS requests, {pivot} FROM units GROUP BY jobname

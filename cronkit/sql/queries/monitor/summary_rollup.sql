@@ -1,4 +1,4 @@
--- Per-job run summary from the daily and hourly rollups plus the raw edges (composed with {units} and {percentiles}).
+-- Per-job run summary from the daily and hourly rollups plus the raw edges.
 WITH {units}, {percentiles},
 per_job AS (
     SELECT jobid, max(jobname) AS jobname, sum(runs)::bigint AS runs, sum(succeeded)::bigint AS succeeded,

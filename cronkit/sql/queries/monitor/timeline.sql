@@ -1,4 +1,4 @@
--- Hourly run timeline per job from the hourly rollup (composed with {units} and {percentiles}).
+-- Hourly run timeline per job from the hourly rollup.
 WITH {units}, {percentiles}
 SELECT u.bucket, u.jobid, coalesce(max(u.jobname), max(j.jobname)) AS jobname, sum(u.runs)::bigint AS runs,
        sum(u.succeeded)::bigint AS succeeded, sum(u.failed)::bigint AS failed, sum(u.running)::bigint AS running,
