@@ -23,9 +23,13 @@ def text(name: str) -> str:
     """The SQL text of query ``name`` (a path below ``sql/queries`` without ``.sql``)."""
     path = resources.files("cronkit").joinpath(f"{_ROOT}/{name}.sql")
     try:
-        return path.read_text(encoding="utf-8").strip().rstrip(";")
+        raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise KeyError(f"no query named {name!r} in cronkit/{_ROOT}") from None
+    # Whole-line comments are for readers of the file: dropped here, so a brace or a percent sign
+    # in prose can never be taken for a psycopg.sql placeholder or a parameter.
+    lines = [line for line in raw.splitlines() if not line.lstrip().startswith("--")]
+    return "\n".join(lines).strip().rstrip(";")
 
 
 def query(name: str) -> sql.SQL:
