@@ -6,7 +6,7 @@ app = marimo.App(width="medium", app_title="cronkit · incident")
 with app.setup:
     import marimo as mo
 
-    from cronkit import runbook as rb
+    from cronkit.runbooks import context, incident, runtime
 
 
 @app.cell(hide_code=True)
@@ -24,22 +24,22 @@ def _():
 
 @app.cell
 def _():
-    p = rb.params(manifest=None, env=None, dsn=None, hours=6.0)
+    p = runtime.params(manifest=None, env=None, dsn=None, hours=6.0)
     return (p,)
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    rb.param_rows(p)
+    runtime.param_rows(p)
     return
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = rb.context(p, manifest_required=False)
-    rb.context_view(ctx)
+    ctx = context.resolve(p, manifest_required=False)
+    context.view(ctx)
     return (ctx,)
 
 
@@ -54,15 +54,15 @@ def _():
 def _(ctx, p, rerun):
     # NBVAL_IGNORE_OUTPUT
     _ = rerun.value
-    report = rb.diagnose(ctx, p["hours"])
-    rb.incident_summary(report, ctx)
+    report = incident.diagnosis(ctx, p["hours"])
+    incident.incident_summary(report, ctx)
     return (report,)
 
 
 @app.cell
 def _(ctx, report):
     # NBVAL_CHECK_OUTPUT
-    findings = rb.scoped_findings(report, ctx)
+    findings = incident.scoped_findings(report, ctx)
     findings
     return (findings,)
 
@@ -82,7 +82,7 @@ def _():
 @app.cell
 def _(ctx, report):
     # NBVAL_IGNORE_OUTPUT
-    rb.walk_view(report, ctx)
+    incident.walk_view(report, ctx)
     return
 
 
@@ -99,7 +99,7 @@ def _():
 @app.cell
 def _(report):
     # NBVAL_IGNORE_OUTPUT
-    coverage = rb.guide_coverage(report)
+    coverage = incident.guide_coverage(report)
     coverage
     return (coverage,)
 
@@ -107,7 +107,7 @@ def _(report):
 @app.cell
 def _(report):
     # NBVAL_IGNORE_OUTPUT
-    skipped = rb.skipped_frame(report)
+    skipped = incident.skipped_frame(report)
     mo.vstack([mo.md("Checks that could not run here, and why:"), skipped]) if skipped.height else mo.md("Every check ran.")
     return (skipped,)
 

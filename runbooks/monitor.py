@@ -6,7 +6,7 @@ app = marimo.App(width="medium", app_title="cronkit · monitor scheduled jobs")
 with app.setup:
     import marimo as mo
 
-    from cronkit import runbook as rb
+    from cronkit.runbooks import context, monitor, runtime
 
 
 @app.cell(hide_code=True)
@@ -23,28 +23,28 @@ def _():
 
 @app.cell
 def _():
-    p = rb.params(manifest=None, env=None, dsn=None, job=None, hours=24.0, refresh="1m")
+    p = runtime.params(manifest=None, env=None, dsn=None, job=None, hours=24.0, refresh="1m")
     return (p,)
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    rb.param_rows(p)
+    runtime.param_rows(p)
     return
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = rb.context(p, manifest_required=False)
-    rb.context_view(ctx)
+    ctx = context.resolve(p, manifest_required=False)
+    context.view(ctx)
     return (ctx,)
 
 
 @app.cell
 def _(p):
-    refresh = mo.ui.refresh(options=rb.refresh_options(p["refresh"]), default_interval=p["refresh"] or None,
+    refresh = mo.ui.refresh(options=monitor.refresh_options(p["refresh"]), default_interval=p["refresh"] or None,
                             label="Refresh")
     refresh
     return (refresh,)
@@ -54,15 +54,15 @@ def _(p):
 def _(ctx, p, refresh):
     # NBVAL_IGNORE_OUTPUT
     _ = refresh.value  # read again on every tick
-    data = rb.monitor_data(ctx, p["hours"], p["job"])
-    rb.monitor_header(data)
+    data = monitor.monitor_data(ctx, p["hours"], p["job"])
+    monitor.monitor_header(data)
     return (data,)
 
 
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    rb.health_view(data)
+    monitor.health_view(data)
     return
 
 
@@ -80,7 +80,7 @@ def _():
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    runs = rb.run_table(data)
+    runs = monitor.run_table(data)
     runs
     return (runs,)
 
@@ -88,7 +88,7 @@ def _(data):
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    duration = rb.duration_chart(data)
+    duration = monitor.duration_chart(data)
     duration
     return (duration,)
 
@@ -108,7 +108,7 @@ def _():
 @app.cell
 def _(data):
     # NBVAL_CHECK_OUTPUT
-    http = rb.http_table(data)
+    http = monitor.http_table(data)
     http.select("jobname", "requests", "2xx")
     return (http,)
 
@@ -116,7 +116,7 @@ def _(data):
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    outcomes = rb.outcome_chart(data)
+    outcomes = monitor.outcome_chart(data)
     outcomes
     return (outcomes,)
 
@@ -135,7 +135,7 @@ def _():
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    missed = rb.missed_table(data)
+    missed = monitor.missed_table(data)
     missed
     return (missed,)
 
@@ -143,7 +143,7 @@ def _(data):
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    timeline = rb.missed_chart(data)
+    timeline = monitor.missed_chart(data)
     timeline
     return (timeline,)
 
@@ -162,7 +162,7 @@ def _():
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    queue_health = rb.queue_table(data)
+    queue_health = monitor.queue_table(data)
     queue_health
     return (queue_health,)
 
@@ -170,7 +170,7 @@ def _(data):
 @app.cell
 def _(data):
     # NBVAL_IGNORE_OUTPUT
-    queue_trend = rb.queue_chart(data)
+    queue_trend = monitor.queue_chart(data)
     queue_trend
     return (queue_trend,)
 

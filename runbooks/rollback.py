@@ -6,7 +6,7 @@ app = marimo.App(width="medium", app_title="cronkit · roll back")
 with app.setup:
     import marimo as mo
 
-    from cronkit import runbook as rb
+    from cronkit.runbooks import context, rollback, runtime
 
 
 @app.cell(hide_code=True)
@@ -30,37 +30,37 @@ def _():
 
 @app.cell
 def _():
-    p = rb.params(manifest=None, env=None, dsn=None, apply=False, action="disable", job=None, secrets=False)
+    p = runtime.params(manifest=None, env=None, dsn=None, apply=False, action="disable", job=None, secrets=False)
     return (p,)
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    rb.param_rows(p)
+    runtime.param_rows(p)
     return
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = rb.context(p)
-    rb.context_view(ctx)
+    ctx = context.resolve(p)
+    context.view(ctx)
     return (ctx,)
 
 
 @app.cell
 def _(ctx):
     # NBVAL_CHECK_OUTPUT
-    before = rb.job_state(rb.project_jobs(ctx))
+    before = rollback.job_state(rollback.project_jobs(ctx))
     before
     return (before,)
 
 
 @app.cell
 def _(ctx, p):
-    action_choice = mo.ui.dropdown(options=list(rb.ROLLBACK_ACTIONS), value=rb.rollback_action(p["action"]), label="Action")
-    job_choice = mo.ui.dropdown(options=rb.job_choices(ctx, p["job"]), value=p["job"] or rb.ALL_JOBS, label="Job")
+    action_choice = mo.ui.dropdown(options=list(rollback.ROLLBACK_ACTIONS), value=rollback.rollback_action(p["action"]), label="Action")
+    job_choice = mo.ui.dropdown(options=rollback.job_choices(ctx, p["job"]), value=p["job"] or rollback.ALL_JOBS, label="Job")
     secrets_box = mo.ui.checkbox(value=p["secrets"], label="also delete the secrets (teardown)")
     mo.hstack([action_choice, job_choice, secrets_box])
     return action_choice, job_choice, secrets_box
@@ -69,8 +69,8 @@ def _(ctx, p):
 @app.cell
 def _(action_choice, ctx, job_choice, secrets_box):
     # NBVAL_IGNORE_OUTPUT
-    plan = rb.rollback_plan(ctx, action_choice.value, rb.chosen_job(job_choice.value), secrets_box.value)
-    rb.rollback_view(plan)
+    plan = rollback.rollback_plan(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value)
+    rollback.rollback_view(plan)
     return (plan,)
 
 
@@ -83,9 +83,9 @@ def _():
 
 @app.cell
 def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box):
-    _go = rb.gate(rb.confirmed(rollback_button, p), "Carry out", needed=not plan.nothing_to_do,
+    _go = runtime.gate(runtime.confirmed(rollback_button, p), "Carry out", needed=not plan.nothing_to_do,
                   idle="Nothing to do: every target is already in the wanted state.")
-    rb.rollback(ctx, action_choice.value, rb.chosen_job(job_choice.value), secrets_box.value, _go).view()
+    rollback.rollback(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value, _go).view()
     return
 
 
@@ -93,7 +93,7 @@ def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box):
 def _(ctx, rollback_button):
     # NBVAL_IGNORE_OUTPUT
     _ = rollback_button.value
-    after = rb.job_state(rb.project_jobs(ctx))
+    after = rollback.job_state(rollback.project_jobs(ctx))
     mo.vstack([mo.md("The project's jobs now:"), after])
     return (after,)
 

@@ -6,7 +6,7 @@ app = marimo.App(width="medium", app_title="cronkit · rotate a secret")
 with app.setup:
     import marimo as mo
 
-    from cronkit import runbook as rb
+    from cronkit.runbooks import context, rotate, runtime, secret_store
 
 
 @app.cell(hide_code=True)
@@ -29,22 +29,22 @@ def _():
 
 @app.cell
 def _():
-    p = rb.params(manifest=None, env=None, dsn=None, apply=False, secret=None, secret_from_env=None, wait_seconds=20.0)
+    p = runtime.params(manifest=None, env=None, dsn=None, apply=False, secret=None, secret_from_env=None, wait_seconds=20.0)
     return (p,)
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    rb.param_rows(p)
+    runtime.param_rows(p)
     return
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = rb.context(p)
-    rb.context_view(ctx)
+    ctx = context.resolve(p)
+    context.view(ctx)
     return (ctx,)
 
 
@@ -58,7 +58,7 @@ def _():
 
 @app.cell
 def _(ctx, p):
-    secret_choice = mo.ui.dropdown(options=rb.secret_names(ctx), value=rb.default_secret(ctx, p["secret"]), label="Secret")
+    secret_choice = mo.ui.dropdown(options=context.secret_names(ctx), value=secret_store.default_secret_to_rotate(ctx, p["secret"]), label="Secret")
     secret_input = mo.ui.text(kind="password", label="New value (masked, never shown)", full_width=True)
     mo.hstack([secret_choice, secret_input])
     return secret_choice, secret_input
@@ -67,7 +67,7 @@ def _(ctx, p):
 @app.cell
 def _(ctx, secret_choice):
     # NBVAL_CHECK_OUTPUT
-    usage = rb.secret_usage(ctx, secret_choice.value)
+    usage = rotate.secret_usage(ctx, secret_choice.value)
     usage
     return (usage,)
 
@@ -75,7 +75,7 @@ def _(ctx, secret_choice):
 @app.cell
 def _(ctx, secret_choice):
     # NBVAL_IGNORE_OUTPUT
-    rb.usage_view(ctx, secret_choice.value)
+    rotate.usage_view(ctx, secret_choice.value)
     return
 
 
@@ -93,7 +93,7 @@ def _():
 @app.cell
 def _(ctx, p, secret_choice, secret_input):
     # NBVAL_IGNORE_OUTPUT
-    rb.secret_preview(ctx, secret_choice.value, rb.secret_value(secret_input.value, p["secret_from_env"], ctx))
+    secret_store.secret_preview(ctx, secret_choice.value, secret_store.secret_value(secret_input.value, p["secret_from_env"], ctx))
     return
 
 
@@ -106,9 +106,9 @@ def _():
 
 @app.cell
 def _(ctx, p, rotate_button, secret_choice, secret_input):
-    _go = rb.gate(rb.confirmed(rotate_button, p), "Rotate", needed=bool(secret_input.value or p["secret_from_env"]),
+    _go = runtime.gate(runtime.confirmed(rotate_button, p), "Rotate", needed=bool(secret_input.value or p["secret_from_env"]),
                   idle="No new value given: nothing to rotate.")
-    rb.rotate(ctx, secret_choice.value, rb.secret_value(secret_input.value, p["secret_from_env"], ctx), _go).view()
+    rotate.rotate(ctx, secret_choice.value, secret_store.secret_value(secret_input.value, p["secret_from_env"], ctx), _go).view()
     return
 
 
@@ -135,8 +135,8 @@ def _():
 def _(check_button, ctx, p, rotate_button, secret_choice):
     # NBVAL_IGNORE_OUTPUT
     _ = (rotate_button.value, check_button.value)
-    check = rb.rotation_check(ctx, secret_choice.value, p["wait_seconds"])
-    rb.rotation_view(check, secret_choice.value)
+    check = rotate.rotation_check(ctx, secret_choice.value, p["wait_seconds"])
+    rotate.rotation_view(check, secret_choice.value)
     return (check,)
 
 

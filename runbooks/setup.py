@@ -6,7 +6,8 @@ app = marimo.App(width="medium", app_title="cronkit · set up scheduled jobs")
 with app.setup:
     import marimo as mo
 
-    from cronkit import runbook as rb
+    from cronkit.runbooks import context, job_checks, runtime, secret_store
+    from cronkit.runbooks import setup as steps
 
 
 @app.cell(hide_code=True)
@@ -24,22 +25,22 @@ def _():
 
 @app.cell
 def _():
-    p = rb.params(manifest=None, env=None, dsn=None, apply=False, secret=None, secret_from_env=None, wait_seconds=20.0)
+    p = runtime.params(manifest=None, env=None, dsn=None, apply=False, secret=None, secret_from_env=None, wait_seconds=20.0)
     return (p,)
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    rb.param_rows(p)
+    runtime.param_rows(p)
     return
 
 
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = rb.context(p)
-    rb.context_view(ctx)
+    ctx = context.resolve(p)
+    context.view(ctx)
     return (ctx,)
 
 
@@ -57,8 +58,8 @@ def _():
 @app.cell
 def _(ctx):
     # NBVAL_IGNORE_OUTPUT
-    server = rb.facts(ctx)
-    rb.facts_rows(server)
+    server = steps.server_facts_of(ctx)
+    steps.server_facts_frame(server)
     return (server,)
 
 
@@ -76,8 +77,8 @@ def _():
 @app.cell
 def _(ctx):
     # NBVAL_CHECK_OUTPUT
-    tables = rb.required_tables(ctx)
-    rb.tables_view(tables)
+    tables = steps.required_tables(ctx)
+    steps.tables_view(tables)
     return (tables,)
 
 
@@ -94,8 +95,8 @@ def _():
 @app.cell
 def _(ctx, server):
     # NBVAL_CHECK_OUTPUT
-    ext = rb.extensions(ctx)
-    rb.extensions_view(ext, server)
+    ext = steps.extensions_frame(ctx)
+    steps.extensions_view(ext, server)
     return (ext,)
 
 
@@ -108,9 +109,9 @@ def _():
 
 @app.cell
 def _(ctx, ext, ext_button, p):
-    _go = rb.gate(rb.confirmed(ext_button, p), "Enable extensions", needed=rb.extensions_needed(ext),
+    _go = runtime.gate(runtime.confirmed(ext_button, p), "Enable extensions", needed=steps.extensions_needed(ext),
                   idle="Nothing to do: every extension is enabled.")
-    rb.enable_extensions(ctx, _go).view()
+    steps.enable_extensions(ctx, _go).view()
     return
 
 
@@ -131,13 +132,13 @@ def _():
 def _(ctx, ext_button):
     # NBVAL_IGNORE_OUTPUT
     _ = ext_button.value  # read again after enabling Vault
-    rb.secrets_view(rb.secrets(ctx))
+    secret_store.secrets_view(secret_store.secrets_frame(ctx))
     return
 
 
 @app.cell
 def _(ctx, p):
-    secret_choice = mo.ui.dropdown(options=rb.secret_names(ctx), value=rb.default_secret_to_store(ctx, p["secret"]),
+    secret_choice = mo.ui.dropdown(options=context.secret_names(ctx), value=secret_store.default_secret_to_store(ctx, p["secret"]),
                                    label="Secret")
     secret_input = mo.ui.text(kind="password", label="New value (masked, never shown)", full_width=True)
     secret_button = mo.ui.run_button(kind="danger", label="Store secret")
@@ -148,16 +149,16 @@ def _(ctx, p):
 @app.cell
 def _(ctx, p, secret_choice, secret_input):
     # NBVAL_IGNORE_OUTPUT
-    rb.secret_preview(ctx, secret_choice.value, rb.secret_value(secret_input.value, p["secret_from_env"], ctx))
+    secret_store.secret_preview(ctx, secret_choice.value, secret_store.secret_value(secret_input.value, p["secret_from_env"], ctx))
     return
 
 
 @app.cell
 def _(ctx, p, secret_button, secret_choice, secret_input):
-    _go = rb.gate(rb.confirmed(secret_button, p), "Store secret",
+    _go = runtime.gate(runtime.confirmed(secret_button, p), "Store secret",
                   needed=bool(secret_input.value or p["secret_from_env"]),
                   idle="No new value given: nothing to store.")
-    rb.store_secret(ctx, secret_choice.value, rb.secret_value(secret_input.value, p["secret_from_env"], ctx), _go).view()
+    secret_store.store_secret(ctx, secret_choice.value, secret_store.secret_value(secret_input.value, p["secret_from_env"], ctx), _go).view()
     return
 
 
@@ -176,8 +177,8 @@ def _():
 def _(ctx, ext_button, secret_button):
     # NBVAL_IGNORE_OUTPUT
     _ = (ext_button.value, secret_button.value)  # plan again after those steps
-    plan = rb.preview_plan(ctx)
-    rb.plan_view(plan)
+    plan = steps.preview_plan(ctx)
+    steps.plan_view(plan)
     return (plan,)
 
 
@@ -197,9 +198,9 @@ def _():
 
 @app.cell
 def _(apply_button, ctx, p, plan):
-    _go = rb.gate(rb.confirmed(apply_button, p), "Apply", needed=plan.changes > 0 or bool(plan.problems),
+    _go = runtime.gate(runtime.confirmed(apply_button, p), "Apply", needed=plan.changes > 0 or bool(plan.problems),
                   idle="Nothing to do: the database already matches the manifest.")
-    rb.apply_plan(ctx, _go).view()
+    steps.apply_plan(ctx, _go).view()
     return
 
 
@@ -224,9 +225,9 @@ def _():
 @app.cell
 def _(apply_button, ctx, p, run_once_button):
     _ = apply_button.value
-    _go = rb.gate(rb.confirmed(run_once_button, p), "Run each job once now", needed=rb.manual_run_needed(ctx),
+    _go = runtime.gate(runtime.confirmed(run_once_button, p), "Run each job once now", needed=job_checks.manual_run_needed(ctx),
                   idle="Nothing to run: no HTTP job is waiting for its first answer (or its guard has no work).")
-    rb.manual_run(ctx, _go).view()
+    job_checks.manual_run(ctx, _go).view()
     return
 
 
@@ -234,16 +235,16 @@ def _(apply_button, ctx, p, run_once_button):
 def _(apply_button, ctx, p, run_once_button):
     # NBVAL_IGNORE_OUTPUT
     _ = (apply_button.value, run_once_button.value)
-    verification = rb.verify(ctx, p["wait_seconds"])
-    rb.verify_view(verification)
+    verification = job_checks.verify(ctx, p["wait_seconds"])
+    job_checks.verify_view(verification)
     return (verification,)
 
 
 @app.cell
 def _(ctx, verification):
     # NBVAL_CHECK_OUTPUT
-    checks = rb.checklist(ctx, verification)
-    rb.checklist_view(checks)
+    checks = steps.checklist(ctx, verification)
+    steps.checklist_view(checks)
     return (checks,)
 
 

@@ -33,7 +33,10 @@ import polars as pl
 import pytest
 
 from cronkit import db as cdb
-from cronkit import runbook as rb
+from cronkit.runbooks import context, job_checks, runtime, secret_store, setup
+from cronkit.runbooks.context import RunbookContext
+from cronkit.runbooks import report as offline
+from cronkit.runbooks.report import load_app
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOKS = ROOT / "runbooks"
@@ -100,8 +103,8 @@ class Project:
                 "action": "disable", "secrets": False}
         return {**base, **overrides}
 
-    def context(self) -> rb.Context:
-        return rb.context(self.params())
+    def context(self) -> RunbookContext:
+        return context.resolve(self.params())
 
 
 def manifest_text(prefix: str, supabase_url: str, backend: str = "vault") -> str:
@@ -191,7 +194,7 @@ def applied(project: Project) -> Project:
 
 
 def run(name: str, p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    app = rb.load_app(RUNBOOKS / f"{name}.py")
+    app = load_app(RUNBOOKS / f"{name}.py")
     outputs, defs = app.run(defs={"p": p})
     return outputs, dict(defs)
 
@@ -268,10 +271,10 @@ def test_every_runbook_passes_marimo_check_strict() -> None:
 
 @pytest.mark.parametrize("path", sorted(RUNBOOKS.glob("*.py")), ids=lambda p: p.stem)
 def test_each_runbook_has_one_config_cell_that_defines_only_p(path: Path) -> None:
-    app = rb.load_app(path)
-    config_cells = [c for c in app._cell_manager.cell_data() if "rb.params(" in c.code]
+    app = load_app(path)
+    config_cells = [c for c in app._cell_manager.cell_data() if "runtime.params(" in c.code]
     assert len(config_cells) == 1
-    assert re.fullmatch(r"p = rb\.params\((.|\n)*\)", config_cells[0].code.strip())
+    assert re.fullmatch(r"p = runtime\.params\((.|\n)*\)", config_cells[0].code.strip())
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -307,7 +310,7 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
     checks = statuses(defs["checks"])
     assert {v for k, v in checks.items() if "ran on schedule" not in k} == {"done"}
     assert {v for k, v in checks.items() if "ran on schedule" in k} == {"waiting"}
-    assert rb.preview_plan(project.context()).changes == 0
+    assert setup.preview_plan(project.context()).changes == 0
     shown = text(outputs)
     assert "verified: a new plan finds nothing left to do" in shown
     assert f"{project.guarded} : not run: its guard finds nothing to do" in shown
@@ -325,7 +328,7 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
 def test_setup_names_missing_tables_and_guards_that_read_them(project: Project) -> None:
     with cdb.connect(project.dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE {project.table}")  # type: ignore[arg-type]
-    tables = rb.required_tables(project.context())
+    tables = setup.required_tables(project.context())
     row = tables.row(0, named=True)
     assert row["table"] == project.table and row["exists"] is False
     assert "[[queues]]" in row["needed_by"] and f"guard of {project.guarded}" in row["needed_by"]
@@ -475,12 +478,12 @@ def test_monitor_shows_runs_outcomes_missed_runs_and_queues_with_their_charts(hi
 def test_incident_walks_a_401_from_a_stale_key_with_evidence_and_fix(applied: Project) -> None:
     p = applied
     ctx = p.context()
-    rb.store_secret(ctx, p.key, "stale-key-" + uuid.uuid4().hex, True)
+    secret_store.store_secret(ctx, p.key, "stale-key-" + uuid.uuid4().hex, True)
     with cdb.connect(p.dsn) as conn:
         from cronkit import jobs
 
         jobs.run_now(conn, p.health)
-    rb.verify(ctx, 10)
+    job_checks.verify(ctx, 10)
     before = snapshot(p.dsn)
     outputs, defs = run("incident", p.params(hours=1.0))
     assert snapshot(p.dsn) == before
@@ -499,12 +502,12 @@ def test_incident_walks_a_401_from_a_stale_key_with_evidence_and_fix(applied: Pr
 
 
 def test_outside_marimo_the_gate_answers_instead_of_raising() -> None:
-    assert not rb.in_marimo()
-    gate = rb.gate(False, "Apply")
+    assert not runtime.in_marimo()
+    gate = runtime.gate(False, "Apply")
     assert not gate
-    assert rb.JUPYTER_GATE in rb.NotApplied.of(gate, "Apply").view().text
-    assert rb.NotApplied.of(rb.gate(False, "Apply", needed=False, idle="All set."), "Apply").view().text.count("All set.")
-    assert rb.marimo_cli_args() == {}
+    assert runtime.JUPYTER_GATE in runtime.NotApplied.of(gate, "Apply").view().text
+    assert runtime.NotApplied.of(runtime.gate(False, "Apply", needed=False, idle="All set."), "Apply").view().text.count("All set.")
+    assert runtime.marimo_cli_args() == {}
 
 
 # -- offline report ------------------------------------------------------------------------------
@@ -517,7 +520,7 @@ def test_the_monitor_report_is_one_offline_html_file_with_its_charts(history: Pr
     target = tmp_path / "monitor.html"
     env = {**os.environ, **_golden_tool().NEUTRAL, "DATABASE_URL": history.dsn,
            "CRONKIT_MANIFEST": str(history.manifest), "CRONKIT_ENV": "sandbox"}
-    done = subprocess.run([sys.executable, "-m", "cronkit.runbook", "report", str(RUNBOOKS / "monitor.py"),
+    done = subprocess.run([sys.executable, "-m", "cronkit.runbooks", "report", str(RUNBOOKS / "monitor.py"),
                            "-o", str(target), "--", "--hours", "1"],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -526,7 +529,7 @@ def test_the_monitor_report_is_one_offline_html_file_with_its_charts(history: Pr
     assert not _IMPORT.search(page)
     assert page.count("<svg") >= 4  # duration, outcomes, missed runs, queues (two panels, one svg)
     assert history.health in page and "ERROR: boom" in page
-    assert "Window: the last <strong>1 hour(s)</strong>" in page  # the parameter after `--` arrived
+    assert "Window: the last <strong>60 min</strong>" in page  # the parameter after `--` arrived
     assert "marimo-ui-element" not in page and "interactive control" in page
 
 
@@ -570,13 +573,13 @@ def test_no_secret_value_appears_in_any_output_report_or_notebook(project: Proje
     paths = sorted(RUNBOOKS.glob("*.py"))
     # The Jupyter renditions (the documented command, each in a kernel of its own) run in parallel
     # while the reports are written here.
-    exports = {path: subprocess.Popen([sys.executable, "-m", "cronkit.runbook", "export-ipynb", str(path),
+    exports = {path: subprocess.Popen([sys.executable, "-m", "cronkit.runbooks", "export-ipynb", str(path),
                                        "-o", str(tmp_path / f"{path.stem}.ipynb"), "--timeout", "120"],
                                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for path in paths}
     try:
         for path in paths:
-            report = rb.report(path, tmp_path / f"{path.stem}.html")
+            report = offline.report(path, tmp_path / f"{path.stem}.html")
             seen[str(report)] = report.read_text(encoding="utf-8")
     finally:
         results = {path: process.communicate(timeout=180) for path, process in exports.items()}

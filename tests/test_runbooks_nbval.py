@@ -54,9 +54,9 @@ def test_every_runbook_has_a_golden() -> None:
 
 @pytest.mark.parametrize("runbook", RUNBOOKS, ids=lambda p: p.stem)
 def test_the_golden_is_the_runbooks_current_code(runbook: Path) -> None:
-    from cronkit import runbook as rb
+    from cronkit.runbooks.golden import golden_is_current
 
-    assert rb.golden_is_current(runbook, GOLDEN_DIR / f"{runbook.stem}.ipynb"), (
+    assert golden_is_current(runbook, GOLDEN_DIR / f"{runbook.stem}.ipynb"), (
         f"tests/golden/{runbook.stem}.ipynb is stale: run `python tools/golden.py update runbooks/{runbook.name}`"
     )
 

@@ -5,7 +5,7 @@
     python tools/golden.py check                       # exit 1 when a golden's code is stale
 
 A golden is the runbook exported with ``marimo export ipynb`` and executed in an IPython kernel
-(``python -m cronkit.runbook export-ipynb``) against a known state: the manifest
+(``python -m cronkit.runbooks export-ipynb``) against a known state: the manifest
 ``tests/golden/runbooks.toml`` applied to a sandbox by :func:`prepare` (its queue table, its key,
 one manual run of each HTTP job), removed again by :func:`purge`. Only cells marked
 ``# NBVAL_CHECK_OUTPUT`` are compared by ``pytest --nbval-lax``; they hold nothing that differs
@@ -35,7 +35,10 @@ if str(ROOT) not in sys.path:  # `python tools/golden.py` from a checkout withou
     sys.path.insert(0, str(ROOT))
 
 from cronkit import db, jobs
-from cronkit import runbook as rb
+from cronkit.queries import query
+from cronkit.runbooks import context, job_checks, setup
+from cronkit.runbooks.context import RunbookContext
+from cronkit.runbooks.golden import export_ipynb, golden_is_current
 from cronkit.secrets import backend_for
 
 #: parameters a golden run must not inherit from the developer's environment or .env
@@ -55,12 +58,12 @@ def kernel_environ(database_url: str, supabase_url: str) -> dict[str, str]:
             "CRONKIT_MANIFEST": GOLDEN_MANIFEST.name, "CRONKIT_ENV": "sandbox"}
 
 
-def _context(manifest: Path, database_url: str, environ: Mapping[str, str]) -> rb.Context:
-    return rb.context({"manifest": str(manifest), "env": "sandbox", "dsn": database_url}, environ=dict(environ))
+def _context(manifest: Path, database_url: str, environ: Mapping[str, str]) -> RunbookContext:
+    return context.resolve({"manifest": str(manifest), "env": "sandbox", "dsn": database_url}, environ=dict(environ))
 
 
 def prepare(manifest: Path, database_url: str, environ: Mapping[str, str], keys: Mapping[str, str],
-            wait_seconds: float = 20.0) -> rb.Context:
+            wait_seconds: float = 20.0) -> RunbookContext:
     """Bring a test manifest's project to the state its runbooks are checked in.
 
     Creates each ``[[queues]]`` table (empty: guards find nothing to do), stores ``keys`` (secret
@@ -82,30 +85,34 @@ def prepare(manifest: Path, database_url: str, environ: Mapping[str, str], keys:
         for name, value in sorted(keys.items()):
             backend.set(conn, name, value, "runbook test key")
         conn.commit()
-    outcome = rb.apply_plan(ctx, True)
-    if isinstance(outcome, rb.ApplyOutcome) and outcome.error:
+    outcome = setup.apply_plan(ctx, True)
+    if isinstance(outcome, setup.ApplyOutcome) and outcome.error:
         raise RuntimeError(f"could not apply {manifest}: {outcome.error}")
-    rb.manual_run(ctx, True)
-    rb.verify(ctx, wait_seconds)
+    job_checks.manual_run(ctx, True)
+    job_checks.verify(ctx, wait_seconds)
     return ctx
 
 
-def purge_history(ctx: rb.Context) -> None:
+def purge_history(ctx: RunbookContext) -> None:
     """Forget the requests and outcomes of the project's jobs (so counts start from zero).
 
     pg_net's response rows of those requests go too (when the role may delete them): left behind
     without their ledger rows they would look like 401s of hand-written jobs to the doctor.
     """
-    names = sorted({s.name for s in rb.specs(ctx)})
+    names = sorted({s.name for s in context.specs(ctx)})
     with db.connect(ctx.dsn, autocommit=True) as conn:
-        if rb.one(conn, "SELECT to_regclass('net._http_response') IS NOT NULL AND to_regclass('cronkit.request_ledger') "
-                        "IS NOT NULL AND has_table_privilege('net._http_response', 'DELETE') AS ok")["ok"]:
+        if _exists(conn, "net._http_response") and _exists(conn, "cronkit.request_ledger") and conn.execute(
+                "SELECT has_table_privilege('net._http_response', 'DELETE') AS ok").fetchone()["ok"]:
             conn.execute("DELETE FROM net._http_response WHERE id IN "
                          "(SELECT request_id FROM cronkit.request_ledger WHERE jobname = ANY(%s))", (names,))
         for table in ("request_ledger", "http_responses", "http_rollup", "run_rollup"):
-            if rb.one(conn, "SELECT to_regclass(%s) IS NOT NULL AS ok", (f"cronkit.{table}",))["ok"]:
+            if _exists(conn, f"cronkit.{table}"):
                 conn.execute(sql.SQL("DELETE FROM {} WHERE jobname = ANY(%s)").format(sql.Identifier("cronkit", table)),
                              (names,))
+
+
+def _exists(conn: db.Conn, table: str) -> bool:
+    return bool(conn.execute(query("runbooks/relation_exists"), {"name": table}).fetchone()["ok"])
 
 
 def purge(manifest: Path, database_url: str, environ: Mapping[str, str]) -> None:
@@ -143,7 +150,7 @@ def update(runbooks: list[Path]) -> int:
         os.environ.update(environ)
         try:
             for runbook in runbooks:
-                print(rb.export_ipynb(runbook, golden_path(runbook)))
+                print(export_ipynb(runbook, golden_path(runbook)))
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -152,7 +159,7 @@ def update(runbooks: list[Path]) -> int:
 
 
 def check(runbooks: list[Path]) -> int:
-    stale = [r for r in runbooks if not golden_path(r).exists() or not rb.golden_is_current(r, golden_path(r))]
+    stale = [r for r in runbooks if not golden_path(r).exists() or not golden_is_current(r, golden_path(r))]
     for runbook in stale:
         print(f"STALE golden {golden_path(runbook).relative_to(ROOT)}: its code differs from "
               f"{runbook.relative_to(ROOT)}; run `python tools/golden.py update {runbook.relative_to(ROOT)}`", file=sys.stderr)

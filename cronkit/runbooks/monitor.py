@@ -1,0 +1,193 @@
+"""The monitor runbook's data and views: run history, HTTP outcomes, missed runs and queue health, with charts.
+
+Guide 000 "Monitor Execution", guide 002 step 11, guide 003 "View job history". Every number comes
+from :mod:`cronkit.monitor`; outcome classes from :mod:`cronkit.outcomes`. Read-only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import marimo as mo
+import polars as pl
+
+from cronkit import monitor
+from cronkit.errors import ConfigError, CronkitError
+from cronkit.monitor import charts, missed, queues
+from cronkit.outcomes import FAILED, OUTCOMES, Outcome
+from cronkit.runbooks.context import RunbookContext, registered_jobs, scrubber, specs
+from cronkit.runbooks.runtime import esc, say
+from cronkit.text import human_duration
+
+#: windows up to this long chart every run; longer ones chart hourly percentiles
+PER_RUN_WINDOW = timedelta(hours=48)
+#: statement_timeout of the monitor's reads (rollup reads over long windows take longer than a step's)
+MONITOR_TIMEOUT_MS = 60_000
+REFRESH_OPTIONS = ("10s", "30s", "1m", "5m")
+
+
+@dataclass(frozen=True)
+class MonitorData:
+    """Every frame the monitor runbook shows, read in one go for one window."""
+
+    since: datetime
+    until: datetime
+    jobs: tuple[str, ...] | None  # None: every job in cron.job
+    summary: pl.DataFrame  # cronkit.monitor.run_summary
+    runs: pl.DataFrame  # run_timeline (long windows) or recent_runs (per run)
+    http: pl.DataFrame  # http_outcomes
+    http_timeline: pl.DataFrame
+    missed: pl.DataFrame  # cronkit.monitor.missed: summary per job
+    slots: pl.DataFrame  # cronkit.monitor.missed: every expected slot
+    queues: pl.DataFrame  # cronkit.monitor.queues.queue_health
+    trend: pl.DataFrame  # cronkit.monitor.queues.queue_trend
+    notes: tuple[str, ...] = ()
+
+
+def monitor_scope(ctx: RunbookContext, job: str | None = None) -> tuple[str, ...] | None:
+    """The jobs to look at: ``job``; else the manifest's jobs (and cronkit's maintenance jobs of
+    the project); else None (every job)."""
+    if job:
+        return (job,)
+    if not ctx.has_manifest:
+        return None
+    names = {s.name for s in specs(ctx)}
+    names.update(m.jobname for m in registered_jobs(ctx))
+    return tuple(sorted(names))
+
+
+def _empty(schema: Mapping[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(schema))
+
+
+def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = None) -> MonitorData:
+    """Run history, HTTP outcomes, missed runs and queue health of the scope over the last ``hours``.
+
+    Parts that need cronkit's monitoring schema (outcomes, queue trend) come back empty with a
+    note when it is absent, instead of failing the whole view. One READ ONLY transaction.
+    """
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    since = until - timedelta(hours=float(hours))
+    scope = monitor_scope(ctx, job)
+    names = list(scope) if scope is not None else None
+    notes: list[str] = []
+    with ctx.read(MONITOR_TIMEOUT_MS) as conn:
+        summary = monitor.run_summary(conn, since, until, jobs=names)
+        has_schema = monitor.has_monitoring_schema(conn)
+        if until - since > PER_RUN_WINDOW and has_schema:
+            runs = monitor.run_timeline(conn, since, until, jobs=names)
+        else:
+            runs = monitor.recent_runs(conn, since, until, jobs=names)
+        if has_schema:
+            http = monitor.http_outcomes(conn, since, until, jobs=names)
+            http_timeline = monitor.http_timeline(conn, since, until, jobs=names)
+            trend = queues.queue_trend(conn, since, until, project=ctx.project if ctx.has_manifest else None)
+        else:
+            notes.append("cronkit's monitoring tables are not in this database yet (run the setup runbook / "
+                         "`cronkit apply`): HTTP outcomes and queue trends are empty.")
+            http, http_timeline = _empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA)
+            trend = _empty(queues.TREND_SCHEMA)
+        report = missed.detect_missed(conn, max(since, until - timedelta(days=31)), until, jobs=names)
+        try:
+            with conn.transaction():  # a savepoint: an unreadable queue table must not end the read
+                health = queues.queue_health(conn, list(ctx.manifest.queues))
+        except CronkitError as exc:
+            notes.append(f"queue health could not be read: {exc.message}")
+            health = _empty(queues.HEALTH_SCHEMA)
+    clean = scrubber(ctx)
+    summary, runs, http = clean.frame(summary), clean.frame(runs), clean.frame(http)
+    if trend.is_empty() and ctx.manifest.queues:
+        notes.append("No queue snapshots in the window: add `[monitoring]` to the manifest so the "
+                     "`cronkit-queues` job records depth and age every few minutes.")
+    return MonitorData(since, until, scope, summary, runs, http, http_timeline,
+                       clean.frame(report.summary), report.slots, health, trend, tuple(notes))
+
+
+def refresh_options(wanted: str | None) -> list[str]:
+    """The refresh control's intervals, with the one asked for (``--refresh 2m``) among them."""
+    if wanted and not re.fullmatch(r"\d+(\.\d+)?(s|m|h|d)", wanted):
+        raise ConfigError(f"--refresh {wanted!r} is not an interval.", remedy="Use e.g. 30s, 1m, 5m or 1h.")
+    return [*REFRESH_OPTIONS, *([wanted] if wanted and wanted not in REFRESH_OPTIONS else [])]
+
+
+def monitor_header(data: MonitorData) -> mo.Html:
+    scope = "every job" if data.jobs is None else f"{len(data.jobs)} job(s): {', '.join(data.jobs)}"
+    notes = "".join(f"\n\n⚠️ {esc(n)}" for n in data.notes)
+    return say(f"Window: the last **{human_duration(data.until - data.since)}** (UTC), {esc(scope)}.{notes}")
+
+
+def run_table(data: MonitorData) -> pl.DataFrame:
+    """Runs per job: counts, failures, p50/p95/max duration (ms), last failure and its message."""
+    return data.summary.select(
+        "jobname", "active", "schedule", "runs", "succeeded", "failed", "running",
+        pl.col("p50_ms").round(1), pl.col("p95_ms").round(1), pl.col("max_ms").round(1),
+        "last_start", "last_status", "last_failure_at", "last_failure_message",
+    ).sort("jobname", nulls_last=True)
+
+
+def http_table(data: MonitorData) -> pl.DataFrame:
+    """HTTP outcomes of each job's calls; only the outcome columns that occur (plus 2xx and pending)."""
+    present = [o for o in OUTCOMES if o in data.http.columns]
+    keep = [str(o) for o in present if o in (Outcome.OK, Outcome.PENDING) or data.http.get_column(o).sum()]
+    # An answer is an error only with an error time (monitor may fill last_error from a 2xx body).
+    error = pl.when(pl.col("last_error_at").is_not_null()).then(pl.col("last_error")).otherwise(None)
+    return data.http.select("jobname", "requests", *keep, "last_error_at", error.alias("last_error")).sort("jobname")
+
+
+def missed_table(data: MonitorData) -> pl.DataFrame:
+    """Expected versus actual runs per job: on time, late, queued, missed, downtime; silent jobs."""
+    return data.missed.select(
+        "jobname", "schedule", "active", "status", "expected", "on_time", "late", "queued", "missed", "downtime",
+        "pending", "overruns", pl.col("max_delay_s").round(1), "silent_since",
+    ).sort("jobname", nulls_last=True)
+
+
+def queue_table(data: MonitorData) -> pl.DataFrame:
+    return data.queues.select(
+        "queue", "kind", "pending", "processing", "failed", "done", pl.col("oldest_pending_age_s").round(1),
+        "stuck_processing", "exhausted", "retries", pl.col("drain_per_min").round(2),
+    ).sort("queue")
+
+
+def health_view(data: MonitorData) -> mo.Html:
+    """One line per problem the frames show, most urgent first (details: the incident runbook)."""
+    lines = []
+    for row in data.summary.iter_rows(named=True):
+        if row["failed"]:
+            lines.append(f"❌ **{esc(row['jobname'])}**: {row['failed']} of {row['runs']} run(s) failed; last: "
+                         f"{esc((row['last_failure_message'] or '').strip()[:160])}")
+    for row in data.http.iter_rows(named=True):
+        bad = {str(o): row[o] for o in FAILED if row.get(o)}
+        if bad:
+            lines.append(f"❌ **{esc(row['jobname'])}**: HTTP {', '.join(f'{k} ×{v}' for k, v in bad.items())}; last: "
+                         f"{esc((row['last_error'] or '').strip()[:160])}")
+    for row in data.missed.iter_rows(named=True):
+        if row["missed"] or row["status"] == "stopped":
+            lines.append(f"⚠️ **{esc(row['jobname'])}**: {row['missed']} missed run(s), status {row['status']}")
+    for row in data.queues.iter_rows(named=True):
+        if row["stuck_processing"] or row["exhausted"]:
+            lines.append(f"⚠️ queue **{esc(row['queue'])}**: {row['stuck_processing'] or 0} stuck, "
+                         f"{row['exhausted'] or 0} out of retries")
+    if not lines:
+        return say("✅ No failed runs, failed HTTP calls, missed runs or stuck queue items in the window.")
+    return say("\n\n".join(lines) + "\n\nWalk through causes and fixes with `runbooks/incident.py`.")
+
+
+def duration_chart(data: MonitorData) -> Any:
+    return charts.duration_chart(data.runs, title="Run duration")
+
+
+def outcome_chart(data: MonitorData) -> Any:
+    return charts.outcome_chart(data.http_timeline, title="HTTP outcomes per hour")
+
+
+def missed_chart(data: MonitorData) -> Any:
+    return charts.missed_chart(data.slots, title="Expected runs: on time, late, missed")
+
+
+def queue_chart(data: MonitorData) -> Any:
+    return charts.queue_chart(data.trend, title="Queues")
