@@ -13,7 +13,7 @@ import polars as pl
 
 from cronkit.monitor.missed import JobInfo, analyze, detect_missed
 from cronkit.schedules import PgCronVersion
-from test_monitor import iso, monitoring_schema  # noqa: F401 - fixtures
+from tests.integration.test_monitor import iso, monitoring_schema  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 MIN, SEC = timedelta(minutes=1), timedelta(seconds=1)

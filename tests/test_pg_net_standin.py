@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import wait_for
+from tests.helpers import wait_for
 from psycopg.types.json import Jsonb
 
 from cronkit import db as cdb

@@ -1,6 +1,6 @@
 """cronkit accepts exactly the schedules the installed pg_cron accepts.
 
-Every schedule in tests/schedule_corpus.txt goes to the real ``cron.schedule()`` and to
+Every schedule in tests/integration/schedule_corpus.txt goes to the real ``cron.schedule()`` and to
 ``parse_schedule(expr, version=<installed version>)``; the answers must agree.
 """
 

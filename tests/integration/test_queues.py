@@ -15,7 +15,7 @@ import pytest
 
 from cronkit.manifest import QueueSpec
 from cronkit.monitor.queues import queue_health, queue_trend, retry_distribution, snapshot_statement
-from test_monitor import iso, monitoring_schema  # noqa: F401 - fixtures
+from tests.integration.test_monitor import iso, monitoring_schema  # noqa: F401 - fixtures
 
 SPEC = QueueSpec(table="pg_temp.ck_sync_queue", pending=("pending",), processing=("processing",), failed=("failed",),
                  done=("completed",), updated_column="updated_at", retry_column="retry_count", max_retries=3)

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import wait_for
+from tests.helpers import wait_for
 from psycopg import sql
 
 from cronkit import monitor

@@ -12,7 +12,7 @@ import pytest
 from cronkit.cli import build_parser
 from cronkit.manifest import parse_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def toml_blocks(path: Path) -> list[str]:

@@ -1,0 +1,1 @@
+"""Unit tests: no database, no sandbox, no network; under 30 s."""
