@@ -10,9 +10,18 @@ import polars as pl
 import pytest
 
 from cronkit import doctor
-from cronkit.runbooks import incident, monitor, rollback, runtime
-from cronkit.runbooks.report import render_output
 from cronkit.errors import ConfigError
+from cronkit.outcomes import Outcome
+from cronkit.runbooks import (
+    incident,
+    job_checks,
+    monitor,
+    rollback,
+    rotate,
+    runtime,
+    setup,
+)
+from cronkit.runbooks.report import render_output
 
 DEFAULTS = {"manifest": None, "dsn": None, "apply": False, "wait_seconds": 20.0, "hours": 24}
 
@@ -134,3 +143,19 @@ def test_the_refresh_interval_asked_for_is_offered_and_nonsense_is_refused() -> 
     assert monitor.refresh_options(None) == list(monitor.REFRESH_OPTIONS)
     with pytest.raises(ConfigError, match="not an interval"):
         monitor.refresh_options("soon")
+
+
+@pytest.mark.parametrize("outcome", [o for o in Outcome if o.failed], ids=str)
+def test_every_failed_outcome_including_a_redirect_fails_the_runbooks_checks(outcome: Outcome) -> None:
+    # pg_net follows no redirect: a 3xx means the function never ran (cronkit.outcomes).
+    assert job_checks.failed_calls({str(outcome): 2, "2xx": 1}) == 2
+    assert setup.answered_state({"last_http": str(outcome), "http": f"{outcome} ×2", "work": ""})[0] == "todo"
+    assert rotate.manual_check("http", str(outcome), None, {str(outcome): 1}).startswith("failed")
+
+
+def test_only_a_2xx_answer_counts_as_done_and_pending_as_waiting() -> None:
+    assert setup.answered_state({"last_http": "2xx", "http": "2xx ×1", "work": ""})[0] == "done"
+    assert setup.answered_state({"last_http": "pending", "http": "pending ×1", "work": ""})[0] == "waiting"
+    assert rotate.manual_check("http", "2xx", None, {"2xx": 1}) == "ok"
+    assert rotate.manual_check("http", "2xx", None, {"2xx": 1, "3xx": 1}).startswith("ok (an earlier call")
+    assert job_checks.outcome_text({"requests": 2, "2xx": 1, "3xx": 1}) == "2xx ×1, 3xx ×1"

@@ -34,8 +34,8 @@ import pytest
 
 from cronkit import db as cdb
 from cronkit.runbooks import context, job_checks, runtime, secret_store, setup
-from cronkit.runbooks.context import RunbookContext
 from cronkit.runbooks import report as offline
+from cronkit.runbooks.context import RunbookContext
 from cronkit.runbooks.report import load_app
 
 ROOT = Path(__file__).resolve().parent.parent

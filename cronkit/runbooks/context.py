@@ -52,9 +52,10 @@ class RunbookContext:
             yield conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[db.Conn]:
-        """A connection in transaction mode (apply, rotation, removal); the caller commits."""
-        with db.connect(self.dsn, autocommit=False) as conn:
+    def write(self, *, autocommit: bool = False) -> Iterator[db.Conn]:
+        """A connection for changes (apply, rotation, removal): in transaction mode, the caller
+        commits; ``autocommit`` for steps that must not share one (each ``CREATE EXTENSION``)."""
+        with db.connect(self.dsn, autocommit=autocommit) as conn:
             yield conn
 
 

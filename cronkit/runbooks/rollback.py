@@ -20,7 +20,12 @@ from cronkit import db, jobs, registry
 from cronkit.db import Conn
 from cronkit.errors import ConfigError, CronkitError
 from cronkit.registry import active_statement, removal_statements
-from cronkit.runbooks.context import RunbookContext, registered_jobs, secret_names, secret_statuses
+from cronkit.runbooks.context import (
+    RunbookContext,
+    registered_jobs,
+    secret_names,
+    secret_statuses,
+)
 from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
 from cronkit.secrets import SecretState, backend_for
 from cronkit.statement import Statement

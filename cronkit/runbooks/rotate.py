@@ -17,8 +17,6 @@ import polars as pl
 from cronkit import monitor
 from cronkit.outcomes import Outcome
 from cronkit.runbooks.context import RunbookContext, scrubber, secret_statuses
-from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
-from cronkit.runbooks.secret_store import SecretChange, secrets_frame, store_secret, users_of
 from cronkit.runbooks.job_checks import (
     NO_REQUEST,
     failed_calls,
@@ -30,6 +28,13 @@ from cronkit.runbooks.job_checks import (
     pg_cron_version,
     run_once,
     window_start,
+)
+from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
+from cronkit.runbooks.secret_store import (
+    SecretChange,
+    secrets_frame,
+    store_secret,
+    users_of,
 )
 
 #: how far back to look for calls after a rotation when the backend keeps no ``updated_at`` (app.settings)
@@ -74,7 +79,7 @@ ROTATION_SCHEMA: dict[str, Any] = {
 }
 
 
-def _manual_check(kind: str, last: str, work: str | None, counts: dict[str, Any] | None) -> str:
+def manual_check(kind: str, last: str, work: str | None, counts: dict[str, Any] | None) -> str:
     """ok / failed / waiting / skipped of a job's calls since the rotation."""
     if kind != "http":
         return "sql job: verified by its scheduled run"
@@ -125,7 +130,7 @@ def rotation_check(ctx: RunbookContext, name: str | None, wait_seconds: float = 
     for spec in users:
         counts = http.get(spec.name)
         run = runs.get(spec.name, {})
-        manual = _manual_check(spec.kind, latest.get(spec.name, NO_REQUEST), work.get(spec.name), counts)
+        manual = manual_check(spec.kind, latest.get(spec.name, NO_REQUEST), work.get(spec.name), counts)
         if run.get("runs"):
             good = run.get("last_status") == "succeeded" and (spec.kind != "http" or manual.startswith("ok"))
             scheduled = "succeeded" if good else f"failed: {clean.text(run.get('last_failure_message')) or run.get('last_status')}"

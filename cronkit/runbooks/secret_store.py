@@ -130,38 +130,33 @@ def secret_value(typed: str | None, from_env: str | None, ctx: RunbookContext) -
     return None
 
 
-def store_statements(ctx: RunbookContext, name: str) -> tuple[tuple[str, Statement], ...]:
-    """What the backend runs to store ``name`` — (when, statement) — with the value a bound parameter.
+def store_preview(ctx: RunbookContext, conn: Conn, name: str, shown_value: str) -> str:
+    """The statements the backend runs to store ``name`` as SQL text, the value (a bound parameter)
+    shown as ``shown_value`` (a mask); each with a ``-- when`` comment.
 
-    For display: :meth:`Statement.display` with ``shown=(mask,)`` never shows the value. (The
-    backends in :mod:`cronkit.secrets` run the same statements; the GUC backend passes the value
-    through a temporary function because ``ALTER DATABASE`` takes no parameters.)
+    The backends in :mod:`cronkit.secrets` run these statements (the GUC backend passes the value
+    through a temporary function, because ``ALTER DATABASE`` takes no parameters).
     """
     cfg = ctx.manifest.secrets
     key = sql.Literal(name)
+    statements: list[tuple[str, sql.Composable]]
     if cfg.backend == "vault":
-        return (
-            ("when present", Statement(sql.SQL(
-                "SELECT vault.update_secret(id, %s) FROM vault.decrypted_secrets WHERE name = {}").format(key), (None,))),
-            ("when absent", Statement(sql.SQL("SELECT vault.create_secret(%s, {}, '')").format(key), (None,))),
-        )
-    if cfg.backend == "table":
+        statements = [
+            ("when present", sql.SQL("SELECT vault.update_secret(id, %s) FROM vault.decrypted_secrets WHERE name = {}").format(key)),
+            ("when absent", sql.SQL("SELECT vault.create_secret(%s, {}, '')").format(key)),
+        ]
+    elif cfg.backend == "table":
         schema, _, table = cfg.table.rpartition(".")
         ident = sql.Identifier(schema or "public", table)
         column, value = sql.Identifier(cfg.key_column), sql.Identifier(cfg.value_column)
-        return (
-            ("when present", Statement(sql.SQL("UPDATE {} SET {} = %s WHERE {} = {}").format(ident, value, column, key), (None,))),
-            ("when absent", Statement(sql.SQL("INSERT INTO {} ({}, {}) VALUES ({}, %s)").format(ident, column, value, key),
-                                      (None,))),
-        )
-    return (("superuser only", Statement(sql.SQL("ALTER DATABASE current_database() SET {} = %s").format(
-        sql.Identifier(cfg.guc_prefix + name)), (None,))),)
-
-
-def shown_statements(conn: Conn, statements: tuple[tuple[str, Statement], ...], value_shown: str) -> str:
-    """The statements as SQL text, the value replaced by ``value_shown``, each with its ``-- when``."""
-    return "\n".join(f"{Statement(st.query, st.params, (value_shown,)).display(conn)};  -- {when}"
-                     for when, st in statements)
+        statements = [
+            ("when present", sql.SQL("UPDATE {} SET {} = %s WHERE {} = {}").format(ident, value, column, key)),
+            ("when absent", sql.SQL("INSERT INTO {} ({}, {}) VALUES ({}, %s)").format(ident, column, value, key)),
+        ]
+    else:
+        statements = [("superuser only", sql.SQL("ALTER DATABASE {} SET {} = %s").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier(cfg.guc_prefix + name)))]
+    return "\n".join(f"{Statement(query, (None,), (shown_value,)).display(conn)};  -- {when}" for when, query in statements)
 
 
 def secret_preview(ctx: RunbookContext, name: str | None, value: str | None) -> mo.Html:
@@ -170,7 +165,7 @@ def secret_preview(ctx: RunbookContext, name: str | None, value: str | None) -> 
     try:
         with ctx.read() as conn:
             current = backend_for(ctx.manifest.secrets).status(conn, [name])[0]
-            statements = shown_statements(conn, store_statements(ctx, name), mask(value) if value else "<value>")
+            statements = store_preview(ctx, conn, name, mask(value) if value else "<value>")
     except CronkitError as exc:
         return mo.md(f"❌ The secrets cannot be read here: {esc(exc.message)}")
     users = jobs_reading(ctx, name)

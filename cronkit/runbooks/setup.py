@@ -25,9 +25,9 @@ from cronkit.outcomes import FAILED, Outcome
 from cronkit.plan import apply, make_plan
 from cronkit.queries import query
 from cronkit.runbooks.context import RunbookContext, specs
+from cronkit.runbooks.job_checks import NO_REQUEST
 from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
 from cronkit.runbooks.secret_store import secrets_frame
-from cronkit.runbooks.job_checks import NO_REQUEST
 from cronkit.secrets import SecretState
 
 # -- step 1: the server --------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def enable_extensions(ctx: RunbookContext, ok: bool | Gate) -> ExtensionChange |
         return NotApplied.of(ok, "Enable extensions")
     todo = extensions_frame(ctx).filter(pl.col("state") == "missing")
     results = []
-    with db.connect(ctx.dsn, autocommit=True) as conn:
+    with ctx.write(autocommit=True) as conn:  # one refused extension must not undo the others
         for row in todo.iter_rows(named=True):
             try:
                 with db.translated(f"enable {row['extension']}"):
@@ -337,7 +337,7 @@ CHECKLIST_SCHEMA: dict[str, Any] = {"step": pl.String, "status": pl.String, "det
 _MARK = {"done": "✅", "todo": "❌", "waiting": "⏳"}
 
 
-def _answered(row: Mapping[str, Any]) -> tuple[str, str]:
+def answered_state(row: Mapping[str, Any]) -> tuple[str, str]:
     """Status and detail of "answered by its endpoint" from a verification row (empty: not scheduled)."""
     if not row:
         return "todo", "not scheduled"
@@ -375,7 +375,7 @@ def checklist(ctx: RunbookContext, verification: pl.DataFrame) -> pl.DataFrame:
                       "done" if row and row["active"] == spec.active and row["schedule"] else "todo",
                       row["schedule"] if row and row["schedule"] else "not in cron.job"))
         if spec.kind == "http":
-            items.append((f"{spec.name} answered by its endpoint", *_answered(row)))
+            items.append((f"{spec.name} answered by its endpoint", *answered_state(row)))
         runs = row["scheduled_runs"] if row else 0
         items.append((f"{spec.name} ran on schedule", "done" if runs else "waiting",
                       row["last_run"] if row and runs else "no scheduled run yet (pg_cron fires on the minute)"))
