@@ -77,7 +77,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
 
 def test_the_core_wheel_holds_no_sandbox_edge_server_delivery_worker_standin_or_demo(wheels: Wheels) -> None:
     names = Wheels.names(wheels.core)
-    assert "cronkit/cli.py" in names
+    assert "cronkit/cli/__init__.py" in names
     assert [n for n in names if DEV_TOOL.search(n)] == []
 
 

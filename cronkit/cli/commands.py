@@ -1,0 +1,363 @@
+"""The handlers of every ``cronkit`` command: each reads its arguments, calls the package, prints text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from cronkit.errors import CronkitError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _progress(message: str) -> None:
+    print(f"cronkit: {message}", file=sys.stderr, flush=True)
+
+
+def _emit_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+# -- sandbox --------------------------------------------------------------------------------------
+
+
+def _sandbox(args: argparse.Namespace) -> Any:
+    from cronkit.errors import SandboxNotInstalled
+
+    try:
+        from cronkit_sandbox.manager import Sandbox
+    except ModuleNotFoundError as exc:
+        # Only cronkit_sandbox itself missing means "not installed"; any other import error keeps its traceback.
+        if (exc.name or "").partition(".")[0] != "cronkit_sandbox":
+            raise
+        raise SandboxNotInstalled() from exc
+    return Sandbox(args.state_dir)
+
+
+def cmd_sandbox_up(args: argparse.Namespace) -> int:
+    return _emit_env(args, _sandbox(args).up(progress=_quiet_if(args)))
+
+
+def cmd_sandbox_env(args: argparse.Namespace) -> int:
+    return _emit_env(args, _sandbox(args).env())
+
+
+def _emit_env(args: argparse.Namespace, env: Any) -> int:
+    """The sandbox's connection variables: JSON, or KEY=value lines for `eval`/.env."""
+    if args.json:
+        _emit_json(env.as_dict())
+    else:
+        print("\n".join(f"{key}={value}" for key, value in env.as_dict().items()))
+    return 0
+
+
+def cmd_sandbox_down(args: argparse.Namespace) -> int:
+    _sandbox(args).down(reset=args.reset, progress=_quiet_if(args))
+    if args.json:
+        _emit_json({"stopped": True, "reset": args.reset})
+    return 0
+
+
+def cmd_sandbox_status(args: argparse.Namespace) -> int:
+    info = _sandbox(args).status()
+    if args.json:
+        _emit_json(info)
+        return 0 if info["running"] else 1
+    if not info["exists"]:
+        print(f"no sandbox in {info['state_dir']} (run `cronkit sandbox up`)")
+        return 1
+    pg = info["postgres"]
+    print(f"state dir   {info['state_dir']}")
+    print(f"postgres    {'running' if pg['running'] else 'stopped'} on 127.0.0.1:{pg['port']} (log {pg['log']})")
+    print(f"pg_net      worker {'pid ' + str(info['networker']['pid']) if info['networker']['pid'] else 'stopped'}")
+    print(f"edge        {'pid ' + str(info['edge']['pid']) if info['edge']['pid'] else 'stopped'} on port {info['edge']['port']}")
+    for name, version in info.get("versions", {}).items():
+        print(f"{name:<11} {version}")
+    return 0 if info["running"] else 1
+
+
+def _quiet_if(args: argparse.Namespace) -> Callable[[str], None]:
+    return (lambda _m: None) if args.json else _progress
+
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from cronkit import config
+
+    return config.load(dsn=getattr(args, "dsn", None))
+
+
+def _connect(args: argparse.Namespace, autocommit: bool = False) -> Any:
+    from cronkit import db
+
+    return db.connect(_settings(args).database_url, autocommit=autocommit)
+
+
+def _manifest(args: argparse.Namespace) -> Any:
+    from cronkit.manifest import load_manifest
+
+    return load_manifest(args.manifest)
+
+
+def _plan(args: argparse.Namespace, conn: Any, manifest: Any) -> Any:
+    from cronkit.plan import make_plan
+
+    settings = _settings(args)
+    return make_plan(conn, manifest, args.env or settings.environment, adopt=args.adopt, environ=settings.values)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    manifest = _manifest(args)  # a broken manifest is reported before anything connects
+    with _connect(args) as conn:
+        plan = _plan(args, conn, manifest)
+        if args.json:
+            _emit_json(plan.as_dict(conn))
+        else:
+            print(plan.render(conn, show_sql=not args.brief))
+        conn.rollback()
+    return 1 if plan.problems else 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from cronkit.errors import NotConfirmed
+    from cronkit.plan import apply
+
+    settings = _settings(args)
+    env = args.env or settings.environment
+    manifest = _manifest(args)
+    with _connect(args) as conn:
+        preview = _plan(args, conn, manifest)
+        conn.rollback()
+        if not args.json:
+            print(preview.render(conn, show_sql=not args.brief))
+        if preview.problems:
+            if args.json:
+                _emit_json({**preview.as_dict(conn), "applied": False})
+            print("cronkit: nothing applied: fix the problems above first.", file=sys.stderr)
+            return 1
+        if not preview.changes:
+            if args.json:
+                _emit_json({**preview.as_dict(conn), "applied": False})
+            else:
+                print("nothing to do: the database already matches the manifest.")
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise NotConfirmed(f"Nothing was changed: {len(preview.changes)} change(s) planned but not confirmed.",
+                                   remedy="Review the plan above, then re-run with --yes.")
+            answer = input(f"Apply {len(preview.changes)} change(s) to {conn.info.dbname} in one transaction? Type 'yes': ")
+            if answer.strip().lower() != "yes":
+                raise NotConfirmed()
+        result = apply(conn, manifest, env, adopt=args.adopt, environ=settings.values,
+                       progress=_quiet_if(args))
+        after = _plan(args, conn, manifest)
+        conn.rollback()
+        if args.json:
+            _emit_json({**result.plan.as_dict(conn), "applied": result.applied, "after": after.summary})
+        else:
+            print(f"applied {len(result.plan.changes)} change(s) in one transaction; "
+                  f"verify: {len(after.changes)} change(s) left, "
+                  f"{after.summary['unchanged']} job(s) match the manifest.")
+    return 0 if not after.changes else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cronkit.jobs import list_jobs
+
+    with _connect(args, autocommit=True) as conn:
+        jobs = list_jobs(conn)
+    if args.json:
+        _emit_json([j.as_dict() for j in jobs])
+        return 0
+    if not jobs:
+        print("no jobs in cron.job")
+    for job in jobs:
+        owner = f"cronkit:{job.managed_by}" if job.managed_by else "foreign"
+        print(f"{job.jobid:>5}  {'active ' if job.active else 'paused '} {job.schedule:<16} {job.jobname}  ({owner})")
+    return 0
+
+
+def _job_action(args: argparse.Namespace, action: str) -> int:
+    from cronkit import jobs
+
+    with _connect(args, autocommit=True) as conn:
+        if action in ("pause", "resume"):
+            job = jobs.set_active(conn, args.job, action == "resume")
+            result: dict[str, Any] = {"job": job.jobname, "jobid": job.jobid, "active": job.active}
+        else:
+            conn.autocommit = False
+            request_id = jobs.run_now(conn, args.job)
+            result = {"job": args.job, "request_id": request_id}
+    if args.json:
+        _emit_json(result)
+    else:
+        print(", ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _job_action(args, "pause")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _job_action(args, "resume")
+
+
+def cmd_run_now(args: argparse.Namespace) -> int:
+    return _job_action(args, "run-now")
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from cronkit import jobs
+    from cronkit.errors import NotConfirmed
+
+    if not args.yes:
+        raise NotConfirmed(f"Job {args.job!r} was not removed.", remedy="Re-run with --yes to remove it.")
+    with _connect(args) as conn:
+        jobs.remove_job(conn, args.job)
+    if args.json:
+        _emit_json({"removed": args.job})
+    else:
+        print(f"removed job {args.job!r} and its wrapper")
+    return 0
+
+
+def cmd_teardown(args: argparse.Namespace) -> int:
+    from cronkit import jobs
+
+    manifest = _manifest(args)
+    with _connect(args) as conn:
+        done = jobs.teardown(conn, manifest, secrets=args.secrets, dry_run=not args.yes)
+    if args.json:
+        _emit_json({"applied": bool(args.yes), "actions": done})
+    else:
+        for line in done or ["nothing to remove"]:
+            print(("" if args.yes else "would ") + line)
+        if not args.yes and done:
+            print("dry run: nothing was changed; re-run with --yes to remove these.")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from cronkit import jobs
+
+    with _connect(args, autocommit=True) as conn:
+        text = jobs.import_jobs(conn, args.project)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(text, encoding="utf-8")
+        if args.json:
+            _emit_json({"written": args.output})
+        else:
+            print(f"wrote {args.output}")
+    elif args.json:
+        _emit_json({"manifest": text})
+    else:
+        print(text)
+    return 0
+
+
+def cmd_schedule_explain(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cronkit import schedules
+
+    try:
+        version = schedules.parse_pg_cron_version(args.pg_cron) if args.pg_cron else None
+        schedule = schedules.parse_schedule(args.expr, version)
+    except CronkitError as exc:  # the expression is a command-line argument: a usage error
+        raise UsageError(exc.message, remedy=exc.remedy) from None
+    runs = schedule.next_runs(datetime.now(UTC), args.next, tz=args.tz) if schedule.kind != "reboot" else []
+    if args.json:
+        _emit_json({"expr": args.expr, "kind": schedule.kind, "explain": schedule.explain(),
+                    "warnings": list(schedule.warnings), "next": [r.isoformat() for r in runs]})
+    else:
+        print(schedule.explain())
+        for warning in schedule.warnings:  # what pg_cron accepts but reads differently than written
+            print(f"warning: {warning}")
+        for run in runs:
+            print(f"  {run.isoformat()}")
+    return 0
+
+
+def cmd_secrets_status(args: argparse.Namespace) -> int:
+    from cronkit.secrets import SecretState, backend_for
+
+    manifest = _manifest(args)
+    settings = _settings(args)
+    names = sorted({n for spec in manifest.resolve(args.env or settings.environment, settings.values) for n in spec.secret_names})
+    with _connect(args, autocommit=True) as conn:
+        statuses = backend_for(manifest.secrets).status(conn, names)
+    if args.json:
+        _emit_json([s.as_dict() for s in statuses])
+    else:
+        for s in statuses:
+            extra = f"len={s.length} fp={s.fingerprint} updated {s.updated_at}" if s.length is not None else ""
+            print(f"{s.name:<32} {s.state:<12} {extra}")
+    return 0 if all(s.state == SecretState.PRESENT for s in statuses) else 1
+
+
+def cmd_secrets_set(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from cronkit.manifest import SecretsConfig
+    from cronkit.secrets import backend_for
+
+    if args.from_env:
+        value = os.environ.get(args.from_env)
+        if not value:
+            from cronkit.errors import ConfigError
+
+            raise ConfigError(f"{args.from_env} is not set.", remedy=f"export {args.from_env}=... first.")
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"value for {args.name} (input hidden): ")
+    else:
+        value = sys.stdin.read().rstrip("\n")
+    config = _manifest(args).secrets if args.manifest else SecretsConfig(backend=args.backend)
+    if not value:
+        raise ConfigError(f"No value was given for secret {args.name!r}: nothing was stored.",
+                          remedy="Pipe the value on stdin, type it at the prompt, or use --from-env VARIABLE.")
+    with _connect(args) as conn:
+        outcome = backend_for(config).set(conn, args.name, value, args.description)
+        conn.commit()
+    from cronkit.redact import mask
+
+    if args.json:
+        _emit_json({"name": args.name, "outcome": outcome, "value": mask(value)})
+    else:
+        print(f"{outcome} secret {args.name!r} ({config.backend}) {mask(value)}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cronkit.doctor import cmd_doctor as run
+
+    return run(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cronkit.errors import SandboxNotInstalled
+
+    try:
+        from cronkit_sandbox.demo import render_report, run_demo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "cronkit_sandbox":
+            raise
+        raise SandboxNotInstalled() from exc
+    report = run_demo(_quiet_if(args), wait_seconds=args.wait)
+    if args.json:
+        _emit_json(report)
+    else:
+        print(render_report(report))
+        print("report written to reports/demo.md and reports/demo.json")
+        print("the sandbox keeps running for you to explore (`eval \"$(cronkit sandbox env | sed 's/^/export /')\"`); "
+              "`cronkit sandbox down` stops it")
+    return 0 if report["complete"] else 1

@@ -1,0 +1,193 @@
+"""The ``cronkit`` command line: every command, its arguments, its help with examples and its ``--json`` twin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from cronkit import __version__
+from cronkit.cli.commands import (
+    Handler, cmd_apply, cmd_demo, cmd_doctor, cmd_import, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
+    cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
+    cmd_secrets_status, cmd_status, cmd_teardown,
+)
+from cronkit.errors import ExitCode
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits with the table's 64 and says where to look."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"cronkit: error: {message}\n  fix: see `{self.prog} --help` for the arguments and examples.",
+              file=sys.stderr)
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    handler: Handler,
+    help_text: str,
+    examples: str,
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cronkit",
+        description="pg_cron jobs that call Edge Functions through pg_net, as reviewed code.",
+        epilog="examples:\n  cronkit sandbox up\n  cronkit sandbox status --json\n\n"
+        "Connection: DATABASE_URL (or PG* variables); see .env.example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cronkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="a local Supabase-like database (real pg_cron, pg_net/Vault stand-ins, Edge Functions server)",
+        description="A throwaway local PostgreSQL 15 with real pg_cron, Supabase-like roles, pg_net and Vault "
+        "stand-ins and an Edge Functions server. State lives in CRONKIT_SANDBOX_DIR (default .cronkit/sandbox).",
+        epilog="examples:\n  cronkit sandbox up\n  eval \"$(cronkit sandbox env)\"\n  cronkit sandbox down --reset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sandbox.add_argument("--state-dir", type=_path, default=None, help="state directory (CRONKIT_SANDBOX_DIR)")
+    sandbox_cmds = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
+    _command(
+        sandbox_cmds, "up", cmd_sandbox_up,
+        "create or start the sandbox and print its connection variables as KEY=value lines",
+        "  cronkit sandbox up\n  cronkit sandbox up --json | jq -r .DATABASE_URL\n"
+        "  CRONKIT_SANDBOX_PORT=55432 cronkit sandbox up   # choose the port of a new sandbox\n",
+    )
+    _command(
+        sandbox_cmds, "env", cmd_sandbox_env,
+        "print the sandbox's connection variables (DATABASE_URL, SUPABASE_URL, keys) as KEY=value lines",
+        "  cronkit sandbox env > .env\n  export $(cronkit sandbox env | xargs)\n",
+    )
+    down = _command(
+        sandbox_cmds, "down", cmd_sandbox_down,
+        "stop every process the sandbox started (state is kept unless --reset)",
+        "  cronkit sandbox down\n  cronkit sandbox down --reset   # also delete the database and keys\n",
+    )
+    down.add_argument("--reset", action="store_true", help="also delete all sandbox state")
+    _command(
+        sandbox_cmds, "status", cmd_sandbox_status,
+        "show what runs, where, and the PostgreSQL/pg_cron/pg_net/Vault versions (exit 1 when not running)",
+        "  cronkit sandbox status\n  cronkit sandbox status --json\n",
+    )
+
+    p = _command(commands, "demo", cmd_demo,
+                 "the main job on the local sandbox: apply the five example systems, let pg_cron fire them, report",
+                 "  cronkit demo\n  cronkit demo --wait 90 --json\n")
+    p.add_argument("--wait", type=float, default=150.0, help="seconds to wait for every job to run (default 150)")
+
+    def db_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dsn", help="database URL (default: DATABASE_URL, then .env, then PG* variables)")
+
+    def manifest_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("manifest", help="the manifest file (e.g. cronkit.toml)")
+        p.add_argument("--env", help="environment in the manifest (default: CRONKIT_ENV or the manifest's default)")
+        p.add_argument("--adopt", action="store_true", help="let cronkit take over same-named jobs it did not create")
+        db_args(p)
+
+    p = _command(commands, "plan", cmd_plan,
+                 "compare a manifest with the database and show every change with its exact SQL (changes nothing)",
+                 "  cronkit plan cronkit.toml\n  cronkit plan cronkit.toml --env cloud --json | jq .summary\n")
+    manifest_args(p)
+    p.add_argument("--brief", action="store_true", help="hide the SQL of each step")
+    p = _command(commands, "apply", cmd_apply,
+                 "apply a manifest in one transaction after confirmation; then verify (dry-run unless confirmed)",
+                 "  cronkit apply cronkit.toml            # shows the plan and asks\n"
+                 "  cronkit apply cronkit.toml --yes      # for scripts and CI\n")
+    manifest_args(p)
+    p.add_argument("--yes", action="store_true", help="apply without asking")
+    p.add_argument("--brief", action="store_true", help="hide the SQL of each step")
+    p = _command(commands, "status", cmd_status, "list every pg_cron job and which cronkit project manages it",
+                 "  cronkit status\n  cronkit status --json\n")
+    db_args(p)
+    for name, handler, text in (
+        ("pause", cmd_pause, "pause one job (cron.alter_job active := false); history and jobid are kept"),
+        ("resume", cmd_resume, "resume a paused job (cron.alter_job active := true)"),
+        ("run-now", cmd_run_now, "run a job's command once now, outside its schedule (records its request like a scheduled run)"),
+    ):
+        p = _command(commands, name, handler, text, f"  cronkit {name} bubble-sync-processor\n  cronkit {name} bubble-sync-processor --json\n")
+        p.add_argument("job", help="job name (cron.job.jobname, case sensitive)")
+        db_args(p)
+    p = _command(commands, "remove", cmd_remove, "unschedule one cronkit job and drop its wrapper",
+                 "  cronkit remove bubble-sync-retry --yes\n")
+    p.add_argument("job")
+    p.add_argument("--yes", action="store_true", help="really remove it")
+    db_args(p)
+    p = _command(commands, "teardown", cmd_teardown,
+                 "remove everything a manifest's project created (dry run unless --yes)",
+                 "  cronkit teardown cronkit.toml\n  cronkit teardown cronkit.toml --yes --secrets\n")
+    manifest_args(p)
+    p.add_argument("--yes", action="store_true", help="really remove")
+    p.add_argument("--secrets", action="store_true", help="also delete the secrets the jobs use")
+    p = _command(commands, "doctor", cmd_doctor,
+                 "diagnose pg_cron, pg_net, secrets, HTTP outcomes, missed runs and queues; findings with evidence and fix "
+                 "(exit 0 ok, 1 warnings, 2 critical)",
+                 "  cronkit doctor\n  cronkit doctor cronkit.toml --json | jq '.findings[] | .code'\n"
+                 "  cronkit doctor examples/bubble-sync/cronkit.toml --env cloud\n")
+    p.add_argument("manifest", nargs="?", help="manifest whose secrets, queues and schedules to check as well")
+    p.add_argument("--env", help="environment in the manifest")
+    db_args(p)
+    p = _command(commands, "import", cmd_import, "write a manifest from the jobs in cron.job that cronkit does not manage",
+                 "  cronkit import -o cronkit.toml\n  cronkit import --project billing --json\n")
+    p.add_argument("--project", default="imported", help="project name for the new manifest")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    db_args(p)
+
+    schedule = commands.add_parser("schedule", help="pg_cron schedule tools",
+                                   description="pg_cron schedule tools (no database needed).")
+    schedule_cmds = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+    p = _command(schedule_cmds, "explain", cmd_schedule_explain,
+                 "validate a schedule exactly as pg_cron does, explain it, and list the next run times",
+                 "  cronkit schedule explain '*/5 * * * *' --next 3\n"
+                 "  cronkit schedule explain '30 seconds' --pg-cron 1.4.2   # refused: needs 1.5\n"
+                 "  cronkit schedule explain '0 12 $ * *' --json\n")
+    p.add_argument("expr", help="cron expression, @macro, or 'N seconds'")
+    p.add_argument("--next", type=int, default=5, help="how many next run times to list")
+    p.add_argument("--pg-cron", help="check against this pg_cron version (e.g. 1.4.2)")
+    p.add_argument("--tz", default="GMT", help="cron.timezone (GMT unless set; pg_cron >= 1.5)")
+
+    secrets = commands.add_parser("secrets", help="show or store the secrets jobs read when they fire",
+                                  description="Secrets are shown only as present/missing/placeholder, length and fingerprint.")
+    secrets_cmds = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
+    p = _command(secrets_cmds, "status", cmd_secrets_status, "present / missing / placeholder for every secret a manifest uses",
+                 "  cronkit secrets status cronkit.toml\n  cronkit secrets status cronkit.toml --json\n")
+    p.add_argument("manifest")
+    p.add_argument("--env")
+    db_args(p)
+    p = _command(secrets_cmds, "set", cmd_secrets_set,
+                 "store or rotate one secret (value from stdin, a hidden prompt, or --from-env; never an argument)",
+                 "  cronkit secrets set service_role_key --manifest cronkit.toml   # hidden prompt\n"
+                 "  printf %s \"$KEY\" | cronkit secrets set service_role_key --backend vault\n"
+                 "  cronkit secrets set service_role_key --from-env SUPABASE_SERVICE_ROLE_KEY\n")
+    p.add_argument("name")
+    p.add_argument("--manifest", help="take the backend from this manifest's [secrets]")
+    p.add_argument("--backend", default="vault", choices=["vault", "table", "guc"], help="backend when no manifest is given")
+    p.add_argument("--from-env", help="read the value from this environment variable")
+    p.add_argument("--description", default="", help="description stored with the secret (Vault)")
+    db_args(p)
+    return parser
+
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value)
