@@ -38,7 +38,7 @@ from cronkit.runbooks import report as offline
 from cronkit.runbooks.context import RunbookContext
 from cronkit.runbooks.report import load_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "runbooks"
 HEALTH_FUNCTION = "process-instagram-imports"
 
