@@ -112,9 +112,59 @@ def _monitor_view(calls: dict[str, Any]) -> dict[str, Outcome]:
     return seen
 
 
+def _runbook_context(calls: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    from cronkit.manifest import parse_manifest
+    from cronkit.runbooks.context import RunbookContext
+
+    empty = parse_manifest({"project": "*"}, Path("<no manifest>"))
+    return RunbookContext(dsn=calls["db_url"], manifest=empty, environment=empty.default_environment, has_manifest=False)
+
+
+def _runbook_last_outcome(calls: dict[str, Any]) -> dict[str, Outcome]:
+    """The runbooks' "last HTTP answer" column (its own query, runbooks/last_outcome.sql)."""
+    from cronkit.runbooks.job_checks import last_outcomes
+
+    since = {name: None for name in expected(calls)}
+    return {name: Outcome(value) for name, value in last_outcomes(_runbook_context(calls), since).items()}
+
+
+def _runbook_table(calls: dict[str, Any]) -> dict[str, Outcome]:
+    """The setup/rotate runbooks' verification columns: ``http`` text and the failed-call count."""
+    from cronkit.runbooks.job_checks import failed_calls, http_since, outcome_text
+
+    counts = http_since(_runbook_context(calls), {name: None for name in expected(calls)})
+    seen = {}
+    for name, row in counts.items():
+        (shown,) = [o for o in Outcome if outcome_text(row) == f"{o} ×1"]
+        assert failed_calls(row) == (1 if shown.failed else 0), (name, row)
+        seen[name] = shown
+    return seen
+
+
+def _demo_report(calls: dict[str, Any]) -> dict[str, Outcome]:
+    """The demo report's per-job HTTP columns (http_2xx / http_failed / pending)."""
+    from cronkit_sandbox.demo import http_counts
+
+    with cdb.connect(calls["db_url"], autocommit=True) as db:
+        frame = monitor.http_outcomes(db, timedelta(minutes=10), jobs=sorted(expected(calls)))
+    seen = {}
+    for row in frame.to_dicts():
+        report = http_counts(row)
+        (shown,) = [Outcome(o) for o, n in report["http"].items() if n]
+        assert (report["http_2xx"], report["http_failed"], report["pending"]) == (
+            int(shown.succeeded), int(shown.failed), int(shown is Outcome.PENDING)), (row["jobname"], report)
+        seen[row["jobname"]] = shown
+    return seen
+
+
 #: every view that reports what became of a job's HTTP call: name → (calls → {job: outcome})
 VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Outcome]]] = {
     "monitor frame": _monitor_view,
+    "runbook last answer": _runbook_last_outcome,
+    "runbook verification table": _runbook_table,
+    "demo report": _demo_report,
 }
 
 
