@@ -18,7 +18,8 @@ from psycopg import sql
 from cronkit.db import Conn, translated
 from cronkit.errors import PrivilegeError, SecretError
 from cronkit.manifest import SecretsConfig
-from cronkit.redact import fingerprint, looks_like_placeholder
+from cronkit.redact import fingerprint, looks_like_placeholder, mask
+from cronkit.statement import Statement
 
 
 
@@ -65,6 +66,12 @@ class SecretBackend(Protocol):
 
     def values(self, conn: Conn, names: list[str]) -> dict[str, str]: ...
 
+    def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
+        """The statements ``set`` runs, by case (``when present``/``when absent``), value as a parameter."""
+
+    def delete_statement(self, conn: Conn, name: str) -> Statement:
+        """The statement ``delete`` runs."""
+
     def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
         """Store ``value``; return "created", "updated" or "unchanged"."""
 
@@ -79,6 +86,14 @@ def placeholder_check(variable: sql.Identifier) -> sql.Composable:
         "{t} = '' OR lower({t}) LIKE ANY (ARRAY['placeholder%', 'your-%', 'your\\_%', "
         "'changeme%', 'change-me%', 'xxx%', 'todo%', '[%'])"
     ).format(t=trimmed)
+
+
+#: the cases of :meth:`SecretBackend.store_statements`
+PRESENT, ABSENT, SUPERUSER_ONLY = "when present", "when absent", "superuser only"
+
+
+def _rowcount(conn: Conn, statement: Statement) -> int:
+    return conn.execute(statement.query, statement.params).rowcount  # type: ignore[arg-type]
 
 
 class _Reads:
@@ -115,22 +130,29 @@ class VaultBackend(_Reads):
             ).fetchall()
         return {row["name"]: (row["decrypted_secret"], row["updated_at"]) for row in rows}
 
+    def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
+        shown = mask(value)
+        return {
+            PRESENT: Statement(sql.SQL("SELECT vault.update_secret(id, %s) FROM vault.decrypted_secrets WHERE name = %s"),
+                               (value, name), (shown, sql.Literal(name).as_string(conn))),
+            ABSENT: Statement(sql.SQL("SELECT vault.create_secret(%s, %s, %s)"), (value, name, description),
+                              (shown, sql.Literal(name).as_string(conn), sql.Literal(description).as_string(conn))),
+        }
+
+    def delete_statement(self, conn: Conn, name: str) -> Statement:
+        return Statement(sql.SQL("DELETE FROM vault.secrets WHERE name = %s"), (name,))
+
     def set(self, conn: Conn, name: str, value: str, description: str = "") -> str:
         with translated(f"store Vault secret {name!r}"):
-            row = conn.execute(
-                "select id, decrypted_secret from vault.decrypted_secrets where name = %s", (name,)
-            ).fetchone()
-            if row is None:
-                conn.execute("select vault.create_secret(%s, %s, %s)", (value, name, description))
-                return "created"
-            if row["decrypted_secret"] == value:
+            current = self.values(conn, [name])
+            if current.get(name) == value:
                 return "unchanged"
-            conn.execute("select vault.update_secret(%s, %s)", (row["id"], value))
-            return "updated"
+            self.store_statements(conn, name, value, description)[PRESENT if name in current else ABSENT].execute(conn)
+            return "updated" if name in current else "created"
 
     def delete(self, conn: Conn, name: str) -> bool:
         with translated(f"delete Vault secret {name!r}"):
-            return conn.execute("delete from vault.secrets where name = %s", (name,)).rowcount > 0
+            return _rowcount(conn, self.delete_statement(conn, name)) > 0
 
 
 class TableBackend(_Reads):
@@ -197,34 +219,32 @@ class TableBackend(_Reads):
         with translated(f"store secret {name!r} in {self.schema}.{self.table}"):
             for statement in self.setup(conn):
                 conn.execute(statement)
-            current = conn.execute(
-                sql.SQL("SELECT {val} AS value FROM {tbl} WHERE {key} = %s").format(val=self.value, tbl=self.ident, key=self.key),
-                (name,),
-            ).fetchone()
-            if current is not None and current["value"] == value:
+            current = self.values(conn, [name])
+            if current.get(name) == value:
                 return "unchanged"
-            touch = sql.SQL(", updated_at = now()") if self._has_updated_at(conn) else sql.SQL("")
-            if current is None:
-                conn.execute(
-                    sql.SQL("INSERT INTO {tbl} ({key}, {val}) VALUES (%s, %s)").format(tbl=self.ident, key=self.key, val=self.value),
-                    (name, value),
-                )
-                return "created"
-            conn.execute(
-                sql.SQL("UPDATE {tbl} SET {val} = %s{touch} WHERE {key} = %s").format(
-                    tbl=self.ident, val=self.value, touch=touch, key=self.key
-                ),
-                (value, name),
-            )
-            return "updated"
+            self.store_statements(conn, name, value, description)[PRESENT if name in current else ABSENT].execute(conn)
+            return "updated" if name in current else "created"
+
+    def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
+        # ``conn`` None: a preview without a server (quoting needs none); it shows no updated_at touch
+        known = conn is not None and self._exists(conn) and self._has_updated_at(conn)
+        touch = sql.SQL(", updated_at = now()") if known else sql.SQL("")
+        shown = (mask(value), sql.Literal(name).as_string(conn))
+        return {
+            PRESENT: Statement(sql.SQL("UPDATE {tbl} SET {val} = %s{touch} WHERE {key} = %s").format(
+                tbl=self.ident, val=self.value, touch=touch, key=self.key), (value, name), shown),
+            ABSENT: Statement(sql.SQL("INSERT INTO {tbl} ({val}, {key}) VALUES (%s, %s)").format(
+                tbl=self.ident, key=self.key, val=self.value), (value, name), shown),
+        }
+
+    def delete_statement(self, conn: Conn, name: str) -> Statement:
+        return Statement(sql.SQL("DELETE FROM {tbl} WHERE {key} = %s").format(tbl=self.ident, key=self.key), (name,))
 
     def delete(self, conn: Conn, name: str) -> bool:
         if not self._exists(conn):
             return False
         with translated(f"delete secret {name!r}"):
-            return conn.execute(
-                sql.SQL("DELETE FROM {tbl} WHERE {key} = %s").format(tbl=self.ident, key=self.key), (name,)
-            ).rowcount > 0
+            return _rowcount(conn, self.delete_statement(conn, name)) > 0
 
 
 GUC_REMEDY = (
@@ -285,13 +305,19 @@ class GucBackend(_Reads):
             conn.execute("drop function pg_temp.cronkit_set_guc(text, text)")
         return "updated"
 
+    def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
+        # What the temporary function in ``set`` executes; shown, never run like this (ALTER DATABASE
+        # takes no parameters, and a literal would put the value into statement logs).
+        return {SUPERUSER_ONLY: Statement(sql.SQL("ALTER DATABASE {} SET {} = %s").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier(self.prefix + name)), (value,), (mask(value),))}
+
+    def delete_statement(self, conn: Conn, name: str) -> Statement:
+        return Statement(sql.SQL("ALTER DATABASE {} RESET {}").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier(self.prefix + name)))
+
     def delete(self, conn: Conn, name: str) -> bool:
         with translated(f"reset setting {self.prefix}{name}"):
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} RESET {}").format(
-                    sql.Identifier(conn.info.dbname), sql.Identifier(self.prefix + name)
-                )
-            )
+            self.delete_statement(conn, name).execute(conn)
         return True
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import marimo as mo
 import polars as pl
-from psycopg import sql
 
 from cronkit import db, jobs, registry
 from cronkit.db import Conn
@@ -97,19 +96,6 @@ class RollbackPlan:
         return not self.steps and self.error is None
 
 
-def _secret_delete_statement(ctx: RunbookContext, conn: Conn, name: str) -> Statement:
-    """The statement the manifest's secret backend runs to delete ``name`` (see ``SecretBackend.delete``)."""
-    cfg = ctx.manifest.secrets
-    if cfg.backend == "vault":
-        return Statement(sql.SQL("DELETE FROM vault.secrets WHERE name = %s"), (name,))
-    if cfg.backend == "table":
-        schema, _, table = cfg.table.rpartition(".")
-        return Statement(sql.SQL("DELETE FROM {} WHERE {} = %s").format(
-            sql.Identifier(schema or "public", table), sql.Identifier(cfg.key_column)), (name,))
-    return Statement(sql.SQL("ALTER DATABASE {} RESET {}").format(
-        sql.Identifier(conn.info.dbname), sql.Identifier(cfg.guc_prefix + name)))
-
-
 def _shown(conn: Conn, statements: Sequence[Statement]) -> str:
     return "\n".join(st.display(conn) + ";" for st in statements)
 
@@ -159,7 +145,7 @@ def rollback_plan(ctx: RunbookContext, action: str, job: str | None = None, with
                     else:
                         doomed.append(status.name)
                         steps.append((f"delete secret {status.name} ({ctx.manifest.secrets.backend})",
-                                      _shown(conn, [_secret_delete_statement(ctx, conn, status.name)])))
+                                      _shown(conn, [backend_for(ctx.manifest.secrets).delete_statement(conn, status.name)])))
             if not steps and not skipped:
                 skipped.append(f"project {ctx.project!r} has no jobs in this database")
     return RollbackPlan(action, job, tuple(steps), tuple(skipped), with_secrets, doomed_secrets=tuple(doomed))

@@ -12,7 +12,6 @@ from typing import Any
 
 import marimo as mo
 import polars as pl
-from psycopg import sql
 
 from cronkit.db import Conn
 from cronkit.errors import ConfigError, CronkitError
@@ -27,7 +26,6 @@ from cronkit.runbooks.context import (
 )
 from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
 from cronkit.secrets import SecretState, backend_for
-from cronkit.statement import Statement
 
 SECRETS_SCHEMA: dict[str, Any] = {
     "secret": pl.String, "state": pl.String, "stored": pl.String, "updated_at": pl.Datetime("us", "UTC"),
@@ -130,33 +128,11 @@ def secret_value(typed: str | None, from_env: str | None, ctx: RunbookContext) -
     return None
 
 
-def store_preview(ctx: RunbookContext, conn: Conn, name: str, shown_value: str) -> str:
-    """The statements the backend runs to store ``name`` as SQL text, the value (a bound parameter)
-    shown as ``shown_value`` (a mask); each with a ``-- when`` comment.
-
-    The backends in :mod:`cronkit.secrets` run these statements (the GUC backend passes the value
-    through a temporary function, because ``ALTER DATABASE`` takes no parameters).
-    """
-    cfg = ctx.manifest.secrets
-    key = sql.Literal(name)
-    statements: list[tuple[str, sql.Composable]]
-    if cfg.backend == "vault":
-        statements = [
-            ("when present", sql.SQL("SELECT vault.update_secret(id, %s) FROM vault.decrypted_secrets WHERE name = {}").format(key)),
-            ("when absent", sql.SQL("SELECT vault.create_secret(%s, {}, '')").format(key)),
-        ]
-    elif cfg.backend == "table":
-        schema, _, table = cfg.table.rpartition(".")
-        ident = sql.Identifier(schema or "public", table)
-        column, value = sql.Identifier(cfg.key_column), sql.Identifier(cfg.value_column)
-        statements = [
-            ("when present", sql.SQL("UPDATE {} SET {} = %s WHERE {} = {}").format(ident, value, column, key)),
-            ("when absent", sql.SQL("INSERT INTO {} ({}, {}) VALUES ({}, %s)").format(ident, column, value, key)),
-        ]
-    else:
-        statements = [("superuser only", sql.SQL("ALTER DATABASE {} SET {} = %s").format(
-            sql.Identifier(conn.info.dbname), sql.Identifier(cfg.guc_prefix + name)))]
-    return "\n".join(f"{Statement(query, (None,), (shown_value,)).display(conn)};  -- {when}" for when, query in statements)
+def store_preview(ctx: RunbookContext, conn: Conn, name: str, value: str) -> str:
+    """The statements the backend runs to store ``name`` (:meth:`SecretBackend.store_statements`), each
+    with a ``-- when`` comment; the value, a bound parameter, is shown only as its mask."""
+    statements = backend_for(ctx.manifest.secrets).store_statements(conn, name, value)
+    return "\n".join(f"{statement.display(conn)};  -- {when}" for when, statement in statements.items())
 
 
 def secret_preview(ctx: RunbookContext, name: str | None, value: str | None) -> mo.Html:
@@ -165,7 +141,7 @@ def secret_preview(ctx: RunbookContext, name: str | None, value: str | None) -> 
     try:
         with ctx.read() as conn:
             current = backend_for(ctx.manifest.secrets).status(conn, [name])[0]
-            statements = store_preview(ctx, conn, name, mask(value) if value else "<value>")
+            statements = store_preview(ctx, conn, name, value or "")
     except CronkitError as exc:
         return mo.md(f"❌ The secrets cannot be read here: {esc(exc.message)}")
     users = jobs_reading(ctx, name)

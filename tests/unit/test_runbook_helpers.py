@@ -166,9 +166,11 @@ def test_only_a_2xx_answer_counts_as_done_and_pending_as_waiting() -> None:
 def test_the_store_preview_shows_the_statements_with_the_mask_in_place_of_the_value(backend: dict[str, str]) -> None:
     from cronkit.manifest import parse_manifest
     from cronkit.runbooks.context import RunbookContext
+    from cronkit.redact import mask
     from cronkit.runbooks.secret_store import store_preview
 
     ctx = RunbookContext(dsn="", manifest=parse_manifest({"project": "x", "secrets": backend}), environment="default")
-    shown = store_preview(ctx, None, "service_role_key", "<secret len=3 fp=abc>")  # type: ignore[arg-type]  # quoting needs no server
-    assert shown.count("<secret len=3 fp=abc>") == 2 and "'service_role_key'" in shown
+    value = "a-secret-value-for-the-preview"
+    shown = store_preview(ctx, None, "service_role_key", value)  # type: ignore[arg-type]  # quoting needs no server
+    assert shown.count(mask(value)) == 2 and "'service_role_key'" in shown and value not in shown
     assert "-- when present" in shown and "-- when absent" in shown
