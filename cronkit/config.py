@@ -34,12 +34,15 @@ def dotenv_path() -> str:
     return find_dotenv(usecwd=True)
 
 
+def dotenv_file_values(env_file: str | Path | None = None) -> dict[str, str]:
+    """The variables of the ``.env`` file (``env_file``, else :func:`dotenv_path`), never put into os.environ."""
+    path = str(env_file) if env_file is not None else dotenv_path()
+    return {k: v for k, v in (dotenv_values(path) if path else {}).items() if v is not None}
+
+
 def merged_environment(environ: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> dict[str, str]:
     """The process environment over the ``.env`` file: the one place both are read and merged."""
-    environ = dict(os.environ if environ is None else environ)
-    path = str(env_file) if env_file is not None else dotenv_path()
-    file_values = {k: v for k, v in (dotenv_values(path) if path else {}).items() if v is not None}
-    return {**file_values, **environ}
+    return {**dotenv_file_values(env_file), **dict(os.environ if environ is None else environ)}
 
 
 def load(

@@ -10,7 +10,7 @@ A runbook runs in one of three places, and this is the only module that knows wh
 * **a script** (``python runbooks/setup.py``): as marimo, and :func:`say` also prints, so a headless
   run tells what it did.
 
-Parameters (:func:`params`): defaults < ``.env`` (``find_dotenv(usecwd=True)``) < ``CRONKIT_<NAME>``
+Parameters (:func:`params`): defaults < ``.env`` (:func:`cronkit.config.dotenv_file_values`) < ``CRONKIT_<NAME>``
 / ``DATABASE_URL`` < marimo command-line arguments. Tests replace the whole config cell with
 ``app.run(defs={"p": {...}})``.
 """
@@ -30,9 +30,8 @@ from typing import Any
 
 import marimo as mo
 import polars as pl
-from dotenv import dotenv_values, find_dotenv
 
-from cronkit import db
+from cronkit import config, db
 from cronkit.errors import ConfigError
 
 #: what a state-changing step says in Jupyter, where there is no button to press
@@ -68,8 +67,7 @@ def params(
     came from.
     """
     env = dict(os.environ if environ is None else environ)
-    path = str(env_file) if env_file is not None else find_dotenv(usecwd=True)
-    file_values = {k: v for k, v in (dotenv_values(path) if path else {}).items() if v is not None}
+    file_values = config.dotenv_file_values(env_file)
     args = {str(k).replace("-", "_"): v for k, v in (marimo_cli_args() if cli is None else cli).items()}
     result: dict[str, Any] = {}
     for name, default in defaults.items():
