@@ -39,6 +39,7 @@ from cronkit import doctor, jobs
 from cronkit.doctor import CATALOGUE, Finding, Report, cmd_doctor, container_hints, diagnose
 from cronkit.manifest import Manifest, load_manifest
 from cronkit.plan import apply
+from cronkit.redact import scrub
 from cronkit_sandbox import cluster as pgcluster
 from cronkit_sandbox import demo
 from cronkit_sandbox.edge import EdgeAdmin
@@ -288,15 +289,15 @@ def test_it_tells_whether_the_database_runs_in_a_container(kwargs: dict[str, Any
 
 def test_evidence_is_scrubbed_of_anything_shaped_like_a_key() -> None:
     key = make_jwt("scrub-test-secret", "service_role")
-    scrubbed = doctor._scrub({"rows": [{"command": f"headers := '{{\"Authorization\": \"Bearer {key}\"}}'"}],
-                              "other": "apikey " + fake_sb_secret("ABCDEFGHIJKLMNOP")})
+    scrubbed = scrub({"rows": [{"command": f"headers := '{{\"Authorization\": \"Bearer {key}\"}}'"}],
+                      "other": "apikey " + fake_sb_secret("ABCDEFGHIJKLMNOP")})
     text = json.dumps(scrubbed)
     assert key not in text and key.split(".")[2] not in text and "sb_secret_ABCD" not in text
     assert "<secret len=" in text
     # a function that echoes the credential it rejected (any shape)
-    body = doctor._scrub('{"error": "invalid token: s3cr3t-cron-value", "password=hunter2hunter2"}')
+    body = scrub('{"error": "invalid token: s3cr3t-cron-value", "password=hunter2hunter2"}')
     assert "s3cr3t-cron-value" not in body and "hunter2hunter2" not in body
-    assert doctor._scrub("Secret 'doctor_todo' holds a placeholder") == "Secret 'doctor_todo' holds a placeholder"
+    assert scrub("Secret 'doctor_todo' holds a placeholder") == "Secret 'doctor_todo' holds a placeholder"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -539,7 +540,7 @@ def test_a_missing_authorization_header_is_told_apart_from_a_bad_key(http: HttpW
 def test_server_errors_are_reported_and_escalate_when_nothing_gets_through(http: HttpWorld) -> None:
     finding = _one(http.report, "HTTP_SERVER_ERROR", "doctor-http-boom")
     assert finding.evidence["status_codes"] == {"500": 3}
-    assert finding.evidence["outcomes"] == {"server_error": 3}
+    assert finding.evidence["outcomes"] == {"5xx": 3}
     assert finding.severity == "critical"
     assert "succeeded" in finding.message  # pg_cron's view of these runs
 
@@ -547,7 +548,7 @@ def test_server_errors_are_reported_and_escalate_when_nothing_gets_through(http:
 def test_a_job_whose_newest_request_succeeded_again_is_only_info(http: HttpWorld) -> None:
     finding = _one(http.report, "HTTP_SERVER_ERROR", "doctor-http-flaky")
     assert finding.severity == "info"
-    assert finding.evidence["status_codes"] == {"503": 1} and finding.evidence["outcomes"] == {"server_error": 1, "ok": 1}
+    assert finding.evidence["status_codes"] == {"503": 1} and finding.evidence["outcomes"] == {"5xx": 1, "2xx": 1}
     assert finding.evidence["recovered_at"] and "recovered" in finding.message
 
 

@@ -1,0 +1,536 @@
+"""What the checks share: the connection, server facts, the manifest and memoised reads (each a named query)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import sql
+
+from cronkit import db, registry, schedules
+from cronkit.doctor.catalogue import CATALOGUE
+from cronkit.doctor.model import Finding, Severity, Skip, Thresholds, jsonable
+from cronkit.errors import CronkitError
+from cronkit.facts import ServerFacts
+from cronkit.manifest import JobSpec, Manifest, SecretsConfig
+from cronkit.monitor import missed
+from cronkit.queries import query
+from cronkit.redact import scrub
+from cronkit.secrets import (
+    GucBackend,
+    SecretBackend,
+    SecretStatus,
+    TableBackend,
+    VaultBackend,
+)
+
+SCHEDULER_APPNAME = "pg_cron scheduler"
+#: job_run_details states of a run that has not finished
+RUNNING_STATES = ("starting", "connecting", "sending", "running")
+#: runs the missed-run check reads at most (a longer history needs a shorter window)
+MAX_MISSED_RUNS = 200_000
+
+# Regexes over job commands and function sources.
+_CALL = re.compile(r'(?:"?([A-Za-z_][\w$]*)"?\s*\.\s*)?"?([A-Za-z_][\w$]*)"?\s*\(')
+_VAULT_READ = re.compile(r"vault\s*\.\s*decrypted_secrets\s+where\s+name\s*=\s*'(?P<name>(?:[^']|'')*)'", re.IGNORECASE)
+_GUC_READ = re.compile(r"current_setting\s*\(\s*'(?P<name>(?:[^']|'')*)'", re.IGNORECASE)
+# exactly what cronkit.secrets.TableBackend.read_into generates
+_GENERATED_TABLE_READ = re.compile(
+    r'SELECT "(?P<value>[^"]+)" INTO "_ck_secret_\d+" FROM "(?P<schema>[^"]+)"\."(?P<table>[^"]+)" '
+    r"WHERE \"(?P<key>[^\"]+)\" = '(?P<name>(?:[^']|'')*)'"
+)
+
+#: a secrets backend as a hashable key: ("vault",) | ("table", table, key_col, value_col) | ("guc", prefix)
+BackendKey = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SecretNeed:
+    """A secret some jobs read when they fire, and where that need was found."""
+
+    backend: BackendKey
+    name: str
+    jobs: tuple[str, ...]
+    origins: tuple[str, ...]  # "manifest" | "registry" | "command"
+
+
+class Context:
+    """What the checks share: the connection, server facts, the manifest and cached reads.
+
+    Every read is a named query (``cronkit/sql/queries/doctor/``) or a call into the module that
+    owns the data (registry, secrets backends, monitor); a read that fails is cached as a failure
+    too, so every check that needs it is skipped with the same reason.
+    """
+
+    def __init__(self, conn: db.Conn, facts: ServerFacts, manifest: Manifest | None, environment: str | None,
+                 environ: Mapping[str, str] | None, now: datetime, window: timedelta, limits: Thresholds) -> None:
+        self.conn = conn
+        self.facts = facts
+        self.manifest = manifest
+        self.environment = environment or (manifest.default_environment if manifest else None)
+        self.environ = environ
+        self.now = now.astimezone(UTC)
+        self.window = window
+        self.window_start = self.now - window
+        self.limits = limits
+        self.partial_skips: dict[str, list[str]] = defaultdict(list)
+        self._memo: dict[str, tuple[bool, Any]] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key in self._memo:
+            ok, value = self._memo[key]
+            if ok:
+                return value
+            raise value
+        try:
+            value = compute()
+        except Exception as exc:
+            self._memo[key] = (False, exc)
+            raise
+        self._memo[key] = (True, value)
+        return value
+
+    def rows(self, name: str | sql.Composable, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of named query ``name`` (or of an already composed statement)."""
+        statement = query(name) if isinstance(name, str) else name
+        return self.conn.execute(statement, params).fetchall()
+
+    def row(self, name: str | sql.Composable, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        found = self.rows(name, params)
+        assert found, name
+        return found[0]
+
+    def optional(self, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]] | None:
+        """Rows, or None when the query fails (privilege, missing object); in its own savepoint."""
+        try:
+            with self.conn.transaction():
+                return self.rows(name, params)
+        except db.DatabaseError:
+            return None
+
+    def found(self, code: str, *, job: str | None, message: str, evidence: Any,
+              severity: Severity | str | None = None, fix: str | None = None) -> Finding:
+        entry = CATALOGUE[code]
+        return Finding(
+            code=code,
+            severity=Severity(severity) if severity else entry.severity,
+            job=job,
+            evidence=scrub(jsonable(evidence)),
+            fix=scrub(fix or entry.fix),
+            message=scrub(message),
+        )
+
+    def skip_part(self, code: str, reason: str) -> None:
+        self.partial_skips[code].append(reason)
+
+    def preload(self, **reads: Any) -> None:
+        """Answer these reads (by memo key: ``jobs``, ``runs``, ``missed_history``…) from the given
+        values instead of the database: a check can then run on rows built elsewhere (tests)."""
+        for key, value in reads.items():
+            self._memo[key] = (True, value)
+
+    # -- server -----------------------------------------------------------------------------------
+
+    @property
+    def database(self) -> str:
+        return self.facts.database
+
+    @property
+    def version(self) -> schedules.PgCronVersion | None:
+        if not self.facts.pg_cron:
+            return None
+        try:
+            return schedules.parse_pg_cron_version(self.facts.pg_cron)
+        except CronkitError:
+            return None
+
+    @property
+    def cron_tz(self) -> str:
+        """The zone pg_cron evaluates schedules in (the missed-run engine's one rule)."""
+        return missed.cron_zone(self.version, self.facts.cron_timezone)
+
+    def require_cron(self) -> None:
+        if not self.facts.pg_cron:
+            raise Skip(f"pg_cron is not installed in database {self.database!r} (see PG_CRON_MISSING / WRONG_CRON_DATABASE)")
+
+    def activity(self) -> list[dict[str, Any]]:
+        return self.memo("activity", lambda: self.rows("doctor/activity"))
+
+    def scheduler_rows(self) -> list[dict[str, Any]]:
+        return [a for a in self.activity()
+                if a["application_name"] == SCHEDULER_APPNAME or (a["backend_type"] or "") == "pg_cron launcher"]
+
+    def pg_net_workers(self) -> list[dict[str, Any]]:
+        return [a for a in self.activity()
+                if "pg_net" in (a["backend_type"] or "").lower() or (a["application_name"] or "").startswith("pg_net ")]
+
+    def server_state(self) -> dict[str, Any]:
+        return self.memo("server_state", lambda: self.row("doctor/server_state"))
+
+    def in_recovery(self) -> bool:
+        return bool(self.server_state()["in_recovery"])
+
+    def postmaster_start(self) -> datetime:
+        return self.server_state()["started_at"]
+
+    def preload_list(self) -> list[str] | None:
+        if self.facts.preload is None:
+            return None
+        return [part.strip().strip('"') for part in self.facts.preload.split(",") if part.strip()]
+
+    def cron_preloaded(self) -> tuple[bool | None, dict[str, Any]]:
+        """Whether pg_cron's library is in shared_preload_libraries, and the evidence for the answer."""
+        def compute() -> tuple[bool | None, dict[str, Any]]:
+            libraries = self.preload_list()
+            if libraries is not None:
+                return "pg_cron" in libraries, {"shared_preload_libraries": self.facts.preload}
+            if self.scheduler_rows():
+                return True, {"scheduler_session": True}
+            if not self.facts.pg_cron:
+                return None, {"shared_preload_libraries": "not visible to this role"}
+            probe = "select cron.unschedule(-1)"
+            try:
+                with self.conn.transaction():
+                    self.rows("doctor/probe_cron_library")
+            except db.DatabaseError as exc:
+                text = (exc.diag.message_primary or str(exc)).strip()
+                if "shared_preload_libraries" in text:
+                    return False, {"shared_preload_libraries": "not visible to this role", "probe": probe, "probe_error": text}
+                return True, {"probe": probe, "probe_error": text}
+            return True, {}
+        return self.memo("preloaded", compute)
+
+    # -- pg_cron ----------------------------------------------------------------------------------
+
+    def jobs(self) -> list[dict[str, Any]]:
+        self.require_cron()
+        return self.memo("jobs", lambda: self.rows("doctor/jobs"))
+
+    def job_label(self, jobid: int) -> str:
+        for job in self.jobs():
+            if job["jobid"] == jobid:
+                return job["jobname"] or f"jobid {jobid}"
+        return f"jobid {jobid}"
+
+    def relation_exists(self, name: str) -> bool | None:
+        """Whether a table exists; None when this role may not even look into its schema."""
+        found = self.optional("doctor/relation_exists", {"name": name})
+        return None if found is None else bool(found[0]["ok"])
+
+    def managed(self) -> dict[str, registry.ManagedJob]:
+        """cronkit's registry (empty when cronkit never applied here or the role cannot read it)."""
+        def compute() -> dict[str, registry.ManagedJob]:
+            try:
+                with self.conn.transaction():
+                    return registry.managed_by_name(self.conn)
+            except db.DatabaseError:
+                return {}
+        return self.memo("managed", compute)
+
+    def specs(self) -> list[JobSpec]:
+        """The manifest's jobs for the environment (empty without a manifest)."""
+        def compute() -> list[JobSpec]:
+            if self.manifest is None:
+                return []
+            try:
+                from cronkit.maintenance import maintenance_jobs
+
+                return self.manifest.resolve(self.environment, self.environ or {}) + maintenance_jobs(self.manifest)
+            except CronkitError as exc:
+                raise Skip(f"the manifest does not resolve for environment {self.environment!r}: {exc.message}") from None
+        return self.memo("specs", compute)
+
+    def spec_for(self, jobname: str) -> JobSpec | None:
+        try:
+            specs = self.specs()
+        except Skip:
+            return None
+        return next((s for s in specs if s.name == jobname), None)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Run details that started in the window, plus runs without a start time (never connected)."""
+        self.require_cron()
+        return self.memo("runs", lambda: self.rows(
+            "doctor/runs", {"since": self.window_start, "lo": self.runid_floor(self.window_start)}))
+
+    def runid_floor(self, at: datetime) -> int:
+        """A runid below every run since ``at``: cron.job_run_details has no index but its key, so
+        with cronkit's monitoring schema a window becomes a runid range (``cronkit.monitor``);
+        0 (a scan) without it or when this role may not use it."""
+        from cronkit.monitor import runid_floor
+
+        try:
+            with self.conn.transaction():
+                return runid_floor(self.conn, at)
+        except db.DatabaseError:
+            return 0
+
+    def run_summary(self) -> dict[int, dict[str, Any]]:
+        """Per job: its newest runid, and its last run before / first run inside the window."""
+        self.require_cron()
+        return self.memo("run_summary", lambda: {
+            r["jobid"]: r for r in self.rows("doctor/run_summary", {"since": self.window_start})})
+
+    def missed_history(self) -> missed.History:
+        """What the missed-run engine reads: the jobs, every run since an hour before the window,
+        cronkit's registry and each job's run bounds (all memoised here)."""
+        def compute() -> missed.History:
+            since = self.window_start - missed.CONTEXT
+            try:
+                runs = missed.read_runs(self.conn, since, None, max_runs=MAX_MISSED_RUNS, lo=self.runid_floor(since))
+            except missed.TooManyRuns:
+                raise Skip(f"more than {MAX_MISSED_RUNS} runs since {since:%Y-%m-%d %H:%M} UTC: use a shorter window") from None
+            return missed.History(
+                jobs=self.jobs(), runs=runs, now=self.now, version=self.version, zone_setting=self.facts.cron_timezone,
+                booted=self.postmaster_start(), registered={name: job.updated_at for name, job in self.managed().items()},
+                bounds=self.run_summary(),
+            )
+        return self.memo("missed_history", compute)
+
+    def missing_owner_jobs(self) -> list[dict[str, Any]]:
+        """Jobs whose role was dropped, each with a label."""
+        rows = self.memo("owner_missing", lambda: self.rows("doctor/jobs_without_owner"))
+        return [{**r, "label": r["jobname"] or f"jobid {r['jobid']}"} for r in rows]
+
+    def runid_seq(self) -> dict[str, Any] | None:
+        """Where cron.runid_seq stands against the history; None when the role may not read it."""
+        def compute() -> dict[str, Any] | None:
+            seq = self.optional("doctor/runid_seq")
+            if not seq:
+                return None
+            top = self.row("doctor/max_runid")["max_runid"]
+            next_value = seq[0]["last_value"] + (1 if seq[0]["is_called"] else 0)
+            return {"last_value": seq[0]["last_value"], "is_called": seq[0]["is_called"], "next_runid": next_value,
+                    "max_runid": top, "behind": top is not None and next_value <= top}
+        return self.memo("runid_seq", compute)
+
+    def job_sources(self) -> dict[int, list[tuple[str, str]]]:
+        """Per job: (where, text) for its command and the source of every function it calls."""
+        def compute() -> dict[int, list[tuple[str, str]]]:
+            jobs = self.jobs()
+            wanted: set[tuple[str | None, str]] = set()
+            per_job: dict[int, set[tuple[str | None, str]]] = {}
+            for job in jobs:
+                names = {(m.group(1), m.group(2)) for m in _CALL.finditer(job["command"])}
+                per_job[job["jobid"]] = names
+                wanted |= names
+            functions: dict[tuple[str | None, str], list[tuple[str, str]]] = defaultdict(list)
+            if wanted:
+                names = sorted({n for _, name in wanted for n in (name, name.lower())})
+                for r in self.rows("doctor/functions", {"names": names}):
+                    entry = (f"function {r['signature']}", r["prosrc"] or "")
+                    functions[(r["nspname"], r["proname"])].append(entry)
+                    functions[(None, r["proname"])].append(entry)
+            result: dict[int, list[tuple[str, str]]] = {}
+            for job in jobs:
+                sources = [("cron.job.command", job["command"])]
+                seen: set[str] = set()
+                for schema, name in per_job[job["jobid"]]:
+                    candidates = functions.get((schema, name)) or functions.get(
+                        (schema.lower() if schema else None, name.lower()), [])
+                    for where, text in candidates:
+                        if where not in seen:
+                            seen.add(where)
+                            sources.append((where, text))
+                result[job["jobid"]] = sources
+            return result
+        return self.memo("job_sources", compute)
+
+    def jobs_matching(self, pattern: re.Pattern[str], *, active_only: bool = True) -> list[dict[str, Any]]:
+        sources = self.job_sources()
+        return [job for job in self.jobs()
+                if (job["active"] or not active_only) and any(pattern.search(text) for _, text in sources[job["jobid"]])]
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    def ledger_ready(self) -> bool:
+        """Whether cronkit's request ledger is readable; Skip when the role may not read it."""
+        exists = self.memo("ledger", lambda: self.relation_exists("cronkit.request_ledger"))
+        if exists is None:
+            raise Skip(f"role {self.facts.role!r} may not read schema cronkit (request ledger)")
+        return exists
+
+    def ledger_readable(self) -> bool:
+        try:
+            return self.ledger_ready()
+        except Skip:
+            return False
+
+    def harvested(self) -> bool:
+        """Whether cronkit's durable response copy (``cronkit.http_responses``) exists here."""
+        return bool(self.memo("harvested", lambda: self.relation_exists("cronkit.http_responses")))
+
+    def pg_net_ttl(self) -> timedelta:
+        return self.memo("ttl", lambda: self.row("doctor/pg_net_ttl")["ttl"])
+
+    def http_requests(self) -> list[dict[str, Any]]:
+        """Requests cronkit wrappers queued in the window (rows of ``doctor/http_requests``)."""
+        if not self.facts.pg_net:
+            raise Skip("pg_net is not installed here")
+        if not self.ledger_ready():
+            raise Skip("cronkit.request_ledger does not exist (no cronkit-managed HTTP job was applied here)")
+        name = "doctor/http_requests_harvested" if self.harvested() else "doctor/http_requests"
+        return self.memo("http_requests", lambda: self.rows(name, {"since": self.window_start}))
+
+    def unattributed_responses(self) -> list[dict[str, Any]]:
+        """Responses in the window that no cronkit wrapper queued (hand-written jobs, webhooks)."""
+        if not self.facts.pg_net:
+            raise Skip("pg_net is not installed here")
+        name = "doctor/http_unattributed_unledgered" if self.ledger_readable() else "doctor/http_unattributed"
+        return self.memo("unattributed", lambda: self.rows(name, {"since": self.window_start}))
+
+    # -- secrets ----------------------------------------------------------------------------------
+
+    def secret_needs(self) -> list[SecretNeed]:
+        """Every secret a job reads: from the manifest, cronkit's registry and hand-written commands."""
+        def compute() -> list[SecretNeed]:
+            needs: dict[tuple[BackendKey, str], tuple[set[str], set[str]]] = {}
+
+            def add(backend: BackendKey, name: str, job: str, origin: str) -> None:
+                jobs, origins = needs.setdefault((backend, name), (set(), set()))
+                jobs.add(job)
+                origins.add(origin)
+
+            declared: set[str] = set()
+            if self.manifest is not None:
+                backend = backend_key(self.manifest.secrets)
+                for spec in self.specs():
+                    declared.add(spec.name)
+                    for name in spec.secret_names:
+                        add(backend, name, spec.name, "manifest")
+            if self.facts.pg_cron:
+                managed = self.managed()
+                sources = self.job_sources()
+                for job in self.jobs():
+                    label = job["jobname"] or f"jobid {job['jobid']}"
+                    if label in declared:
+                        continue
+                    origin = "registry" if (job["jobname"] or "") in managed else "command"
+                    for _where, text in sources.get(job["jobid"], []):
+                        for m in _GENERATED_TABLE_READ.finditer(text):
+                            add(("table", f"{m['schema']}.{m['table']}", m["key"], m["value"]), _unquote(m["name"]), label,
+                                origin)
+                        for m in _VAULT_READ.finditer(text):
+                            add(("vault",), _unquote(m["name"]), label, origin)
+                        for m in _GUC_READ.finditer(text):
+                            setting = _unquote(m["name"])
+                            if setting.startswith("app."):
+                                add(("guc", ""), setting, label, origin)
+            return [SecretNeed(b, n, tuple(sorted(j)), tuple(sorted(o))) for (b, n), (j, o) in sorted(needs.items())]
+        return self.memo("secret_needs", compute)
+
+    def secret_statuses(self) -> dict[tuple[BackendKey, str], SecretStatus]:
+        """Status (never the value) of every needed secret; a backend that cannot be read is skipped."""
+        def compute() -> dict[tuple[BackendKey, str], SecretStatus]:
+            by_backend: dict[BackendKey, list[str]] = defaultdict(list)
+            for need in self.secret_needs():
+                by_backend[need.backend].append(need.name)
+            result: dict[tuple[BackendKey, str], SecretStatus] = {}
+            for key, names in by_backend.items():
+                if key[0] == "vault" and not self.facts.vault:
+                    for name in names:
+                        result[(key, name)] = SecretStatus.of(name, None)
+                    continue
+                try:
+                    with self.conn.transaction():
+                        statuses = backend_object(key).status(self.conn, names)
+                except (db.DatabaseError, CronkitError) as exc:
+                    why = reason(exc, self.facts)
+                    for code in ("SECRET_MISSING", "SECRET_PLACEHOLDER"):
+                        self.skip_part(code, f"secrets in {backend_label(key)}: {why}")
+                    continue
+                for status in statuses:
+                    result[(key, status.name)] = status
+            return result
+        return self.memo("secret_statuses", compute)
+
+    def safe_statuses(self) -> dict[tuple[BackendKey, str], SecretStatus]:
+        """:meth:`secret_statuses`, or nothing when they cannot be read (for checks that only add them)."""
+        try:
+            return self.secret_statuses()
+        except (Skip, db.DatabaseError, CronkitError):
+            return {}
+
+    # -- environment ------------------------------------------------------------------------------
+
+    def network(self) -> dict[str, Any]:
+        """The addresses of this connection as the server sees them (for :func:`container_hints`)."""
+        return self.memo("network", lambda: self.row("doctor/network"))
+
+
+def _unquote(text: str) -> str:
+    return text.replace("''", "'")
+
+
+def backend_key(config: SecretsConfig) -> BackendKey:
+    if config.backend == "vault":
+        return ("vault",)
+    if config.backend == "table":
+        table = config.table if "." in config.table else f"public.{config.table}"
+        return ("table", table, config.key_column, config.value_column)
+    return ("guc", config.guc_prefix)
+
+
+def backend_object(key: BackendKey) -> SecretBackend:
+    if key[0] == "vault":
+        return VaultBackend()
+    if key[0] == "table":
+        return TableBackend(SecretsConfig(backend="table", table=key[1], key_column=key[2], value_column=key[3]))
+    return GucBackend(SecretsConfig(backend="guc", guc_prefix=key[1]))
+
+
+def backend_label(key: BackendKey) -> str:
+    if key[0] == "vault":
+        return "Vault"
+    if key[0] == "table":
+        return f"table {key[1]}"
+    return "database settings " + (f"{key[1]}*" if key[1] else "(app.*)")
+
+
+def reason(exc: BaseException, facts: ServerFacts) -> str:
+    """Why a check (or a read) could not run, in one line."""
+    if isinstance(exc, Skip):
+        return str(exc)
+    if isinstance(exc, db.sqlstate.InsufficientPrivilege):
+        return f"role {facts.role!r} lacks a privilege: {_first_line(exc)}"
+    if isinstance(exc, db.sqlstate.QueryCanceled):
+        return f"a query took longer than the doctor's statement_timeout: {_first_line(exc)}"
+    if isinstance(exc, (db.sqlstate.UndefinedTable, db.sqlstate.UndefinedFunction, db.sqlstate.InvalidSchemaName,
+                        db.sqlstate.UndefinedColumn)):
+        return f"missing object: {_first_line(exc)}"
+    if isinstance(exc, db.DatabaseError):
+        return f"{type(exc).__name__}: {_first_line(exc)}"
+    if isinstance(exc, CronkitError):
+        return exc.message
+    return f"internal error {type(exc).__name__}: {exc}"
+
+
+def _first_line(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    text = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def session(a: Mapping[str, Any]) -> dict[str, Any]:
+    """A pg_stat_activity row as evidence."""
+    return {"pid": a["pid"], "datname": a["datname"], "application_name": a["application_name"],
+            "backend_type": a["backend_type"], "backend_start": a["backend_start"]}
+
+
+def ident(name: str) -> str:
+    """``name`` as it would be written in SQL shown to a person (quoted only when it must be)."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def parsed_schedule(ctx: Context, expr: str) -> schedules.Schedule | None:
+    """A job's schedule as pg_cron reads it, or None when it cannot."""
+    try:
+        return schedules.parse_schedule(expr, ctx.version)
+    except CronkitError:
+        return None

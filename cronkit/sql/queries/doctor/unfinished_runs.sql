@@ -1,0 +1,7 @@
+-- Runs that never reached a final state, with whether their backend still exists.
+select d.runid, d.jobid, d.job_pid, d.status, d.start_time,
+       exists (select 1 from pg_stat_activity a where a.pid = d.job_pid) as backend_alive
+  from cron.job_run_details d
+ where d.status in ('starting', 'connecting', 'sending', 'running')
+ order by d.runid
+ limit 500
