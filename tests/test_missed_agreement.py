@@ -147,7 +147,7 @@ def test_a_zone_with_a_dst_change_is_the_zone_both_evaluate_in() -> None:
 
 
 @pytest.mark.usefixtures("monitoring_schema")
-def test_the_database_paths_agree_on_a_synthetic_history(iso: Any) -> None:
+def test_the_database_paths_agree_on_a_synthetic_history(iso: Any) -> None:  # noqa: F811 - the fixture
     jobid = iso.execute("SELECT cron.schedule('ck_agree_probe', '*/10 * * * *', 'SELECT 1') AS id").fetchone()["id"]
     server_now = iso.execute("SELECT now() AS t").fetchone()["t"]
     since = (server_now - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
