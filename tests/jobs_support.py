@@ -1,4 +1,4 @@
-"""Shared helpers of the jobs-as-code acceptance tests (``tests/test_jobs_*.py``).
+"""Shared helpers of the jobs-as-code acceptance tests (``tests/integration/test_jobs_*.py``, ``tests/acceptance/test_jobs_examples.py``).
 
 The test database is shared with other engineers' sessions, so everything a test creates is
 named with its ``job_prefix``: the manifest's ``project``, its job names, secret names, tables,

@@ -2,7 +2,7 @@
 
 Expected values come from pg_cron's source (src/entry.c, src/pg_cron.c, src/job_metadata.c) and
 were checked against pg_cron's C parser (1.4.2, 1.6.4, 1.6.7) and a real pg_cron 1.4.2 server;
-tests/test_schedules_differential.py re-checks acceptance against the database under test.
+tests/integration/test_schedules_differential.py re-checks acceptance against the database under test.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SANDBOX_MODULES = ("cluster", "daemons", "demo", "demo_functions", "edge", "manager", "networker")
 # Anything of the sandbox, by the names its files have or had (cronkit/sandbox/, cronkit/demo.py).

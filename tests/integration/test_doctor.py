@@ -49,7 +49,7 @@ from cronkit.schedules import parse_pg_cron_version
 from cronkit.secrets import VaultBackend
 from tests.helpers import fake_sb_secret, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "doctor.md"
 YEARLY = "0 0 1 1 *"  # a real schedule that never fires while the tests run
 

@@ -20,7 +20,7 @@ from cronkit.redact import fingerprint, mask
 from cronkit_sandbox.manager import Sandbox
 from tests.helpers import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from cronkit.doctor import CATALOGUE, Severity
 from cronkit.doctor import __main__ as doctor_main
 from cronkit.doctor.catalogue import BEGIN, END, SECTIONS, markdown_table, with_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "doctor.md"
 PACKAGE = ROOT / "cronkit" / "doctor"
 SOURCES = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "cronkit" / "monitor" / "missed").glob("*.py"))

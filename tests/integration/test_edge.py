@@ -34,7 +34,7 @@ from cronkit_sandbox.behaviour import Behaviour
 from cronkit_sandbox.edge import EdgeAdmin, EdgeServer, _is_loopback, start_server
 from cronkit_sandbox.keys import make_jwt, verify_jwt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SECRET = "sandbox-test-jwt-secret-with-at-least-32-characters"
 SERVICE_KEY = make_jwt(SECRET, "service_role")
