@@ -159,12 +159,39 @@ def _demo_report(calls: dict[str, Any]) -> dict[str, Outcome]:
     return seen
 
 
+_HTTP_CHECKS = ("HTTP_UNAUTHORIZED", "HTTP_SERVER_ERROR", "HTTP_CLIENT_ERROR", "HTTP_REDIRECT", "HTTP_TIMEOUT",
+                "HTTP_UNREACHABLE")
+
+
+def _doctor_evidence(calls: dict[str, Any]) -> dict[str, Outcome]:
+    """The doctor's HTTP findings: their ``outcomes`` evidence per job. A job without a finding must
+    be one whose call did not fail; it is reported as the class the rule gives, so a failure the
+    doctor misses (or an alarm on a success) shows up as a disagreement."""
+    from cronkit.doctor import diagnose
+
+    with cdb.connect(calls["db_url"], autocommit=True) as db:
+        report = diagnose(db, checks=_HTTP_CHECKS, window=timedelta(minutes=10))
+    mine = set(expected(calls))
+    seen: dict[str, Outcome] = {}
+    for finding in report.findings:
+        if finding.job in mine:
+            (shown,) = [Outcome(o) for o, n in finding.evidence["outcomes"].items() if n]
+            assert finding.job not in seen or seen[finding.job] == shown
+            seen[finding.job] = shown
+    assert set(seen) == {job for job, o in expected(calls).items() if o.failed and o is not Outcome.EXPIRED}, seen
+    for job, outcome in expected(calls).items():
+        if job not in seen and not outcome.failed:
+            seen[job] = outcome
+    return seen
+
+
 #: every view that reports what became of a job's HTTP call: name → (calls → {job: outcome})
 VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Outcome]]] = {
     "monitor frame": _monitor_view,
     "runbook last answer": _runbook_last_outcome,
     "runbook verification table": _runbook_table,
     "demo report": _demo_report,
+    "doctor evidence": _doctor_evidence,
 }
 
 
