@@ -1,7 +1,7 @@
 """Did the jobs work since they were (re)applied or their secret rotated: runs, HTTP outcomes, guards, manual runs.
 
 Shared by the setup and rotate-secret runbooks. Outcome classes come from :mod:`cronkit.outcomes`
-(only 2xx is a success; 3xx is a failure, pg_net does not follow redirects).
+(only 2xx is a success; a 3xx pg_net could not follow is a failure).
 """
 
 from __future__ import annotations

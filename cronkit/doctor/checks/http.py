@@ -130,6 +130,14 @@ def _http_evidence(failing: list[dict[str, Any]], counts: Mapping[str, int]) -> 
     }
 
 
+def _status_evidence(group: _HttpGroup) -> tuple[Counter[int], dict[str, Any]]:
+    """The status codes of a group's failing requests, and its evidence with them counted."""
+    statuses = Counter(r["status_code"] for r in group.failing)
+    evidence = _http_evidence(group.failing, group.counts)
+    evidence["status_codes"] = {str(k): v for k, v in statuses.items()}
+    return statuses, evidence
+
+
 def _who(job: str | None, count: int) -> str:
     if job is None:
         return f"{count} request(s) not queued by a cronkit wrapper (hand-written cron jobs, database webhooks)"
@@ -252,9 +260,7 @@ def _http_server_error(ctx: Context) -> Iterator[Finding]:
 def _http_client_error(ctx: Context) -> Iterator[Finding]:
     for group in _http_groups(ctx, "HTTP_CLIENT_ERROR"):
         job, failing = group.job, group.failing
-        statuses = Counter(r["status_code"] for r in failing)
-        evidence = _http_evidence(failing, group.counts)
-        evidence["status_codes"] = {str(k): v for k, v in statuses.items()}
+        statuses, evidence = _status_evidence(group)
         message = f"{_who(job, len(failing))} answered {', '.join(str(s) for s in sorted(statuses))}"
         if 404 in statuses:
             message += " — 404 usually means the function is not deployed or the URL's slug is wrong"
@@ -263,17 +269,15 @@ def _http_client_error(ctx: Context) -> Iterator[Finding]:
 
 @check(
     "HTTP_REDIRECT", Severity.WARNING,
-    "The endpoint answered 3xx: pg_net does not follow redirects, so the function's work never ran (a moved URL, http instead of https, a missing path).",
+    "The endpoint answered 3xx that pg_net could not follow (no Location header, 304, a redirect loop): the function's work never ran.",
     "Call the final URL directly (https, the exact …/functions/v1/<slug>); `curl -sI URL` shows where the redirect points.",
 )
 def _http_redirect(ctx: Context) -> Iterator[Finding]:
     for group in _http_groups(ctx, "HTTP_REDIRECT"):
         job, failing = group.job, group.failing
-        statuses = Counter(r["status_code"] for r in failing)
-        evidence = _http_evidence(failing, group.counts)
-        evidence["status_codes"] = {str(k): v for k, v in statuses.items()}
-        message = (f"{_who(job, len(failing))} answered {', '.join(str(s) for s in sorted(statuses))}: pg_net does "
-                   "not follow redirects, so the function never ran (pg_cron still records the runs as succeeded).")
+        statuses, evidence = _status_evidence(group)
+        message = (f"{_who(job, len(failing))} answered {', '.join(str(s) for s in sorted(statuses))}, a redirect pg_net "
+                   "could not follow, so the function never ran (pg_cron still records the runs as succeeded).")
         yield _http_found(ctx, "HTTP_REDIRECT", group, message, evidence)
 
 
