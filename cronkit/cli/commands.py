@@ -38,7 +38,7 @@ def _sandbox(args: argparse.Namespace) -> Any:
 
 
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
-    return _emit_env(args, _sandbox(args).up(progress=_quiet_if(args)))
+    return _emit_env(args, _sandbox(args).up(progress=_quiet_if(args), postgres=args.postgres))
 
 
 def cmd_sandbox_env(args: argparse.Namespace) -> int:
@@ -71,6 +71,9 @@ def cmd_sandbox_status(args: argparse.Namespace) -> int:
         return 1
     pg = info["postgres"]
     print(f"state dir   {info['state_dir']}")
+    engine = info["engine"]
+    where = f" in the Debian trixie root {engine['root']}" if engine["root"] else " from this machine's packages"
+    print(f"engine      {engine['kind']}: PostgreSQL {engine['postgres']}{where}")
     print(f"postgres    {'running' if pg['running'] else 'stopped'} on 127.0.0.1:{pg['port']} (log {pg['log']})")
     print(f"pg_net      worker {'pid ' + str(info['networker']['pid']) if info['networker']['pid'] else 'stopped'}")
     print(f"edge        {'pid ' + str(info['edge']['pid']) if info['edge']['pid'] else 'stopped'} on port {info['edge']['port']}")
@@ -352,7 +355,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if (exc.name or "").partition(".")[0] != "cronkit_sandbox":
             raise
         raise SandboxNotInstalled() from exc
-    report = run_demo(_quiet_if(args), wait_seconds=args.wait)
+    report = run_demo(_quiet_if(args), wait_seconds=args.wait, postgres=args.postgres)
     if args.json:
         _emit_json(report)
     else:

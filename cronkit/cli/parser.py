@@ -44,6 +44,14 @@ def _command(
     return parser
 
 
+def postgres_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--postgres", type=int, choices=(15, 17), default=None,
+        help="PostgreSQL major version of a new sandbox (CRONKIT_SANDBOX_POSTGRES; default: the newest this "
+        "machine can have: 17 with pg_cron 1.6, in a cached Debian trixie root on bookworm)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cronkit",
@@ -59,19 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser(
         "sandbox",
         help="a local Supabase-like database (real pg_cron, pg_net/Vault stand-ins, Edge Functions server)",
-        description="A throwaway local PostgreSQL 15 with real pg_cron, Supabase-like roles, pg_net and Vault "
-        "stand-ins and an Edge Functions server. State lives in CRONKIT_SANDBOX_DIR (default .cronkit/sandbox).",
+        description="A throwaway local PostgreSQL (17 with pg_cron 1.6, or 15 with the host's pg_cron) with "
+        "Supabase-like roles, pg_net and Vault stand-ins and an Edge Functions server. State lives in "
+        "CRONKIT_SANDBOX_DIR (default .cronkit/sandbox).",
         epilog="examples:\n  cronkit sandbox up\n  eval \"$(cronkit sandbox env)\"\n  cronkit sandbox down --reset",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sandbox.add_argument("--state-dir", type=_path, default=None, help="state directory (CRONKIT_SANDBOX_DIR)")
     sandbox_cmds = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
-    _command(
+    up = _command(
         sandbox_cmds, "up", cmd_sandbox_up,
         "create or start the sandbox and print its connection variables as KEY=value lines",
         "  cronkit sandbox up\n  cronkit sandbox up --json | jq -r .DATABASE_URL\n"
+        "  cronkit sandbox up --postgres 15   # the host's PostgreSQL 15 with pg_cron 1.4.2 (bookworm)\n"
         "  CRONKIT_SANDBOX_PORT=55432 cronkit sandbox up   # choose the port of a new sandbox\n",
     )
+    postgres_arg(up)
     _command(
         sandbox_cmds, "env", cmd_sandbox_env,
         "print the sandbox's connection variables (DATABASE_URL, SUPABASE_URL, keys) as KEY=value lines",
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "the main job on the local sandbox: apply the five example systems, let pg_cron fire them, report",
                  "  cronkit demo\n  cronkit demo --wait 90 --json\n")
     p.add_argument("--wait", type=float, default=150.0, help="seconds to wait for every job to run (default 150)")
+    postgres_arg(p)
 
     def db_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dsn", help="database URL (default: DATABASE_URL, then .env, then PG* variables)")

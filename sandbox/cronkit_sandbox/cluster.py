@@ -1,10 +1,14 @@
-"""A throwaway PostgreSQL 15 cluster with pg_cron preloaded, run as an unprivileged OS user.
+"""A throwaway PostgreSQL cluster with pg_cron preloaded, run as an unprivileged OS user.
 
 PostgreSQL refuses to run as root, and CI runs as root: when cronkit is root, the cluster runs as
 the OS user ``postgres`` that Debian's postgresql-common creates (``CRONKIT_SANDBOX_OS_USER``
 overrides). The files that user must own (data directory, password file, server log) live in
 ``pg_home``: inside the project's state directory when that user can reach it, otherwise under
 ``/var/lib/postgresql/cronkit/`` (a project under ``/root`` is not traversable by others).
+
+On a ``root`` engine (``engines``) every server command runs through ``chroot`` as the root's own
+``postgres`` user, and ``pg_home`` is inside that root: paths are kept as the server sees them and
+mapped with ``Engine.on_host`` where this process reads or writes them.
 
 No Unix socket is used: clients and pg_cron's own job connections go over 127.0.0.1 with
 scram passwords; pg_cron finds its password through ``PGPASSFILE`` inherited from the postmaster.
@@ -23,14 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cronkit.errors import SandboxError
+from cronkit_sandbox.engines import Engine, EngineKind, chroot, root_user
 
-DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
-INSTALL_HINT = "apt-get install postgresql-15 postgresql-15-cron (./dev does this), or set CRONKIT_PG_BINDIR."
 STANDINS = Path(__file__).parent / "standins"
 
 
 @dataclass(frozen=True)
 class Binaries:
+    """Server binaries and directories, as the server sees its filesystem."""
+
+    engine: Engine
     bindir: Path
     sharedir: Path
     pkglibdir: Path
@@ -39,28 +45,34 @@ class Binaries:
         return str(self.bindir / name)
 
 
-def find_binaries(environ: dict[str, str] | None = None) -> Binaries:
-    """Locate PostgreSQL server binaries and check that pg_cron is installed for them."""
+def find_binaries(engine: Engine, environ: dict[str, str] | None = None) -> Binaries:
+    """Locate the engine's server binaries and check that pg_cron is installed for them."""
     environ = dict(os.environ if environ is None else environ)
-    bindir = Path(environ.get("CRONKIT_PG_BINDIR", DEFAULT_BINDIR))
-    missing = [name for name in ("initdb", "pg_ctl", "postgres", "pg_config") if not (bindir / name).is_file()]
+    bindir = engine.bindir
+    if engine.kind is EngineKind.HOST and environ.get("CRONKIT_PG_BINDIR"):
+        bindir = Path(environ["CRONKIT_PG_BINDIR"])
+    install = f"apt-get install postgresql-{engine.major} postgresql-{engine.major}-cron (./dev does this)"
+    missing = [n for n in ("initdb", "pg_ctl", "postgres", "pg_config") if not engine.on_host(bindir / n).is_file()]
     if missing:
         raise SandboxError(
-            f"PostgreSQL server binaries not found in {bindir} (missing: {', '.join(missing)}).",
-            remedy=INSTALL_HINT,
+            f"PostgreSQL server binaries not found in {engine.on_host(bindir)} (missing: {', '.join(missing)}).",
+            remedy=install + (", or set CRONKIT_PG_BINDIR." if engine.kind is EngineKind.HOST else "."),
         )
 
     def config(flag: str) -> Path:
-        out = subprocess.run([str(bindir / "pg_config"), flag], capture_output=True, text=True, check=True)
+        command = [str(bindir / "pg_config"), flag]
+        if engine.root is not None:
+            command = chroot(engine.root, *command)
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
         return Path(out.stdout.strip())
 
-    binaries = Binaries(bindir=bindir, sharedir=config("--sharedir"), pkglibdir=config("--pkglibdir"))
-    if not (binaries.pkglibdir / "pg_cron.so").is_file() or not (
+    binaries = Binaries(engine, bindir=bindir, sharedir=config("--sharedir"), pkglibdir=config("--pkglibdir"))
+    if not engine.on_host(binaries.pkglibdir / "pg_cron.so").is_file() or not engine.on_host(
         binaries.sharedir / "extension" / "pg_cron.control"
     ).is_file():
         raise SandboxError(
-            f"pg_cron is not installed for the PostgreSQL in {bindir}.",
-            remedy="apt-get install postgresql-15-cron (./dev does this).",
+            f"pg_cron is not installed for the PostgreSQL in {engine.on_host(bindir)}.",
+            remedy=f"apt-get install postgresql-{engine.major}-cron (./dev does this).",
         )
     return binaries
 
@@ -71,7 +83,7 @@ def install_standins(binaries: Binaries) -> None:
     Needs write access there (root) the first time and after an upgrade of the stand-ins;
     otherwise it only compares files.
     """
-    target = binaries.sharedir / "extension"
+    target = binaries.engine.on_host(binaries.sharedir / "extension")
     for source in sorted(STANDINS.glob("*")):
         if source.suffix not in (".control", ".sql"):
             continue
@@ -104,9 +116,15 @@ class OsUser:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
-def os_user(environ: dict[str, str] | None = None) -> OsUser:
-    """The OS user that runs the cluster: ourselves, or ``postgres`` when we are root."""
+def os_user(engine: Engine, environ: dict[str, str] | None = None) -> OsUser:
+    """The OS user that runs the cluster: ourselves, or ``postgres`` when we are root.
+
+    On a root engine that is the root's own ``postgres`` (its uid, from the root's /etc/passwd).
+    """
     environ = dict(os.environ if environ is None else environ)
+    if engine.root is not None:
+        uid, gid, home = root_user(engine.root)
+        return OsUser("postgres", uid, gid, home)
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
     else:
@@ -141,11 +159,13 @@ def traversable_by(path: Path, user: OsUser) -> bool:
     return True
 
 
-def pg_home_for(state_dir: Path, user: OsUser) -> Path:
-    """Where the files owned by the cluster's OS user live for this state directory."""
+def pg_home_for(state_dir: Path, user: OsUser, engine: Engine) -> Path:
+    """Where the files owned by the cluster's OS user live for this state directory (host path)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    if engine.root is not None:
+        return engine.on_host(Path("/var/lib/cronkit") / digest)
     if user.is_self or traversable_by(state_dir, user):
         return state_dir / "pg"
-    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
     return Path("/var/lib/postgresql/cronkit") / digest
 
 
@@ -182,13 +202,24 @@ class Cluster:
     def passfile(self) -> Path:
         return self.home / "pgpass"
 
+    def inner(self, path: Path) -> str:
+        """A host path inside the cluster's files, as the server sees it."""
+        root = self.binaries.engine.root
+        return "/" + str(path.relative_to(root)) if root is not None else str(path)
+
     def _run(self, args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         base_env = {
             "PATH": "/usr/bin:/bin",
-            "HOME": str(self.home),
+            "HOME": self.inner(self.home),
             "LC_ALL": "C.UTF-8",
-            "PGPASSFILE": str(self.passfile),
+            "PGPASSFILE": self.inner(self.passfile),
         }
+        root = self.binaries.engine.root
+        user_kwargs: dict[str, object] = self.user.popen_kwargs()
+        if root is not None:
+            # chroot switches to the root's own postgres user after entering it.
+            args = chroot(root, *args, user=(self.user.uid, self.user.gid))
+            user_kwargs = {}
         # pg_ctl's own output goes to a file, never to our pipes: the postmaster it spawns must not
         # inherit them (a daemon holding CI's stdout open makes the run hang).
         with open(os.devnull, "rb") as devnull:
@@ -200,10 +231,11 @@ class Cluster:
                 env={**base_env, **(env or {})},
                 cwd=self.home,
                 timeout=timeout,
-                **self.user.popen_kwargs(),  # type: ignore[arg-type]
+                **user_kwargs,  # type: ignore[arg-type]
             )
 
     def prepare_home(self) -> None:
+        self.home.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.home, 0o700)
         if not self.user.is_self:
@@ -221,9 +253,9 @@ class Cluster:
             result = self._run(
                 [
                     self.binaries.tool("initdb"),
-                    "-D", str(self.datadir),
+                    "-D", self.inner(self.datadir),
                     "-U", superuser,
-                    f"--pwfile={pwfile}",
+                    f"--pwfile={self.inner(pwfile)}",
                     "--auth-host=scram-sha-256",
                     "--auth-local=scram-sha-256",
                     "-E", "UTF8",
@@ -281,13 +313,13 @@ class Cluster:
     def is_running(self) -> bool:
         if not self.is_initialized():
             return False
-        return self._run([self.binaries.tool("pg_ctl"), "status", "-D", str(self.datadir)]).returncode == 0
+        return self._run([self.binaries.tool("pg_ctl"), "status", "-D", self.inner(self.datadir)]).returncode == 0
 
     def start(self) -> None:
         result = self._run(
             [
                 self.binaries.tool("pg_ctl"), "start", "-w", "-t", "60",
-                "-D", str(self.datadir), "-l", str(self.logfile),
+                "-D", self.inner(self.datadir), "-l", self.inner(self.logfile),
             ],
             timeout=90,
         )
@@ -299,7 +331,7 @@ class Cluster:
 
     def stop(self) -> None:
         if self.is_running():
-            self._run([self.binaries.tool("pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.datadir)], timeout=90)
+            self._run([self.binaries.tool("pg_ctl"), "stop", "-w", "-m", "fast", "-D", self.inner(self.datadir)], timeout=90)
 
     def log_tail(self, lines: int = 12) -> str:
         try:

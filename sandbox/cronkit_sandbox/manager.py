@@ -2,7 +2,8 @@
 
 What ``up`` gives you (idempotent; state survives ``down``/``up`` unless ``--reset``):
 
-- PostgreSQL 15 with the real pg_cron, Supabase-like roles and grants (``bootstrap.sql``);
+- PostgreSQL 17 or 15 with the real pg_cron (``engines``: the newest this machine can have, or the
+  one asked for), Supabase-like roles and grants (``bootstrap.sql``);
 - the pg_net stand-in's delivery worker (``networker``) sending queued requests after commit;
 - a local Edge Functions server (``edge``) at ``SUPABASE_URL/functions/v1/<name>``.
 
@@ -29,6 +30,7 @@ from cronkit import db
 from cronkit.errors import CronkitError, SandboxError
 from cronkit.facts import server_facts
 from cronkit_sandbox import cluster as pgcluster
+from cronkit_sandbox import engines
 from cronkit_sandbox.daemons import Daemon
 
 SUPERUSER = "supabase_admin"
@@ -60,6 +62,9 @@ class State:
     service_key: str
     bootstrapped: bool = False
     version: int = STATE_VERSION
+    #: the engine the data directory was made with (sandboxes from before engines: the host's 15)
+    engine: str = engines.EngineKind.HOST.value
+    postgres: int = 15
 
     def __repr__(self) -> str:
         return f"State(port={self.port}, edge_port={self.edge_port}, pg_home={self.pg_home!r})"
@@ -127,7 +132,7 @@ class Sandbox:
             json.dump(asdict(state), out, indent=2)
         os.replace(tmp, self.state_file)
 
-    def _new_state(self, user: pgcluster.OsUser) -> State:
+    def _new_state(self, user: pgcluster.OsUser, engine: engines.Engine) -> State:
         from cronkit_sandbox.keys import make_jwt
 
         jwt_secret = secrets.token_urlsafe(32)
@@ -137,23 +142,42 @@ class Sandbox:
             port=port,
             edge_port=edge_port,
             os_user=user.name,
-            pg_home=str(pgcluster.pg_home_for(self.state_dir, user)),
+            pg_home=str(pgcluster.pg_home_for(self.state_dir, user, engine)),
             superuser_password=secrets.token_urlsafe(18),
             app_password=secrets.token_urlsafe(18),
             jwt_secret=jwt_secret,
             anon_key=make_jwt(jwt_secret, "anon"),
             service_key=make_jwt(jwt_secret, "service_role"),
+            engine=engine.kind.value,
+            postgres=engine.major,
         )
 
     # -- pieces ---------------------------------------------------------------------------------
 
+    def engine(self, state: State) -> engines.Engine:
+        return engines.recorded(state.engine, state.postgres, self.environ)
+
     def _cluster(self, state: State, binaries: pgcluster.Binaries | None = None) -> pgcluster.Cluster:
+        engine = self.engine(state)
         return pgcluster.Cluster(
-            binaries=binaries or pgcluster.find_binaries(self.environ),
-            user=pgcluster.os_user(self.environ),
+            binaries=binaries or pgcluster.find_binaries(engine, self.environ),
+            user=pgcluster.os_user(engine, self.environ),
             home=Path(state.pg_home),
             port=state.port,
         )
+
+    def _engine_for(self, state: State | None, postgres: int | None) -> engines.Engine:
+        """An existing sandbox keeps its engine; a new one gets the one asked for, else the newest."""
+        major = engines.requested_major(self.environ, postgres)
+        if state is None:
+            return engines.choose(self.environ, major)
+        if major is not None and major != state.postgres:
+            raise SandboxError(
+                f"The sandbox in {self.state_dir} runs PostgreSQL {state.postgres}, not {major}.",
+                remedy="`cronkit sandbox down --reset` removes it so `up` can make a new one, or give this "
+                "engine its own --state-dir.",
+            )
+        return self.engine(state)
 
     def env(self, state: State | None = None) -> SandboxEnv:
         state = state or self.load_state()
@@ -190,14 +214,16 @@ class Sandbox:
 
     # -- commands -------------------------------------------------------------------------------
 
-    def up(self, progress: Progress = _quiet) -> SandboxEnv:
+    def up(self, progress: Progress = _quiet, postgres: int | None = None) -> SandboxEnv:
         """Create (first time) or start the sandbox and wait until every part answers."""
-        binaries = pgcluster.find_binaries(self.environ)
-        user = pgcluster.os_user(self.environ)
         state = self.load_state()
+        engine = self._engine_for(state, postgres)
+        engines.prepare(engine, self.environ, progress)
+        binaries = pgcluster.find_binaries(engine, self.environ)
+        user = pgcluster.os_user(engine, self.environ)
         fresh = state is None
         if state is None:
-            state = self._new_state(user)
+            state = self._new_state(user, engine)
         cluster = self._cluster(state, binaries)
         if not fresh and not cluster.is_initialized():
             raise SandboxError(
@@ -216,7 +242,7 @@ class Sandbox:
                         "`CRONKIT_SANDBOX_PORT=<free port> cronkit sandbox up`.",
                     )
                 if fresh:
-                    progress("creating a PostgreSQL 15 cluster (initdb)")
+                    progress(f"creating a PostgreSQL {engine.major} cluster (initdb): {engine.describe()}")
                     self.state_dir.mkdir(parents=True, exist_ok=True)
                     cluster.initdb(SUPERUSER, state.superuser_password, state.app_password)
                     self._save_state(state)
@@ -242,6 +268,9 @@ class Sandbox:
                     started.append(daemon.stop)
                     daemon.start()
             self._wait_ready(state, networker, edge)
+            versions = self.versions(state)
+            progress(f"sandbox ready: PostgreSQL {versions['postgresql']}, pg_cron {versions['pg_cron']} "
+                     f"({engine.kind} engine: {engine.describe()})")
         except BaseException:
             # Leave nothing running that this call started.
             for stop in reversed(started):
@@ -334,6 +363,7 @@ class Sandbox:
             "state_dir": str(self.state_dir),
             "exists": True,
             "data_dir": str(cluster.datadir),
+            "engine": self.engine(state).as_dict(),
             "os_user": state.os_user,
             "postgres": {"port": state.port, "running": cluster.is_running(), "log": str(cluster.logfile)},
             "networker": {"pid": networker.pid(), "log": str(networker.logfile)},
@@ -341,9 +371,13 @@ class Sandbox:
         }
         info["running"] = bool(info["postgres"]["running"] and networker.pid() and edge.pid())
         if info["postgres"]["running"]:
-            with db.connect(self.env(state).database_url, autocommit=True) as conn:
-                info["versions"] = server_facts(conn).versions
+            info["versions"] = self.versions(state)
         return info
+
+    def versions(self, state: State) -> dict[str, str | None]:
+        """PostgreSQL, pg_cron, pg_net and Vault versions, as the running server reports them."""
+        with db.connect(self.env(state).database_url, autocommit=True) as conn:
+            return server_facts(conn).versions
 
 
 def _http_ok(url: str) -> bool:

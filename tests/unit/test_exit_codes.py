@@ -58,6 +58,8 @@ USAGE = [
     ("secrets", "set"),
     ("secrets", "set", "k", "--backend", "nowhere"),
     ("sandbox", "up", "--bogus"),
+    ("sandbox", "up", "--postgres", "16"),
+    ("demo", "--postgres", "14"),
     ("sandbox", "frobnicate"),
 ]
 
