@@ -6,7 +6,10 @@
 2. for each example in this package's ``examples/`` (the repository's ``examples/``; a copy in the
    wheel): create its tables and rows, provide what the *platform* would (``app.settings.*`` set by
    a superuser for the GUC example, the Edge Functions' own CRON_SECRET / scheduler token), then
-   ``apply`` its manifest for the ``sandbox`` environment;
+   ``apply`` its manifest for the ``sandbox`` environment. Schedules are the guides' own where the
+   engine's pg_cron runs them (instagram's ``10 seconds`` on pg_cron 1.6); where it cannot (seconds or
+   ``$`` on 1.4.2) the demo runs the job every minute instead, and the report lists every schedule
+   that differs from the guide, with the reason;
 3. wait (bounded) until every job has run once after the apply and its HTTP call was answered;
 4. print a short report and write it to ``reports/demo.md`` and ``reports/demo.json`` (under the
    current directory).
@@ -22,8 +25,9 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from cronkit.monitor import http_outcomes, run_summary
 from cronkit.outcomes import FAILED, Outcome
 from cronkit.plan import apply
 from cronkit.registry import managed_jobs
+from cronkit.schedules import PgCronVersion, UnsupportedVersion, parse_pg_cron_version, parse_schedule
 from cronkit.secrets import GucBackend
 from cronkit_sandbox.manager import Sandbox, SandboxEnv
 
@@ -62,6 +67,55 @@ class Example:
 
     def manifest(self) -> Manifest:
         return load_manifest(self.manifest_path)
+
+
+#: what a job runs on an engine whose pg_cron cannot run its guide's schedule
+ENGINE_FALLBACK = "* * * * *"
+
+
+class OverrideSource(StrEnum):
+    MANIFEST = "manifest"  # the manifest's [environments.sandbox]
+    ENGINE = "engine"      # this sandbox's pg_cron cannot run the schedule
+
+
+@dataclass(frozen=True)
+class Override:
+    """A demo job whose schedule differs from its guide's, and why."""
+
+    project: str
+    job: str
+    written: str
+    runs: str
+    source: OverrideSource
+    reason: str
+
+
+def sandbox_manifest(example: Example, version: PgCronVersion) -> tuple[Manifest, list[Override]]:
+    """The example's manifest as the demo applies it on pg_cron ``version``, and every schedule it changes.
+
+    Two kinds of change: the manifest's own ``[environments.sandbox]`` (daily jobs run every minute
+    so the demo sees them), and schedules this pg_cron cannot run (run every minute instead).
+    """
+    manifest = example.manifest()
+    sandbox_env = dict(manifest.environments.get("sandbox", {}))
+    env_jobs = {name: dict(job) for name, job in sandbox_env.get("jobs", {}).items()}
+    overrides = []
+    for raw in manifest.raw_jobs:
+        name, written = raw["name"], raw.get("schedule")
+        if written is None:  # local-time jobs (`at`) are computed, not written
+            continue
+        effective = env_jobs.get(name, {}).get("schedule", written)
+        if effective != written:
+            overrides.append(Override(manifest.project, name, written, effective, OverrideSource.MANIFEST,
+                                      "the manifest's [environments.sandbox] runs it often, so the demo sees it run"))
+        try:
+            parse_schedule(effective, version)
+        except UnsupportedVersion as exc:
+            env_jobs.setdefault(name, {})["schedule"] = ENGINE_FALLBACK
+            overrides.append(Override(manifest.project, name, effective, ENGINE_FALLBACK, OverrideSource.ENGINE,
+                                      f"this sandbox cannot run it: {exc.message}"))
+    sandbox_env["jobs"] = env_jobs
+    return replace(manifest, environments={**manifest.environments, "sandbox": sandbox_env}), overrides
 
 
 def examples(directory: Path = EXAMPLES_DIR) -> list[Example]:
@@ -105,9 +159,10 @@ def prepare_example(example: Example, env: SandboxEnv, environ: Mapping[str, str
                        custom_auth={"header": header, "scheme": scheme, "secret": environ[variable]})
 
 
-def apply_example(example: Example, env: SandboxEnv, environ: Mapping[str, str], progress: Progress) -> int:
+def apply_example(example: Example, env: SandboxEnv, environ: Mapping[str, str], progress: Progress,
+                  manifest: Manifest | None = None) -> int:
     with db.connect(env.database_url) as conn:
-        result = apply(conn, example.manifest(), "sandbox", environ=environ)
+        result = apply(conn, manifest or example.manifest(), "sandbox", environ=environ)
     progress(f"{example.name}: applied {len(result.plan.changes)} change(s)")
     return len(result.plan.changes)
 
@@ -158,19 +213,30 @@ def _all_answered(rows: list[dict[str, Any]]) -> bool:
 
 
 def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Path | None = None,
-             state_dir: Path | None = None) -> dict[str, Any]:
+             state_dir: Path | None = None, postgres: int | None = None) -> dict[str, Any]:
     report_dir = Path("reports").absolute() if report_dir is None else report_dir
     sandbox = Sandbox(state_dir)
-    env = sandbox.up(progress=progress)
+    env = sandbox.up(progress=progress, postgres=postgres)
+    state = sandbox.load_state()
+    assert state is not None, "up() saved the state"
+    engine, versions = sandbox.engine(state), sandbox.versions(state)
+    version = parse_pg_cron_version(versions["pg_cron"] or "")
     from cronkit_sandbox.edge import EdgeAdmin
 
     edge = EdgeAdmin(env.supabase_url, env.service_key)
     environ = demo_environ(env)
     chosen = examples()
     since = datetime.now(UTC)
+    overrides: list[Override] = []
     for example in chosen:
+        manifest, changed = sandbox_manifest(example, version)
+        overrides += changed
+        for change in changed:
+            if change.source is OverrideSource.ENGINE:
+                progress(f"{change.project}: {change.job} runs '{change.runs}' here, not '{change.written}' "
+                         f"({change.reason})")
         prepare_example(example, env, environ, edge)
-        apply_example(example, env, environ, progress)
+        apply_example(example, env, environ, progress, manifest)
     with db.connect(env.database_url) as conn:
         result = apply(conn, load_manifest(MAINTENANCE_MANIFEST), environ=environ)
     progress(f"cronkit maintenance (harvest, rollups, retention): applied {len(result.plan.changes)} change(s)")
@@ -178,7 +244,8 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
 
     deadline = time.monotonic() + wait_seconds
     rows = collect(env, projects, since)
-    progress(f"waiting for pg_cron to fire {len(rows)} jobs (pg_cron checks schedules every minute)")
+    every = "every 5-10 seconds" if version.supports_seconds else "on the minute (pg_cron 1.4.2)"
+    progress(f"waiting for pg_cron to fire {len(rows)} jobs ({every})")
     last = -1
     while not _all_answered(rows) and time.monotonic() < deadline:
         done = sum(1 for r in rows if r["runs"] > 0 and r["pending"] == 0)
@@ -190,7 +257,9 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
 
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sandbox": {"database": db.redact_dsn(env.database_url), "supabase_url": env.supabase_url},
+        "sandbox": {"database": db.redact_dsn(env.database_url), "supabase_url": env.supabase_url,
+                    "engine": {**engine.as_dict(), "describe": engine.describe()}, "versions": versions},
+        "overrides": [asdict(o) for o in overrides],
         "complete": _all_answered(rows),
         "jobs": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows],
         "invocations": _invocation_counts(edge),
@@ -229,11 +298,20 @@ def _invocation_counts(edge: Any) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _engine_line(sandbox: dict[str, Any]) -> str:
+    engine, versions = sandbox.get("engine") or {}, sandbox.get("versions") or {}
+    return (f"Engine: {engine.get('kind')} — {engine.get('describe')}; PostgreSQL {versions.get('postgresql')}, "
+            f"pg_cron {versions.get('pg_cron')}, pg_net {versions.get('pg_net')} (stand-in), "
+            f"Vault {versions.get('vault')} (stand-in).")
+
+
 def render_report(report: dict[str, Any]) -> str:
     lines = [
         f"# cronkit demo — {report['generated_at']}",
         "",
         f"Sandbox database {report['sandbox']['database']}; Edge Functions at {report['sandbox']['supabase_url']}.",
+        "",
+        _engine_line(report["sandbox"]),
         "",
         "HTTP failed counts every answered call that did not do the work: 3xx (pg_net follows no redirect), "
         "4xx, 5xx, timeouts, transport errors, expired.",
@@ -249,6 +327,10 @@ def render_report(report: dict[str, Any]) -> str:
             f"| {job['project']} | {job['jobname']} | `{job['schedule']}` | {job['runs']} | {job['succeeded']} | "
             f"{job['failed']} | {job['http_2xx']} | {failed} | {job['pending']} | {message} |"
         )
+    if report.get("overrides"):
+        lines += ["", "Schedules that differ from the guides (the table shows what ran):", ""]
+        for o in report["overrides"]:
+            lines.append(f"- {o['project']} / {o['job']}: `{o['runs']}` instead of `{o['written']}` — {o['reason']}")
     lines += ["", "Edge Function invocations (function: status → count):", ""]
     for function, statuses in sorted(report["invocations"].items()):
         lines.append(f"- {function}: " + ", ".join(f"{s} → {n}" for s, n in sorted(statuses.items())))

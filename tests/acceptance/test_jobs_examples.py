@@ -2,8 +2,10 @@
 
 The examples' job names are fixed, so they are applied once per session: the module fixture
 prepares all five (tables, rows, what the platform provides), plans and applies them for the
-``sandbox`` environment, and every test below reads what happened. pg_cron 1.4.2 fires on the
-minute, so the first test that waits for requests waits up to a minute; the rest find them there.
+``sandbox`` environment as ``cronkit demo`` does, and every test below reads what happened. On
+pg_cron 1.6 the jobs run their sandbox schedules as written (instagram: the guide's ``10 seconds``;
+the others every 5 s), so the first test that waits for requests waits seconds; on 1.4.2 the
+demo runs them every minute and that test waits up to a minute.
 Afterwards the five projects are torn down (jobs, wrappers, registry rows, their secrets).
 """
 
@@ -19,8 +21,9 @@ import psycopg
 import pytest
 
 from cronkit import db as cdb
-from cronkit_sandbox.demo import CUSTOM_AUTH, Example, demo_environ, examples, prepare_example
+from cronkit_sandbox.demo import CUSTOM_AUTH, Example, demo_environ, examples, prepare_example, sandbox_manifest
 from cronkit.jobs import teardown
+from cronkit.manifest import Manifest
 from cronkit.plan import Plan, apply, make_plan
 from cronkit.redact import fingerprint, mask
 from cronkit.secrets import GucBackend
@@ -29,21 +32,30 @@ from tests.jobs_support import db_now, job_row, last_invocation_id, registry_row
 
 Conn = psycopg.Connection[dict[str, Any]]
 
-# The jobs of each seed system and their schedules in the `sandbox` environment.
+# The jobs of each seed system and their schedules in the `sandbox` environment (pg_cron 1.5+;
+# on 1.4.2 the demo runs every one of them every minute).
 JOBS = {
-    "auto-sync": {"auto-sync-cron-job": "* * * * *"},
-    "bubble-sync": {"bubble-sync-processor": "* * * * *", "bubble-sync-retry": "* * * * *"},
-    "instagram-sync": {"process-instagram-imports": "* * * * *"},
+    "auto-sync": {"auto-sync-cron-job": "5 seconds"},
+    "bubble-sync": {"bubble-sync-processor": "5 seconds", "bubble-sync-retry": "5 seconds"},
+    "instagram-sync": {"process-instagram-imports": "10 seconds"},
     "scheduled-workflows": {
-        "generate-t5-invoices": "* * * * *", "run-escalation-orchestration": "* * * * *",
-        "schedule-create-zoom": "* * * * *", "generate-monthly-invoices": "* * * * *",
-        "escalate-overdue-bookings": "* * * * *", "notification-worker": "* * * * *",
+        "generate-t5-invoices": "5 seconds", "run-escalation-orchestration": "5 seconds",
+        "schedule-create-zoom": "5 seconds", "generate-monthly-invoices": "5 seconds",
+        "escalate-overdue-bookings": "5 seconds", "notification-worker": "5 seconds",
     },
     "tasty-mangoes": {
-        "scheduled_ingest_daily": "* * * * *", "scheduled_ingest_weekly": "* * * * *",
-        "daily_refresh_enqueue": "* * * * *", "refresh_worker": "* * * * *",
+        "scheduled_ingest_daily": "5 seconds", "scheduled_ingest_weekly": "5 seconds",
+        "daily_refresh_enqueue": "5 seconds", "refresh_worker": "5 seconds",
     },
 }
+#: pending Instagram imports at apply: the function drains 5 per call, so the 10-second job has work
+#: (and calls its function) for at least 3 runs
+INSTAGRAM_BACKLOG = 20
+
+
+def sandbox_schedule(schedule: str, version: Any) -> str:
+    return schedule if version.supports_seconds else "* * * * *"
+
 
 # The requests the Edge Functions server must receive: (function, JSON body, how it authenticates).
 #   service        Authorization: Bearer <service_role key>, checked by the JWT gate
@@ -73,12 +85,13 @@ REQUESTS = {
     ],
 }
 NAMES = sorted(JOBS)
-FIRE_TIMEOUT = 80.0  # the next minute, plus the run and the delivery
+FIRE_TIMEOUT = 80.0  # the next minute on 1.4.2 (5-10 s on 1.6), plus the run and the delivery
 
 
 @dataclass
 class Applied:
     examples: dict[str, Example]
+    manifests: dict[str, Manifest]  # as the demo applies them on this pg_cron
     environ: dict[str, str]
     first_plans: dict[str, tuple[Plan, str]]
     since: Any  # database time before the first apply
@@ -98,7 +111,7 @@ def _remove(conn: Conn, chosen: list[Example], superuser_url: str, *, secrets: b
 
 
 @pytest.fixture(scope="module")
-def applied(sandbox_only: Any) -> Iterator[Applied]:
+def applied(sandbox_only: Any, pg_cron_version: Any) -> Iterator[Applied]:
     edge = sandbox_only.edge
     environ = demo_environ(sandbox_only)
     chosen = examples()
@@ -115,16 +128,18 @@ def applied(sandbox_only: Any) -> Iterator[Applied]:
             conn.execute("insert into public.sync_queue (table_name, record_id, operation, status) "
                          "values ('user', %s, 'INSERT', 'pending'), ('user', %s, 'UPDATE', 'failed')",
                          (f"cronkit-test-{tag}-1", f"cronkit-test-{tag}-2"))
-            conn.execute("insert into public.instagram_imports (instagram_url) values (%s)",
-                         (f"https://www.instagram.com/p/cronkit-test-{tag}/",))
+            conn.execute("insert into public.instagram_imports (instagram_url) "
+                         "select 'https://www.instagram.com/p/cronkit-test-' || %s || '-' || n || '/' "
+                         "from generate_series(1, %s) n", (tag, INSTAGRAM_BACKLOG))
             since, mark = db_now(conn), last_invocation_id(edge)
+        manifests = {e.name: sandbox_manifest(e, pg_cron_version)[0] for e in chosen}
         for example in chosen:
             with cdb.connect(sandbox_only.database_url) as conn:
-                plan = make_plan(conn, example.manifest(), "sandbox", environ=environ)
+                plan = make_plan(conn, manifests[example.name], "sandbox", environ=environ)
                 first_plans[example.name] = (plan, plan.render(conn))
                 conn.rollback()
-                apply(conn, example.manifest(), "sandbox", environ=environ)
-        yield Applied({e.name: e for e in chosen}, environ, first_plans, since, mark, time.monotonic())
+                apply(conn, manifests[example.name], "sandbox", environ=environ)
+        yield Applied({e.name: e for e in chosen}, manifests, environ, first_plans, since, mark, time.monotonic())
     finally:
         with cdb.connect(sandbox_only.database_url, autocommit=True) as conn:
             _remove(conn, chosen, sandbox_only.superuser_url, secrets=True)
@@ -144,12 +159,13 @@ def test_the_first_plan_creates_every_job_of_the_example_without_problems(applie
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_after_apply_every_job_is_active_with_its_sandbox_schedule(applied: Applied, db: Conn, name: str) -> None:
+def test_after_apply_every_job_is_active_with_its_sandbox_schedule(applied: Applied, db: Conn, name: str,
+                                                                   pg_cron_version: Any) -> None:
     project = applied.examples[name].manifest().project
     for job, schedule in JOBS[name].items():
         row = job_row(db, job)
         assert row is not None, f"{job} is not in cron.job"
-        assert (row["schedule"], row["active"]) == (schedule, True)
+        assert (row["schedule"], row["active"]) == (sandbox_schedule(schedule, pg_cron_version), True)
         assert row["command"] == f'SELECT "cronkit"."{wrapper_name(job)}"()'
         assert registry_row(db, job)["project"] == project  # type: ignore[index]
 
@@ -206,8 +222,33 @@ def test_pg_cron_fires_every_wrapper_and_the_edge_function_gets_its_request_with
 @pytest.mark.parametrize("name", NAMES)
 def test_a_second_plan_shows_no_changes(applied: Applied, sandbox_only: Any, name: str) -> None:
     with cdb.connect(sandbox_only.database_url) as conn:
-        plan = make_plan(conn, applied.examples[name].manifest(), "sandbox", environ=applied.environ)
+        plan = make_plan(conn, applied.manifests[name], "sandbox", environ=applied.environ)
         conn.rollback()
     assert plan.problems == []
     assert plan.changes == []
     assert plan.summary["unchanged"] == len(JOBS[name])
+
+
+@pytest.mark.slow
+def test_the_instagram_job_runs_every_10_seconds_as_its_guide_says(applied: Applied, db: Conn,
+                                                                     pg_cron_version: Any) -> None:
+    if not pg_cron_version.supports_seconds:
+        pytest.skip(f"pg_cron {pg_cron_version} has no seconds schedules; the demo runs it every minute there")
+
+    def answered() -> list[dict[str, Any]]:
+        return db.execute(
+            "select l.request_id, r.status_code from cronkit.request_ledger l "
+            "join net._http_response r on r.id = l.request_id "
+            "where l.jobname = 'process-instagram-imports' and l.created_at >= %s and r.status_code = 200",
+            (applied.since,)).fetchall()
+
+    deadline = applied.applied_at + 40
+    while len(answered()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(answered()) >= 3, "fewer than 3 runs answered with HTTP 200 within 40 s of apply"
+    starts = [r["start_time"] for r in db.execute(
+        "select d.start_time from cron.job_run_details d join cron.job j using (jobid) "
+        "where j.jobname = 'process-instagram-imports' and d.start_time >= %s order by d.start_time",
+        (applied.since,)).fetchall()]
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    assert gaps and all(9 <= gap <= 12 for gap in gaps), f"runs were {gaps} s apart, not about 10"

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from cronkit import schedules
-from cronkit_sandbox.demo import examples
+from cronkit_sandbox.demo import OverrideSource, examples, sandbox_manifest
+from cronkit.schedules import PgCronVersion
 from cronkit.errors import CronkitError, ManifestError
 from cronkit.manifest import MAX_JOBNAME_BYTES, JobSpec, SecretsConfig, load_manifest, parse_manifest
 from cronkit.secrets import backend_for
@@ -43,20 +44,20 @@ def manifest(*jobs: dict[str, Any], **top: Any) -> dict[str, Any]:
 
 # -- the five example systems ----------------------------------------------------------------------
 
-# What each seed guide schedules, per environment of its manifest (sandbox: every minute on
-# Debian's pg_cron 1.4.2, so the demo sees every job fire within a minute).
+# What each seed guide schedules, per environment of its manifest (sandbox: the guide's own seconds
+# schedule, every 5 s for the others so the demo sees every job fire within seconds).
 EXAMPLE_SCHEDULES = {
-    ("auto-sync", "sandbox"): {"auto-sync-cron-job": "* * * * *"},
+    ("auto-sync", "sandbox"): {"auto-sync-cron-job": "5 seconds"},
     ("auto-sync", "cloud"): {"auto-sync-cron-job": "*/5 * * * *"},
-    ("bubble-sync", "sandbox"): {"bubble-sync-processor": "* * * * *", "bubble-sync-retry": "* * * * *"},
+    ("bubble-sync", "sandbox"): {"bubble-sync-processor": "5 seconds", "bubble-sync-retry": "5 seconds"},
     ("bubble-sync", "cloud"): {"bubble-sync-processor": "* * * * *", "bubble-sync-retry": "*/5 * * * *"},
-    ("instagram-sync", "sandbox"): {"process-instagram-imports": "* * * * *"},
+    ("instagram-sync", "sandbox"): {"process-instagram-imports": "10 seconds"},
     ("instagram-sync", "local"): {"process-instagram-imports": "10 seconds"},
     ("instagram-sync", "cloud"): {"process-instagram-imports": "10 seconds"},
     ("scheduled-workflows", "sandbox"): {
-        "generate-t5-invoices": "* * * * *", "run-escalation-orchestration": "* * * * *",
-        "schedule-create-zoom": "* * * * *", "generate-monthly-invoices": "* * * * *",
-        "escalate-overdue-bookings": "* * * * *", "notification-worker": "* * * * *",
+        "generate-t5-invoices": "5 seconds", "run-escalation-orchestration": "5 seconds",
+        "schedule-create-zoom": "5 seconds", "generate-monthly-invoices": "5 seconds",
+        "escalate-overdue-bookings": "5 seconds", "notification-worker": "5 seconds",
     },
     ("scheduled-workflows", "cloud"): {
         "generate-t5-invoices": "0 1 * * *", "run-escalation-orchestration": "0 2 * * *",
@@ -64,8 +65,8 @@ EXAMPLE_SCHEDULES = {
         "escalate-overdue-bookings": "0 6 * * *", "notification-worker": "* * * * *",
     },
     ("tasty-mangoes", "sandbox"): {
-        "scheduled_ingest_daily": "* * * * *", "scheduled_ingest_weekly": "* * * * *",
-        "daily_refresh_enqueue": "* * * * *", "refresh_worker": "* * * * *",
+        "scheduled_ingest_daily": "5 seconds", "scheduled_ingest_weekly": "5 seconds",
+        "daily_refresh_enqueue": "5 seconds", "refresh_worker": "5 seconds",
     },
     ("tasty-mangoes", "cloud"): {
         "scheduled_ingest_daily": "0 11 * * *", "scheduled_ingest_weekly": "0 10 * * 0",
@@ -88,6 +89,27 @@ def test_each_example_resolves_to_the_schedules_of_its_guide(example: str, envir
     for spec in specs:
         assert spec.kind == "http" and spec.secret_names
         assert not any(JWT[:10] in v for v in spec.headers.values())
+
+
+def test_the_demo_runs_the_guides_schedules_where_pg_cron_can_and_says_what_it_changed() -> None:
+    instagram = next(e for e in examples() if e.name == "instagram-sync")
+    manifest, overrides = sandbox_manifest(instagram, PgCronVersion(1, 6, 0))
+    assert overrides == [] and manifest.resolve("sandbox", {"SUPABASE_URL": "http://x"})[0].schedule == "10 seconds"
+
+    manifest, overrides = sandbox_manifest(instagram, PgCronVersion(1, 4, 2))
+    assert manifest.resolve("sandbox", {"SUPABASE_URL": "http://x"})[0].schedule == "* * * * *"
+    [override] = overrides
+    assert (override.job, override.written, override.runs, override.source) == (
+        "process-instagram-imports", "10 seconds", "* * * * *", OverrideSource.ENGINE)
+    assert "'10 seconds' needs pg_cron 1.5 or later; this database has 1.4.2" in override.reason
+
+    workflows = next(e for e in examples() if e.name == "scheduled-workflows")
+    _, overrides = sandbox_manifest(workflows, PgCronVersion(1, 6, 0))
+    daily = next(o for o in overrides if o.job == "generate-t5-invoices")
+    assert (daily.written, daily.runs, daily.source) == ("0 1 * * *", "5 seconds", OverrideSource.MANIFEST)
+    _, overrides = sandbox_manifest(workflows, PgCronVersion(1, 4, 2))
+    assert [(o.written, o.runs) for o in overrides if o.job == "generate-t5-invoices"] == [
+        ("0 1 * * *", "5 seconds"), ("5 seconds", "* * * * *")]  # the manifest's change, then the engine's
 
 
 # -- resolving a valid manifest --------------------------------------------------------------------
