@@ -6,8 +6,13 @@ so ``pytest tests/unit`` runs on a machine without PostgreSQL; if it cannot be s
 session ends once, with one message. In-process tests never see the caller's ``DATABASE_URL``,
 ``PG*``, ``CRONKIT_*`` (but ``CRONKIT_TEST_*``) or ``.env``.
 
-By default the suite starts its own sandbox in ``.cronkit/test-sandbox`` and stops every process
-it started when the session ends. To run the same suite against another Supabase-like database
+By default the suite starts its own sandbox in ``.cronkit/test-sandbox-pg<major>`` on the newest
+engine this machine can have (PostgreSQL 17 + pg_cron 1.6; ``CRONKIT_TEST_POSTGRES=15`` picks the
+host's 15 + pg_cron 1.4.2) and stops every process it started when the session ends. Tests marked
+``compat`` check what only an older pg_cron does (seconds and ``$`` refused, no ``cron.timezone``):
+they skip, with the reason, on a pg_cron that has the feature, and ``./dev test`` runs them again
+as the compatibility lane (``CRONKIT_TEST_POSTGRES=15 pytest -m compat``). To run the same suite
+against another Supabase-like database
 (e.g. `supabase start`), set ``CRONKIT_TEST_DSN`` (app role) and optionally
 ``CRONKIT_TEST_SUPERUSER_DSN``, ``CRONKIT_TEST_SUPABASE_URL`` and ``CRONKIT_TEST_SERVICE_KEY``;
 tests that need the sandbox's Edge Functions server or superuser are skipped then, with the reason.
@@ -30,7 +35,21 @@ from cronkit import db as cdb
 from cronkit.errors import CronkitError
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_STATE_DIR = ROOT / ".cronkit" / "test-sandbox"
+
+
+def _test_postgres() -> int | None:
+    """The sandbox engine's PostgreSQL major for this session (None: no engine on this machine)."""
+    try:
+        from cronkit_sandbox import engines
+
+        major = engines.requested_major({"CRONKIT_SANDBOX_POSTGRES": os.environ.get("CRONKIT_TEST_POSTGRES", "")})
+        return major or engines.choose(dict(os.environ), None).major
+    except (ImportError, CronkitError):
+        return None
+
+
+TEST_POSTGRES = _test_postgres()
+TEST_STATE_DIR = ROOT / ".cronkit" / f"test-sandbox-pg{TEST_POSTGRES or 'none'}"
 
 
 @dataclass
@@ -75,7 +94,7 @@ def _start_target(config: pytest.Config) -> TestTarget | Exception:
             # Stop it at the end only if this session started it: another session may be using it.
             if not sandbox.load_state() or not sandbox.status()["running"]:
                 config.stash[_SANDBOX_KEY] = sandbox
-            env = sandbox.up()
+            env = sandbox.up(postgres=TEST_POSTGRES)
             target = TestTarget(
                 database_url=env.database_url,
                 superuser_url=env.superuser_url,
@@ -181,6 +200,17 @@ def pg_cron_version(sandbox: TestTarget) -> Any:
         version = server_facts(conn).pg_cron
     assert version, "pg_cron is not installed in the test database"
     return parse_pg_cron_version(version)
+
+
+@pytest.fixture(autouse=True)
+def _compat_lane(request: pytest.FixtureRequest) -> None:
+    """``compat`` tests need a pg_cron without seconds schedules (1.4.2); elsewhere they skip, saying why."""
+    if request.node.get_closest_marker("compat") is None:
+        return
+    version = request.getfixturevalue("pg_cron_version")
+    if version.supports_seconds:
+        pytest.skip(f"checks pg_cron before 1.5; this database has {version} (the compatibility lane runs it: "
+                    "CRONKIT_TEST_POSTGRES=15 pytest -m compat)")
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ time. Every input a test feeds cronkit carries the prefix, so anything it could 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import os
 import re
@@ -116,7 +118,13 @@ def dsn_for_database(dsn: str, dbname: str) -> str:
 
 
 def password_of(dsn: str) -> str:
-    return str(conninfo_to_dict(dsn).get("password") or "")
+    """The DSN's password when a leak check can look for it: not empty and not the role's or the
+    database's name (a database whose password is ``postgres`` prints "postgres" for other reasons)."""
+    parts = conninfo_to_dict(dsn)
+    password = str(parts.get("password") or "")
+    if password in ("", parts.get("user"), parts.get("dbname"), "postgres"):
+        return ""
+    return password
 
 
 # -- reading the database -------------------------------------------------------------------------
@@ -200,6 +208,33 @@ def away_from_minute_boundary(conn: Conn, *, after: float = 3.0, before: float =
         time.sleep(after - second)
     elif second > before:
         time.sleep(60 - second + after)
+
+
+def frequent_schedule(version: Any) -> str:
+    """The most frequent schedule this pg_cron runs: a few seconds on 1.5+, every minute on 1.4.2."""
+    return "3 seconds" if version.supports_seconds else "* * * * *"
+
+
+@contextmanager
+def between_runs(conn: Conn, jobnames: list[str], version: Any) -> Iterator[None]:
+    """Make a change that "the next run" of ``jobnames`` must see, with no run in flight meanwhile.
+
+    Seconds schedules: the jobs are paused, in-flight calls delivered, and resumed afterwards.
+    pg_cron 1.4.2: wait until well away from a minute boundary (its runs start at second 0).
+    """
+    if not version.supports_seconds:
+        away_from_minute_boundary(conn)
+        yield
+        return
+    ids = [r["jobid"] for r in conn.execute("select jobid from cron.job where jobname = any(%s)", (jobnames,))]
+    for jobid in ids:
+        conn.execute("select cron.alter_job(%s, active := false)", (jobid,))
+    time.sleep(1.5)  # a run that started just before the pause has its request delivered by now
+    try:
+        yield
+    finally:
+        for jobid in ids:
+            conn.execute("select cron.alter_job(%s, active := true)", (jobid,))
 
 
 def last_invocation_id(edge: Any) -> int:

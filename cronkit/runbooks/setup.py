@@ -190,7 +190,8 @@ def extensions_frame(ctx: RunbookContext) -> pl.DataFrame:
 def extensions_view(ext: pl.DataFrame, f: ServerFacts) -> mo.Html:
     todo = ext.filter(pl.col("state") != "enabled")
     if todo.is_empty():
-        return mo.vstack([say("✅ every extension the jobs need is enabled."), ext.drop("sql", "dashboard")])
+        # Versions are in the server facts above; this table stays the same on every server.
+        return mo.vstack([say("✅ every extension the jobs need is enabled."), ext.drop("sql", "dashboard", "version")])
     statements = "\n".join(s for s in todo["sql"].to_list() if s)
     lines = [f"❌ {todo.height} extension(s) to enable. The SQL (guide 002 step 3):", f"```sql\n{statements}\n```"]
     if not f.superuser:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_POSTGRES
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SANDBOX_MODULES = ("cluster", "daemons", "demo", "demo_functions", "edge", "manager", "networker")
@@ -183,7 +185,10 @@ def test_the_installed_demo_has_help_and_finds_its_examples(installed: Installed
 @pytest.fixture()
 def installed_sandbox(installed: Installed, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment of a sandbox of its own; stopped and removed afterwards, whatever happened."""
-    env = installed.env(CRONKIT_SANDBOX_DIR=str(tmp_path / "sandbox"))
+    # The session's engine, and its cached root when one was given (nothing else of the checkout's settings).
+    engine = {"CRONKIT_SANDBOX_POSTGRES": str(TEST_POSTGRES)} if TEST_POSTGRES else {}
+    cache = {k: os.environ[k] for k in ("CRONKIT_CACHE_DIR",) if k in os.environ}
+    env = installed.env(CRONKIT_SANDBOX_DIR=str(tmp_path / "sandbox"), **engine, **cache)
     try:
         yield env
     finally:

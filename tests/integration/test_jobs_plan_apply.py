@@ -212,7 +212,8 @@ def test_a_clash_with_a_foreign_job_is_a_problem_until_adopt_takes_it_over(proje
     assert project.plan(data)[0].changes == []
 
 
-def test_the_plan_of_seed_004_warns_where_daylight_saving_time_moves_a_local_time(sandbox: Any) -> None:
+def test_the_plan_of_seed_004_warns_where_daylight_saving_time_moves_a_local_time(sandbox: Any,
+                                                                                  pg_cron_version: Any) -> None:
     tasty = next(e for e in examples() if e.name == "tasty-mangoes").manifest()
     with cdb.connect(sandbox.database_url) as conn:
         plan = make_plan(conn, tasty, "cloud", environ={})
@@ -223,7 +224,11 @@ def test_the_plan_of_seed_004_warns_where_daylight_saving_time_moves_a_local_tim
     assert "'0 11 * * *' (GMT) runs at 03:00 America/Los_Angeles only part of" in daily
     assert re.search(r"from \d{4}-03-\d\d to \d{4}-1[01]-\d\d at 04:00 PDT", daily)
     assert "choose '0 11 * * *' (PST) or '0 10 * * *' (PDT)" in daily
-    assert "pg_cron 1.4.2 runs every schedule in GMT" in daily
+    if pg_cron_version.supports_timezone:
+        assert "The real fix is cron.timezone = 'America/Los_Angeles' (pg_cron 1.5+" in daily
+        assert "hosted Supabase does not let you set cron.timezone" in daily
+    else:
+        assert f"pg_cron {pg_cron_version} runs every schedule in GMT (cron.timezone came in 1.5)" in daily
 
 
 def test_a_local_time_without_a_schedule_is_planned_as_its_gmt_expression_with_a_warning(project: Project) -> None:

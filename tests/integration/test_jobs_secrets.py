@@ -32,6 +32,8 @@ from tests.helpers import wait_for
 from tests.jobs_support import (
     Project,
     away_from_minute_boundary,
+    between_runs,
+    frequent_schedule,
     cronkit_schema,  # noqa: F401 - fixture
     db_now,
     last_invocation_id,
@@ -224,10 +226,10 @@ def test_run_now_without_its_secret_fails_naming_it_and_sends_nothing(project: P
 
 
 @pytest.fixture(scope="module")
-def next_run(sandbox_only: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Two every-minute jobs; then, well before a minute starts, one's secret is deleted and the other's rotated.
+def next_run(sandbox_only: Any, tmp_path_factory: pytest.TempPathFactory, pg_cron_version: Any) -> Iterator[dict[str, Any]]:
+    """Two frequent jobs; then, between runs, one's secret is deleted and the other's rotated.
 
-    Both tests below wait for the same pg_cron minute.
+    Both tests below wait for the same next run (seconds on pg_cron 1.6, the next minute on 1.4.2).
     """
     p = Project(f"t_secrets_next_run_{uuid.uuid4().hex[:6]}_", sandbox_only, tmp_path_factory.mktemp("next_run"))
     edge = sandbox_only.edge
@@ -240,23 +242,26 @@ def next_run(sandbox_only: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         facts["fn_missing"] = p.function("missing", verify_jwt=False)
         facts["fn_rotated"] = p.function("rotated", verify_jwt=False)
         url = f"{sandbox_only.supabase_url}/functions/v1/"
+        every = frequent_schedule(pg_cron_version)
         data = p.data(
-            http_job(p, "missing", url + facts["fn_missing"], facts["missing_key"], schedule="* * * * *"),
-            http_job(p, "rotated", url + facts["fn_rotated"], facts["rotated_key"], schedule="* * * * *"),
+            http_job(p, "missing", url + facts["fn_missing"], facts["missing_key"], schedule=every),
+            http_job(p, "rotated", url + facts["fn_rotated"], facts["rotated_key"], schedule=every),
             secrets={"sources": {facts["missing_key"]: "env:CK_MISSING", facts["rotated_key"]: "env:CK_ROTATED"}},
         )
         path = p.write(data)
         with cdb.connect(p.dsn, autocommit=True) as conn:
-            away_from_minute_boundary(conn)
+            jobs = [facts["missing"], facts["rotated"]]
+            if not pg_cron_version.supports_seconds:
+                away_from_minute_boundary(conn)
             p.apply(data, {"CK_MISSING": "m-" + p.prefix, "CK_ROTATED": old})
             mark = last_invocation_id(edge)
             assert p.cli("run-now", facts["rotated"], "--dsn", p.dsn).returncode == 0
-            (facts["before"],) = edge.wait_for_invocations(facts["fn_rotated"], 1, timeout=20, after_id=mark)
-            away_from_minute_boundary(conn)
-            facts["rotation"] = p.cli("secrets", "set", facts["rotated_key"], "--manifest", str(path), "--dsn", p.dsn,
-                                      input=new)
-            conn.execute("delete from vault.secrets where name = %s", (facts["missing_key"],))
-            facts["changed_at"], facts["mark"] = db_now(conn), last_invocation_id(edge)
+            facts["before"] = edge.wait_for_invocations(facts["fn_rotated"], 1, timeout=20, after_id=mark)[0]
+            with between_runs(conn, jobs, pg_cron_version):
+                facts["rotation"] = p.cli("secrets", "set", facts["rotated_key"], "--manifest", str(path),
+                                          "--dsn", p.dsn, input=new)
+                conn.execute("delete from vault.secrets where name = %s", (facts["missing_key"],))
+                facts["changed_at"], facts["mark"] = db_now(conn), last_invocation_id(edge)
         yield facts
     finally:
         p.cleanup()

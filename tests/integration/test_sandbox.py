@@ -17,10 +17,14 @@ import pytest
 
 from cronkit import db as cdb
 from cronkit.redact import fingerprint, mask
+from cronkit_sandbox import engines
 from cronkit_sandbox.manager import Sandbox
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the host engine the broken-machine tests fake (CRONKIT_PG_BINDIR applies to host engines only)
+HOST_MAJOR = next((major for major in (15, 17) if engines.host_has(major)), None)
+needs_host_engine = pytest.mark.skipif(HOST_MAJOR is None, reason="no PostgreSQL with pg_cron from this machine's packages")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -39,9 +43,13 @@ def sandbox_processes(state_dir: Path) -> list[int]:
     """Pids of every process that belongs to the sandbox in ``state_dir`` (postmaster + daemons)."""
     marks = [str(state_dir)]
     try:
-        marks.append(json.loads((state_dir / "state.json").read_text())["pg_home"])
+        pg_home = json.loads((state_dir / "state.json").read_text())["pg_home"]
     except (OSError, ValueError, KeyError):
-        pass
+        pg_home = None
+    if pg_home:
+        marks.append(pg_home)
+        if "/var/lib/cronkit/" in pg_home:  # a root engine's server sees its home inside the root
+            marks.append(pg_home[pg_home.index("/var/lib/cronkit/"):])
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -76,7 +84,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.mark.slow
 def test_a_job_scheduled_by_the_app_role_runs_and_its_http_call_arrives(
-    sandbox_only: Any, db: Any, job_prefix: str
+    sandbox_only: Any, db: Any, job_prefix: str, pg_cron_version: Any
 ) -> None:
     facts = db.execute("select rolsuper, rolbypassrls from pg_roles where rolname = current_user").fetchone()
     assert facts == {"rolsuper": False, "rolbypassrls": True}, "the app role must be Supabase-like: no superuser"
@@ -92,7 +100,8 @@ def test_a_job_scheduled_by_the_app_role_runs_and_its_http_call_arrives(
     rendered = psycopg.ClientCursor(db).mogrify(
         command, (f"{sandbox_only.supabase_url}/functions/v1/sandbox-probe", job_prefix, token)
     )
-    jobid = db.execute("select cron.schedule(%s, '* * * * *', %s) as id", (job_prefix + "http", rendered)).fetchone()["id"]
+    schedule = "5 seconds" if pg_cron_version.supports_seconds else "* * * * *"  # 1.4.2: the next minute
+    jobid = db.execute("select cron.schedule(%s, %s, %s) as id", (job_prefix + "http", schedule, rendered)).fetchone()["id"]
 
     run = wait_for(
         lambda: db.execute(
@@ -162,7 +171,8 @@ def test_up_is_idempotent_and_down_stops_everything_it_started(scratch: Path) ->
 
     status = cli("sandbox", "--state-dir", str(scratch), "status", "--json")
     info = json.loads(status.stdout)
-    assert info["running"] is True and info["versions"]["pg_cron"] == "1.4-1"
+    pg_cron = "1.6" if info["engine"]["postgres"] == 17 else "1.4"
+    assert info["running"] is True and info["versions"]["pg_cron"].startswith(pg_cron)
     assert info["versions"]["pg_net"] and info["versions"]["vault"]
     env_out = cli("sandbox", "--state-dir", str(scratch), "env")
     assert env_out.stdout == first.stdout
@@ -198,27 +208,31 @@ def test_state_survives_down_and_up_but_not_reset(scratch: Path) -> None:
 # -- bad input: one clear message, non-zero exit, nothing left running ----------------------------------
 
 
+@needs_host_engine
 def test_missing_postgres_binaries_are_named_with_the_fix(scratch: Path) -> None:
-    result = cli("sandbox", "--state-dir", str(scratch), "up", env={"CRONKIT_PG_BINDIR": "/nonexistent/bin"})
+    result = cli("sandbox", "--state-dir", str(scratch), "up", "--postgres", str(HOST_MAJOR),
+                 env={"CRONKIT_PG_BINDIR": "/nonexistent/bin"})
     assert result.returncode == 1
     assert "PostgreSQL server binaries not found in /nonexistent/bin" in result.stderr
-    assert "apt-get install postgresql-15 postgresql-15-cron" in result.stderr
+    assert f"apt-get install postgresql-{HOST_MAJOR} postgresql-{HOST_MAJOR}-cron" in result.stderr
     assert "Traceback" not in result.stderr
     assert sandbox_processes(scratch) == []
 
 
+@needs_host_engine
 def test_missing_pg_cron_is_named_with_the_fix(scratch: Path, tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
+    bindir, real = tmp_path / "bin", f"/usr/lib/postgresql/{HOST_MAJOR}/bin"
     bindir.mkdir()
     for tool in ("initdb", "pg_ctl", "postgres"):
-        (bindir / tool).symlink_to(f"/usr/lib/postgresql/15/bin/{tool}")
+        (bindir / tool).symlink_to(f"{real}/{tool}")
     (bindir / "pg_config").write_text(
-        "#!/bin/sh\ncase \"$1\" in --pkglibdir) echo %s;; *) /usr/lib/postgresql/15/bin/pg_config \"$1\";; esac\n" % tmp_path
+        "#!/bin/sh\ncase \"$1\" in --pkglibdir) echo %s;; *) %s/pg_config \"$1\";; esac\n" % (tmp_path, real)
     )
     (bindir / "pg_config").chmod(0o755)
-    result = cli("sandbox", "--state-dir", str(scratch), "up", env={"CRONKIT_PG_BINDIR": str(bindir)})
+    result = cli("sandbox", "--state-dir", str(scratch), "up", "--postgres", str(HOST_MAJOR),
+                 env={"CRONKIT_PG_BINDIR": str(bindir)})
     assert result.returncode == 1
-    assert "pg_cron is not installed" in result.stderr and "postgresql-15-cron" in result.stderr
+    assert "pg_cron is not installed" in result.stderr and f"postgresql-{HOST_MAJOR}-cron" in result.stderr
     assert sandbox_processes(scratch) == []
 
 

@@ -134,8 +134,12 @@ def _scheduler_down(ctx: Context) -> Iterator[Finding]:
     message = "pg_cron is installed but its scheduler is not running: no job starts."
     if causes:
         message += " Likely cause: " + "; ".join(causes) + "."
-    elif ctx.version is not None and ctx.version < (1, 6, 1):
+    elif ctx.version is not None and ctx.version < (1, 6, 0):
         message += f" pg_cron {ctx.version} does not restart a scheduler that was terminated (fixed in 1.6.1)."
+    elif ctx.version is not None and ctx.version < (1, 6, 1):
+        # extversion says only "1.6": 1.6.0 keeps a terminated scheduler down, 1.6.1 and later restart it.
+        message += (f" pg_cron {ctx.facts.pg_cron} restarts a terminated scheduler within seconds from 1.6.1 on "
+                    "(1.6.0 does not): if it stays away, it exits at start: read the server log.")
     yield ctx.found("SCHEDULER_DOWN", job=None, message=message, evidence=evidence)
 
 
