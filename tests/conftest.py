@@ -6,7 +6,8 @@ so ``pytest tests/unit`` runs on a machine without PostgreSQL; if it cannot be s
 session ends once, with one message. In-process tests never see the caller's ``DATABASE_URL``,
 ``PG*``, ``CRONKIT_*`` (but ``CRONKIT_TEST_*``) or ``.env``.
 
-By default the suite starts its own sandbox in ``.cronkit/test-sandbox-pg<major>`` on the newest
+By default the suite starts its own sandbox in ``.cronkit/test-sandbox-pg<major>`` (one per
+pytest-xdist worker: ``-gw0``, ``-gw1``) on the newest
 engine this machine can have (PostgreSQL 17 + pg_cron 1.6; ``CRONKIT_TEST_POSTGRES=15`` picks the
 host's 15 + pg_cron 1.4.2) and stops every process it started when the session ends. Tests marked
 ``compat`` check what only an older pg_cron does (seconds and ``$`` refused, no ``cron.timezone``):
@@ -49,7 +50,9 @@ def _test_postgres() -> int | None:
 
 
 TEST_POSTGRES = _test_postgres()
-TEST_STATE_DIR = ROOT / ".cronkit" / f"test-sandbox-pg{TEST_POSTGRES or 'none'}"
+#: under pytest-xdist (``./dev test`` runs files on 2 workers) each worker has its own sandbox
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_STATE_DIR = ROOT / ".cronkit" / f"test-sandbox-pg{TEST_POSTGRES or 'none'}{'-' + _WORKER if _WORKER else ''}"
 
 
 @dataclass
@@ -136,21 +139,43 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"cronkit test database: sandbox {TEST_STATE_DIR}, started when a test first needs it"]
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+_VERSIONS_KEY = pytest.StashKey[list[str]]()
+
+
+def _versions_line(config: pytest.Config) -> str | None:
+    """Which database this session's tests ran on, with its versions (None when none was started)."""
     target = config.stash.get(_TARGET_KEY, None)
     if target is None or isinstance(target, Exception):
-        return
+        return None
     from cronkit.facts import server_facts
 
     try:
         with cdb.connect(target.database_url, autocommit=True) as conn:
             facts = server_facts(conn)
     except CronkitError:
-        return
+        return None
     where = "external (CRONKIT_TEST_DSN)" if target.external else f"sandbox {TEST_STATE_DIR}"
-    terminalreporter.write_line(
-        f"cronkit test database: {where}, role {facts.role}; PostgreSQL {facts.postgresql}, pg_cron {facts.pg_cron}, "
-        f"pg_net {facts.pg_net}, Vault {facts.vault}")
+    return (f"cronkit test database: {where}, role {facts.role}; PostgreSQL {facts.postgresql}, pg_cron {facts.pg_cron}, "
+            f"pg_net {facts.pg_net}, Vault {facts.vault}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints it
+        workeroutput["cronkit_versions"] = _versions_line(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    line = getattr(node, "workeroutput", {}).get("cronkit_versions")
+    if line:
+        node.config.stash.setdefault(_VERSIONS_KEY, []).append(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_VERSIONS_KEY, []) or [_versions_line(config)]
+    for line in sorted(filter(None, lines)):
+        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
