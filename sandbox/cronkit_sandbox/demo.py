@@ -207,6 +207,14 @@ def collect(env: SandboxEnv, projects: Sequence[str], since: datetime) -> list[d
     return rows
 
 
+#: runs of a seconds-schedule job the demo waits for, so the report shows it repeating as written
+CADENCE_RUNS = 3
+
+
+def _cadence_shown(rows: list[dict[str, Any]]) -> bool:
+    return all(r["runs"] >= CADENCE_RUNS for r in rows if r["schedule"].endswith("seconds"))
+
+
 def _all_answered(rows: list[dict[str, Any]]) -> bool:
     # A guarded job that found nothing to do runs without a request: that counts as answered.
     return bool(rows) and all(r["runs"] > 0 and r["pending"] == 0 for r in rows)
@@ -247,7 +255,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     every = "every 5-10 seconds" if version.supports_seconds else "on the minute (pg_cron 1.4.2)"
     progress(f"waiting for pg_cron to fire {len(rows)} jobs ({every})")
     last = -1
-    while not _all_answered(rows) and time.monotonic() < deadline:
+    while not (_all_answered(rows) and _cadence_shown(rows)) and time.monotonic() < deadline:
         done = sum(1 for r in rows if r["runs"] > 0 and r["pending"] == 0)
         if done != last:
             progress(f"  {done}/{len(rows)} jobs ran and got their HTTP answer")
@@ -313,7 +321,7 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         _engine_line(report["sandbox"]),
         "",
-        "HTTP failed counts every answered call that did not do the work: 3xx (pg_net follows no redirect), "
+        "HTTP failed counts every answered call that did not do the work: 3xx (a redirect pg_net could not follow), "
         "4xx, 5xx, timeouts, transport errors, expired.",
         "",
         "| project | job | schedule | runs | ok | failed | HTTP 2xx | HTTP failed | pending | last failure |",

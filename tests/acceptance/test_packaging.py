@@ -210,6 +210,21 @@ def test_the_installed_package_runs_the_demo_through_the_sandbox_extra(
                         for name in ("auto-sync", "bubble-sync", "instagram-sync", "scheduled-workflows", "tasty-mangoes")}
     assert all(job["runs"] > 0 and job["pending"] == 0 for job in report["jobs"])
     assert (tmp_path / "reports" / "demo.md").is_file() and (tmp_path / "reports" / "monitor.html").is_file()
+    # The report names the engine and its versions, and every schedule that is not the guide's, with why.
+    assert report["sandbox"]["engine"]["postgres"] == TEST_POSTGRES
+    assert report["sandbox"]["versions"]["postgresql"].startswith(f"{TEST_POSTGRES}.")
+    markdown = (tmp_path / "reports" / "demo.md").read_text()
+    assert f"PostgreSQL {report['sandbox']['versions']['postgresql']}, pg_cron {report['sandbox']['versions']['pg_cron']}" in markdown
+    instagram = next(job for job in report["jobs"] if job["jobname"] == "process-instagram-imports")
+    changed = {o["job"]: o for o in report["overrides"]}
+    if report["sandbox"]["versions"]["pg_cron"].startswith("1.6"):  # the guide's own 10 seconds, repeating
+        assert instagram["schedule"] == "10 seconds" and instagram["runs"] >= 3
+        assert "process-instagram-imports" not in changed
+    else:
+        assert instagram["schedule"] == "* * * * *"
+        assert "needs pg_cron 1.5 or later" in changed["process-instagram-imports"]["reason"]
+    assert changed["generate-t5-invoices"]["written"] == "0 1 * * *"
+    assert "`0 1 * * *`" in markdown and changed["generate-t5-invoices"]["reason"] in markdown
     # The sandbox's daemons run on the installed interpreter, so from the installed package.
     status = json.loads(_ok(_run(installed.cronkit, "sandbox", "status", "--json", env=installed_sandbox)).stdout)
     for daemon in ("networker", "edge"):
