@@ -26,21 +26,33 @@ def find_job(conn: Conn, name: str) -> CronJob:
     raise JobNotFound(f"No job named {name!r} in cron.job (as seen by role {conn.info.user!r}).")
 
 
-def set_active(conn: Conn, name: str, active: bool) -> CronJob:
+def _ours_or_told(job: CronJob, action: str, foreign: bool) -> None:
+    """cronkit changes only its own jobs (by identity), unless the caller says ``--foreign``."""
+    if job.managed_by is None and not foreign:
+        raise CronkitError(
+            f"Job {job.jobname!r} (jobid {job.jobid}, owner {job.username}) was not created by cronkit; "
+            f"cronkit does not {action} it.",
+            remedy=f"If you really mean it, re-run with --foreign (`cronkit {action} {job.jobname} --foreign`).",
+        )
+
+
+def set_active(conn: Conn, name: str, active: bool, *, foreign: bool = False) -> CronJob:
     """Pause or resume one job with ``cron.alter_job`` (history and jobid are kept)."""
     job = find_job(conn, name)
+    _ours_or_told(job, "resume" if active else "pause", foreign)
     with translated(f"{'resume' if active else 'pause'} job {name!r}"):
         active_statement(job.jobid, active).execute(conn)
     return find_job(conn, name)
 
 
-def run_now(conn: Conn, name: str) -> int | None:
+def run_now(conn: Conn, name: str, *, foreign: bool = False) -> int | None:
     """Run a job's command once, now, in this session, and commit; return the request id if any.
 
     pg_cron has no run-now; this executes the same command the scheduler would, so a wrapper
     records its request in the ledger like a scheduled run.
     """
     job = find_job(conn, name)
+    _ours_or_told(job, "run-now", foreign)
     with translated(f"run job {name!r}"):
         cursor = conn.execute(job.command)  # type: ignore[arg-type]
         row = cursor.fetchone() if cursor.description else None
@@ -51,14 +63,15 @@ def run_now(conn: Conn, name: str) -> int | None:
     return None
 
 
-def remove_job(conn: Conn, name: str) -> None:
-    """Unschedule one cronkit job and drop its wrapper, in one transaction."""
+def remove_job(conn: Conn, name: str, *, foreign: bool = False) -> None:
+    """Unschedule one cronkit job and drop its wrapper, in one transaction (``foreign``: only unschedule
+    a job cronkit did not create, touching nothing else)."""
     job = find_job(conn, name)
+    _ours_or_told(job, "remove", foreign)
     if job.managed_by is None:
-        raise CronkitError(
-            f"Job {name!r} was not created by cronkit; cronkit does not remove it.",
-            remedy=f"If you really mean it: SELECT cron.unschedule({job.jobid});",
-        )
+        with conn.transaction(), translated(f"remove job {name!r}"):
+            removal_statements(name, job.jobid, None)[0].execute(conn)
+        return
     with conn.transaction(), translated(f"remove job {name!r}"):
         wrapper = registry.managed_by_name(conn)[name].wrapper
         for statement in removal_statements(name, job.jobid, wrapper):
@@ -80,7 +93,11 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
         if secrets:
             backend = backend_for(manifest.secrets)
             names = sorted({n for spec in manifest.resolve(None, {**_dummy_env(manifest)}) for n in spec.secret_names})
+            readers = _other_readers(conn, manifest.project, names)
             for name in names:
+                if readers.get(name):
+                    done.append(f"keep secret {name!r} ({backend.kind}): still read by {', '.join(readers[name])}")
+                    continue
                 done.append(f"delete secret {name!r} ({backend.kind})")
                 if not dry_run:
                     backend.delete(conn, name)
@@ -88,6 +105,19 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
             # Leave the block (and only the block) rolled back: a caller's own transaction is not ours to end.
             raise Rollback()
     return done
+
+
+def _other_readers(conn: Conn, project: str, names: list[str]) -> dict[str, list[str]]:
+    """Who else reads each of ``names``: another project's managed jobs (their registered secret
+    names) and jobs cronkit did not create whose command names the secret."""
+    registered = registry.secret_readers(conn)
+    foreign = [job for job in registry.all_jobs(conn) if job.managed_by is None]
+    readers: dict[str, list[str]] = {}
+    for name in names:
+        pattern = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+        readers[name] = [f"job {job!r} (project {owner!r})" for job, owner in registered.get(name, []) if owner != project]
+        readers[name] += [f"job {job.jobname!r} (not cronkit's)" for job in foreign if pattern.search(job.command)]
+    return readers
 
 
 def _dummy_env(manifest: Manifest) -> dict[str, str]:

@@ -222,13 +222,15 @@ def make_plan(
 
     for name, row in sorted(managed.items()):
         if row.project == manifest.project and name not in desired_names:
-            jobid = live[name]["jobid"] if name in live else None
-            plan.steps.append(Step(StepAction.REMOVE, name, "no longer in the manifest", removal_statements(name, jobid, row.wrapper)))
+            # row.jobid is cronkit's own job (by identity): a job re-created by hand under the name is left alone.
+            plan.steps.append(Step(StepAction.REMOVE, name, "no longer in the manifest",
+                                   removal_statements(name, row.jobid, row.wrapper)))
 
+    ours = {row.jobid for row in managed.values() if row.jobid is not None}
     plan.foreign = [
         {"jobid": row["jobid"], "jobname": name, "schedule": row["schedule"], "active": row["active"], "username": row["username"]}
         for name, row in live.items()
-        if name not in managed and name not in desired_names
+        if row["jobid"] not in ours and name not in desired_names
     ]
     return plan
 
@@ -291,6 +293,14 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1], version=version)
         if warning:
             plan.warnings.append(f"job {spec.name!r}: {warning}")
+    if live is not None and managed is not None and managed.jobid != live["jobid"] and not adopt:
+        was = f"jobid {managed.recorded_jobid}" if managed.recorded_jobid is not None else "cronkit's job"
+        plan.problems.append(
+            f"job {spec.name!r} was re-created outside cronkit (jobid {live['jobid']}, owner {live['username']}; "
+            f"cronkit's was {was}): it is foreign now and left alone. Re-run with --adopt to manage it again, "
+            "or rename the job in the manifest."
+        )
+        return
     if live is not None and managed is None and not adopt:
         plan.problems.append(
             f"job {spec.name!r} already exists (jobid {live['jobid']}) and was not created by cronkit; it is left alone. "
@@ -316,13 +326,13 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         reasons.append("command")
     if live["active"] != spec.active:
         reasons.append(f"active {live['active']} → {spec.active}")
-    if managed is None:
+    if managed is None or managed.jobid != live["jobid"]:
         reasons.append("adopt a job cronkit did not create")
     elif _wrapper_source(conn, wrapper.function) != wrapper.body:
         # The registry's hash also covers schedule and active: only the source says the wrapper changed.
         reasons.append("wrapper" if managed.spec_hash != digest else "wrapper changed outside cronkit")
-    elif managed.spec_hash != digest and not reasons:
-        reasons.append("registry")
+    elif (managed.spec_hash != digest or managed.recorded_jobid is None) and not reasons:
+        reasons.append("registry")  # a row from before jobids were recorded gets its jobid
     if reasons:
         plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements))
     else:

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from cronkit.db import Conn
 from cronkit.queries import query
+from cronkit.redact import scrub
 from cronkit.statement import Statement
 
 
@@ -31,10 +32,16 @@ class ManagedJob:
     created_at: datetime
     updated_at: datetime
     wrapper_exists: bool
+    #: the cron.job row cronkit scheduled, as recorded at apply (None: registered before jobids were kept)
+    recorded_jobid: int | None
+    owner: str | None
+    #: the live row that is cronkit's job (None: gone, or replaced by a job cronkit did not create)
     jobid: int | None
     schedule: str | None
     command: str | None
     active: bool | None
+    #: a job of the same name that is not this one: re-created by hand, so foreign until --adopt
+    name_taken_by: int | None
 
     @property
     def kind(self) -> str | None:
@@ -58,7 +65,8 @@ class CronJob:
     managed_by: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        """For output: a key written literally into a (foreign) command is masked, never shown."""
+        return {**self.__dict__, "command": scrub(self.command)}
 
 
 def has_registry(conn: Conn) -> bool:
@@ -84,13 +92,13 @@ def live_jobs(conn: Conn) -> dict[str, dict[str, Any]]:
 
 
 def all_jobs(conn: Conn) -> list[CronJob]:
-    """Every job in ``cron.job`` with the project that manages it (``None``: foreign)."""
-    ours = has_registry(conn)
-    statement = query("registry/all_jobs").format(
-        managed=sql.SQL("m.project") if ours else sql.SQL("NULL::text"),
-        join=sql.SQL("LEFT JOIN cronkit.managed_jobs m ON m.jobname = j.jobname") if ours else sql.SQL(""),
-    )
-    return [CronJob(**row) for row in conn.execute(statement).fetchall()]  # type: ignore[arg-type]
+    """Every job in ``cron.job`` with the project that manages it (``None``: foreign).
+
+    Ownership is by identity (:func:`managed_jobs`): a job re-created by hand under a managed name is foreign.
+    """
+    owners = {job.jobid: job.project for job in managed_jobs(conn) if job.jobid is not None}
+    rows = conn.execute(query("registry/all_jobs")).fetchall()
+    return [CronJob(**row, managed_by=owners.get(row["jobid"])) for row in rows]  # type: ignore[arg-type, index]
 
 
 def secret_readers(conn: Conn) -> dict[str, list[tuple[str, str]]]:
@@ -106,10 +114,13 @@ def secret_readers(conn: Conn) -> dict[str, list[tuple[str, str]]]:
 # -- the statements that change cronkit's jobs (applied by plan/jobs, previewed by runbooks) ------
 
 
-def removal_statements(jobname: str, jobid: int | None, wrapper: str) -> tuple[Statement, ...]:
+def removal_statements(jobname: str, jobid: int | None, wrapper: str | None) -> tuple[Statement, ...]:
     """Remove one cronkit job: unschedule it (when it is still in cron.job), drop its wrapper
-    (``wrapper`` is the regprocedure text cronkit itself stored), forget it in the registry."""
+    (``wrapper`` is the regprocedure text cronkit itself stored), forget it in the registry.
+    Without a wrapper (a foreign job removed with --foreign) only the unschedule."""
     statements = [Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (jobid,))] if jobid is not None else []
+    if wrapper is None:
+        return tuple(statements)
     statements.append(Statement(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(wrapper))))  # type: ignore[arg-type]
     statements.append(Statement(sql.SQL("DELETE FROM cronkit.managed_jobs WHERE jobname = %s"), (jobname,)))
     return tuple(statements)
@@ -121,12 +132,15 @@ def active_statement(jobid: int, active: bool) -> Statement:
 
 
 def register_statement(jobname: str, project: str, wrapper: str, spec_json: str, digest: str) -> Statement:
-    """Record (or update) cronkit's ownership of one job."""
+    """Record (or update) cronkit's ownership of one job: the cron.job row just scheduled, by jobid and owner."""
     return Statement(
         sql.SQL(
-            "INSERT INTO cronkit.managed_jobs (jobname, project, wrapper, spec, spec_hash) VALUES (%s, %s, %s, %s::jsonb, %s) "
+            "INSERT INTO cronkit.managed_jobs (jobname, project, wrapper, spec, spec_hash, jobid, username) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s, "
+            "(SELECT jobid FROM cron.job WHERE jobname = %s AND username = current_user), current_user) "
             "ON CONFLICT (jobname) DO UPDATE SET project = excluded.project, wrapper = excluded.wrapper, "
-            "spec = excluded.spec, spec_hash = excluded.spec_hash, updated_at = now()"
+            "spec = excluded.spec, spec_hash = excluded.spec_hash, jobid = excluded.jobid, "
+            "username = excluded.username, updated_at = now()"
         ),
-        (jobname, project, wrapper, spec_json, digest),
+        (jobname, project, wrapper, spec_json, digest, jobname),
     )

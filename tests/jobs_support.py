@@ -184,7 +184,7 @@ def job_row(conn: Conn, name: str) -> dict[str, Any] | None:
 
 
 def registry_row(conn: Conn, name: str) -> dict[str, Any] | None:
-    return conn.execute("select jobname, project, wrapper, spec, spec_hash from cronkit.managed_jobs where jobname = %s",
+    return conn.execute("select jobname, project, wrapper, spec, spec_hash, jobid, username from cronkit.managed_jobs where jobname = %s",
                         (name,)).fetchone()
 
 

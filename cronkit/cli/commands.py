@@ -191,11 +191,11 @@ def _job_action(args: argparse.Namespace, action: str) -> int:
 
     with _connect(args, autocommit=True) as conn:
         if action in ("pause", "resume"):
-            job = jobs.set_active(conn, args.job, action == "resume")
+            job = jobs.set_active(conn, args.job, action == "resume", foreign=args.foreign)
             result: dict[str, Any] = {"job": job.jobname, "jobid": job.jobid, "active": job.active}
         else:
             conn.autocommit = False
-            request_id = jobs.run_now(conn, args.job)
+            request_id = jobs.run_now(conn, args.job, foreign=args.foreign)
             result = {"job": args.job, "request_id": request_id}
     if args.json:
         _emit_json(result)
@@ -223,7 +223,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not args.yes:
         raise NotConfirmed(f"Job {args.job!r} was not removed.", remedy="Re-run with --yes to remove it.")
     with _connect(args) as conn:
-        jobs.remove_job(conn, args.job)
+        jobs.remove_job(conn, args.job, foreign=args.foreign)
     if args.json:
         _emit_json({"removed": args.job})
     else:

@@ -44,6 +44,11 @@ def _command(
     return parser
 
 
+def foreign_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--foreign", action="store_true",
+                   help="also act on a job cronkit did not create (by default cronkit refuses)")
+
+
 def postgres_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--postgres", type=int, choices=(15, 17), default=None,
@@ -135,13 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", cmd_resume, "resume a paused job (cron.alter_job active := true)"),
         ("run-now", cmd_run_now, "run a job's command once now, outside its schedule (records its request like a scheduled run)"),
     ):
-        p = _command(commands, name, handler, text, f"  cronkit {name} bubble-sync-processor\n  cronkit {name} bubble-sync-processor --json\n")
+        p = _command(commands, name, handler, text, f"  cronkit {name} bubble-sync-processor\n  cronkit {name} bubble-sync-processor --json\n"
+                     f"  cronkit {name} my-hand-made-job --foreign   # a job cronkit did not create\n")
         p.add_argument("job", help="job name (cron.job.jobname, case sensitive)")
+        foreign_arg(p)
         db_args(p)
     p = _command(commands, "remove", cmd_remove, "unschedule one cronkit job and drop its wrapper",
-                 "  cronkit remove bubble-sync-retry --yes\n")
+                 "  cronkit remove bubble-sync-retry --yes\n"
+                 "  cronkit remove my-hand-made-job --yes --foreign   # only unschedules it\n")
     p.add_argument("job")
     p.add_argument("--yes", action="store_true", help="really remove it")
+    foreign_arg(p)
     db_args(p)
     p = _command(commands, "teardown", cmd_teardown,
                  "remove everything a manifest's project created (dry run unless --yes)",

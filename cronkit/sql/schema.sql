@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS cronkit.managed_jobs (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- Identity, not just the name: the cron.job row cronkit scheduled, and the role that owns it. A job
+-- re-created by hand under a managed name has another jobid, so it is foreign (until --adopt).
+ALTER TABLE cronkit.managed_jobs ADD COLUMN IF NOT EXISTS jobid bigint;
+ALTER TABLE cronkit.managed_jobs ADD COLUMN IF NOT EXISTS username text;
 
 -- One row per HTTP request a wrapper queued: net._http_response has no URL and no job, so this
 -- is how outcomes are attributed to jobs. job_pid = cron.job_run_details.job_pid of the run.
