@@ -70,6 +70,20 @@ def read_only(conn: psycopg.Connection[Any], *, timeout_ms: int | None = None) -
         yield conn
 
 
+def syntax_error(conn: psycopg.Connection[Any], statement: Any) -> str | None:
+    """The server's syntax error for ``statement`` (None when it parses), run in a savepoint that is
+    always rolled back. Only a syntax error (42601) counts; any other refusal (privileges, a missing
+    table) is not this check's business and gives None."""
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(statement)
+    except psycopg.errors.SyntaxError as exc:
+        return str(exc.diag.message_primary or exc)
+    except psycopg.Error:
+        return None
+    return None
+
+
 def redact_dsn(dsn: str) -> str:
     """The DSN without its password, safe to print or log."""
     try:

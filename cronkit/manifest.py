@@ -29,6 +29,12 @@ from cronkit.errors import ManifestError
 TEMPLATE = re.compile(r"\{(secret|env):([A-Za-z_][A-Za-z0-9_.-]*)\}")
 # What a pasted key looks like: a JWT, or Supabase's new secret/publishable keys.
 INLINED_KEY = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|sb_(secret|publishable)_[A-Za-z0-9_-]{8,}")
+#: what starts a template: every occurrence must be a whole, well-formed reference
+TEMPLATE_START = re.compile(r"\{(secret|env):")
+#: unquoted, lower-case SQL identifiers (optionally schema-qualified): what the secrets table may be called
+PLAIN_TABLE = re.compile(r"[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?")
+PLAIN_COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+GUC_PREFIX = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.")
 METHODS = ("POST", "GET", "DELETE")
 BACKENDS = ("vault", "table", "guc")
 MAX_JOBNAME_BYTES = 63  # pg_cron < 1.5 stores jobname as `name`, which silently truncates
@@ -227,6 +233,42 @@ def load_manifest(path: str | Path) -> Manifest:
     return parse_manifest(data, path)
 
 
+def _strings(value: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every key and string value of the manifest, with its key path (``jobs[0].headers.x``)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        found.append((where or "<top>", value))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found.append((path, str(key)))
+            found += _strings(item, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _strings(item, f"{where}[{index}]")
+    return found
+
+
+def url_problem(url: str) -> tuple[str, str] | None:
+    """What pg_net (libcurl) would refuse in ``url``, with the fix; None when it would send it.
+
+    Templates stand for values filled in later ({env:...} at plan time, {secret:...} when the job
+    fires), so they are checked as placeholders.
+    """
+    text = TEMPLATE.sub("x", url)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return ("contains a space, a line break or another control character, which pg_net refuses",
+                "Percent-encode it (a space is %20).")
+    if not text.isascii():
+        return ("contains non-ASCII characters, which pg_net sends as they are and servers refuse",
+                "Percent-encode them in the path and query; write an international host name in its xn-- form.")
+    if not TEMPLATE.match(url) and not re.match(r"https?://[^/?#]+", text):
+        return ("is not an http:// or https:// URL with a host (pg_net sends nothing else)",
+                "Write the whole URL, e.g. \"https://<ref>.supabase.co/functions/v1/name\", or start it with a "
+                "template such as {secret:project_url}.")
+    return None
+
+
 def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> Manifest:
     def fail(where: str, problem: str, remedy: str | None = None) -> ManifestError:
         return ManifestError(f"{path}: {where}: {problem}", remedy=remedy)
@@ -258,8 +300,28 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
             if INLINED_KEY.search(job.get(key, "")):
                 raise fail(f"{where}{key}", "contains what looks like a literal key or JWT",
                            "Reference a secret with {secret:NAME}.")
+            if key in job:
+                problem = url_problem(job[key])
+                if problem:
+                    raise fail(f"{where}{key}", problem[0], problem[1])
+        if "function" in job:
+            problem = url_problem("http://host/functions/v1/" + job["function"])
+            if problem or "/" in job["function"] or not job["function"]:
+                raise fail(f"{where}function", f"{job['function']!r} is not an Edge Function name",
+                           "Use the function's slug as deployed: letters, digits, - and _.")
 
     check(data, _TOP, "")
+    for where, text in _strings(data):
+        if "\x00" in text:
+            raise fail(where, "contains a NUL character (\\u0000), which PostgreSQL text cannot hold",
+                       "Remove it from the file.")
+        for start in TEMPLATE_START.finditer(text):
+            if not TEMPLATE.match(text, start.start()):
+                end = text.find("}", start.start())
+                shown = text[start.start(): end + 1 if end >= 0 else None]
+                raise fail(where, f"{shown!r} is not a valid reference",
+                           "Write {secret:NAME} or {env:NAME}: NAME starts with a letter or _, then letters, digits, "
+                           "_ . or - (no spaces or quotes), and the braces close.")
     project = data.get("project")
     if not project:
         raise fail("project", "missing", 'Add `project = "my-app"` at the top: it marks the jobs this manifest owns.')
@@ -273,6 +335,11 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
         kinds = {kind for kind, _ in TEMPLATE.findall(source)} if isinstance(source, str) else set()
         if not (isinstance(source, str) and (source.startswith("env:") or kinds == {"env"})):
             raise fail(f"secrets.sources.{name}", f"expected \"env:VARIABLE\" or a \"{{env:VARIABLE}}/...\" template, got {source!r}")
+    for key, pattern, example in (("table", PLAIN_TABLE, "public.cron_secrets"), ("key_column", PLAIN_COLUMN, "key"),
+                                  ("value_column", PLAIN_COLUMN, "value"), ("guc_prefix", GUC_PREFIX, "app.settings.")):
+        if key in secrets_raw and not pattern.fullmatch(secrets_raw[key]):
+            raise fail(f"secrets.{key}", f"{secrets_raw[key]!r} is not a plain lower-case SQL name",
+                       f"Use lower-case letters, digits and _ (at most 63 bytes), e.g. {example!r}.")
     secrets_cfg = SecretsConfig(**secrets_raw)
 
     jobs = data.get("jobs", [])
@@ -305,6 +372,12 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
         for header, value in job.get("headers", {}).items():
             if not isinstance(value, str):
                 raise fail(f"jobs[{index}].headers.{header}", f"expected string, got {type(value).__name__}")
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", header):
+                raise fail(f"jobs[{index}].headers.{header}", "is not a valid HTTP header name",
+                           "Use letters, digits and - (e.g. x-scheduler-token).")
+            if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+                raise fail(f"jobs[{index}].headers.{header}", "contains a line break or another control character",
+                           "A header value is one line of text: remove it.")
             if "{env:" in value:
                 raise fail(f"jobs[{index}].headers.{header}", "{env:...} is not allowed in headers",
                            "Headers carry keys: reference a secret with {secret:NAME} so it is read when the job fires.")

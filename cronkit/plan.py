@@ -25,7 +25,7 @@ from typing import Any
 from psycopg import sql
 
 from cronkit import registry, schedules
-from cronkit.db import Conn, in_transaction, translated
+from cronkit.db import Conn, in_transaction, syntax_error, translated
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, server_facts
 from cronkit.maintenance import maintenance_jobs
@@ -311,6 +311,10 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         plan.problems.append(f"job {spec.name!r} belongs to cronkit project {managed.project!r}, not {project!r}.")
         return
 
+    for key, problem in _unparsable(conn, spec):
+        plan.problems.append(f"job {spec.name!r}: {key}: the server cannot parse it ({problem}) — fix the SQL; "
+                             "every run would fail")
+        return
     wrapper = render_wrapper(spec, backend, project, conn)
     command = wrapper.command(conn)
     digest = spec_hash(wrapper, spec.schedule, spec.active)
@@ -337,6 +341,22 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements))
     else:
         plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}"))
+
+
+def _unparsable(conn: Conn, spec: JobSpec) -> list[tuple[str, str]]:
+    """``sql`` and ``guard`` as the server parses them, without running them: each is compiled into a
+    throwaway plpgsql function (check_function_bodies parses its statements) that is rolled back."""
+    parts = [("guard", f"BEGIN\nPERFORM ({spec.guard}\n);\nEND")] if spec.guard else []
+    if spec.sql is not None:
+        parts.append(("sql", f"BEGIN\n{spec.sql.rstrip().rstrip(';')}\n;\nEND"))
+    found = []
+    for key, body in parts:
+        statement = sql.SQL("CREATE FUNCTION pg_temp.cronkit_parse_check() RETURNS void LANGUAGE plpgsql AS {}").format(
+            sql.Literal(body))
+        problem = syntax_error(conn, statement)
+        if problem:
+            found.append((key, problem))
+    return found
 
 
 def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str,
