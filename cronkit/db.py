@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import errors as pgerr
+from psycopg import sql
 from psycopg import errors as sqlstate  # noqa: F401  (re-exported: callers catch sqlstate.UndefinedTable, ...)
 from psycopg.abc import AdaptContext  # noqa: F401  (re-exported for sql.Composable.as_string)
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -68,6 +69,32 @@ def read_only(conn: psycopg.Connection[Any], *, timeout_ms: int | None = None) -
         if timeout_ms is not None:
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout_ms)}ms",))
         yield conn
+
+
+#: where a secret value waits for the statement that stores it (see :func:`staged_secret`)
+STAGED_SECRET = sql.Identifier("pg_temp", "cronkit_secret_in")
+
+
+@contextlib.contextmanager
+def staged_secret(conn: psycopg.Connection[Any], name: str, value: str, description: str = "") -> Iterator[None]:
+    """Put one secret into the temporary table :data:`STAGED_SECRET` (columns name, value,
+    description) for the statements inside the block, then remove it; all in one transaction.
+
+    The value travels by ``COPY ... FROM STDIN``: PostgreSQL logs a statement's text and its bind
+    parameters (``log_statement``, ``log_min_duration_statement``) and pg_stat_statements keeps the
+    text, but COPY data appears in neither. The statements that store it read the table, so no
+    query text or parameter ever holds the value.
+    """
+    with conn.transaction():
+        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (name text NOT NULL, value text NOT NULL, "
+                             "description text NOT NULL) ON COMMIT DROP").format(STAGED_SECRET))
+        conn.execute(sql.SQL("TRUNCATE {}").format(STAGED_SECRET))
+        with conn.cursor().copy(sql.SQL("COPY {} (name, value, description) FROM STDIN").format(STAGED_SECRET)) as copy:
+            copy.write_row((name, value, description))
+        try:
+            yield
+        finally:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(STAGED_SECRET))
 
 
 def syntax_error(conn: psycopg.Connection[Any], statement: Any) -> str | None:

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
-from cronkit.db import Conn, translated
+from cronkit.db import STAGED_SECRET, Conn, staged_secret, translated
 from cronkit.errors import PrivilegeError, SecretError
 from cronkit.manifest import SecretsConfig
-from cronkit.redact import fingerprint, looks_like_placeholder, mask
+from cronkit.redact import fingerprint, looks_like_placeholder
 from cronkit.statement import Statement
 
 
@@ -92,6 +92,12 @@ def placeholder_check(variable: sql.Identifier) -> sql.Composable:
 PRESENT, ABSENT, SUPERUSER_ONLY = "when present", "when absent", "superuser only"
 
 
+def _store(conn: Conn, statement: Statement, name: str, value: str, description: str) -> None:
+    """Run a store statement with the value staged by COPY (never in query text or parameters)."""
+    with staged_secret(conn, name, value, description):
+        statement.execute(conn)
+
+
 def _rowcount(conn: Conn, statement: Statement) -> int:
     return conn.execute(statement.query, statement.params).rowcount  # type: ignore[arg-type]
 
@@ -131,12 +137,12 @@ class VaultBackend(_Reads):
         return {row["name"]: (row["decrypted_secret"], row["updated_at"]) for row in rows}
 
     def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
-        shown = mask(value)
         return {
-            PRESENT: Statement(sql.SQL("SELECT vault.update_secret(id, %s) FROM vault.decrypted_secrets WHERE name = %s"),
-                               (value, name), (shown, sql.Literal(name).as_string(conn))),
-            ABSENT: Statement(sql.SQL("SELECT vault.create_secret(%s, %s, %s)"), (value, name, description),
-                              (shown, sql.Literal(name).as_string(conn), sql.Literal(description).as_string(conn))),
+            PRESENT: Statement(sql.SQL(
+                "SELECT vault.update_secret(s.id, i.value) FROM vault.decrypted_secrets s JOIN {staged} i ON s.name = i.name"
+            ).format(staged=STAGED_SECRET)),
+            ABSENT: Statement(sql.SQL("SELECT vault.create_secret(i.value, i.name, i.description) FROM {staged} i").format(
+                staged=STAGED_SECRET)),
         }
 
     def delete_statement(self, conn: Conn, name: str) -> Statement:
@@ -147,7 +153,8 @@ class VaultBackend(_Reads):
             current = self.values(conn, [name])
             if current.get(name) == value:
                 return "unchanged"
-            self.store_statements(conn, name, value, description)[PRESENT if name in current else ABSENT].execute(conn)
+            _store(conn, self.store_statements(conn, name, value, description)[PRESENT if name in current else ABSENT],
+                   name, value, description)
             return "updated" if name in current else "created"
 
     def delete(self, conn: Conn, name: str) -> bool:
@@ -222,19 +229,19 @@ class TableBackend(_Reads):
             current = self.values(conn, [name])
             if current.get(name) == value:
                 return "unchanged"
-            self.store_statements(conn, name, value, description)[PRESENT if name in current else ABSENT].execute(conn)
+            _store(conn, self.store_statements(conn, name, value, description)[PRESENT if name in current else ABSENT],
+                   name, value, description)
             return "updated" if name in current else "created"
 
     def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
         # ``conn`` None: a preview without a server (quoting needs none); it shows no updated_at touch
         known = conn is not None and self._exists(conn) and self._has_updated_at(conn)
         touch = sql.SQL(", updated_at = now()") if known else sql.SQL("")
-        shown = (mask(value), sql.Literal(name).as_string(conn))
         return {
-            PRESENT: Statement(sql.SQL("UPDATE {tbl} SET {val} = %s{touch} WHERE {key} = %s").format(
-                tbl=self.ident, val=self.value, touch=touch, key=self.key), (value, name), shown),
-            ABSENT: Statement(sql.SQL("INSERT INTO {tbl} ({val}, {key}) VALUES (%s, %s)").format(
-                tbl=self.ident, key=self.key, val=self.value), (value, name), shown),
+            PRESENT: Statement(sql.SQL("UPDATE {tbl} t SET {val} = i.value{touch} FROM {staged} i WHERE t.{key} = i.name").format(
+                tbl=self.ident, val=self.value, touch=touch, key=self.key, staged=STAGED_SECRET)),
+            ABSENT: Statement(sql.SQL("INSERT INTO {tbl} ({val}, {key}) SELECT i.value, i.name FROM {staged} i").format(
+                tbl=self.ident, key=self.key, val=self.value, staged=STAGED_SECRET)),
         }
 
     def delete_statement(self, conn: Conn, name: str) -> Statement:
@@ -289,27 +296,21 @@ class GucBackend(_Reads):
             )
         if next(iter(self.status(conn, [name]))).fingerprint == fingerprint(value):
             return "unchanged"
-        # ALTER DATABASE takes no bind parameters; a temporary function receives the value as one,
-        # so neither the client's query text nor statement logs ever contain it.
-        with translated(f"store setting {self.prefix}{name}"):
-            conn.execute(
-                """
-                create function pg_temp.cronkit_set_guc(setting text, val text) returns void
-                language plpgsql as $f$
-                begin
-                  execute format('alter database %I set %I = %L', current_database(), setting, val);
-                end $f$
-                """
-            )
-            conn.execute("select pg_temp.cronkit_set_guc(%s, %s)", (self.prefix + name, value))
-            conn.execute("drop function pg_temp.cronkit_set_guc(text, text)")
+        # ALTER DATABASE takes no bind parameters: a DO block builds it on the server from the staged
+        # value. The statement it EXECUTEs holds the value as a literal, so statistics are switched off
+        # for this transaction first (a superuser may; only superusers get here), and log_statement
+        # and log_min_duration_statement log top-level statements only: the DO block, no value.
+        with translated(f"store setting {self.prefix}{name}"), conn.transaction():
+            for setting in ("pg_stat_statements.track", "pg_stat_statements.track_utility"):
+                conn.execute("SELECT set_config(%s, %s, true)", (setting, "none" if setting.endswith("track") else "off"))
+            _store(conn, self.store_statements(conn, name, value, description)[SUPERUSER_ONLY], self.prefix + name, value, "")
         return "updated"
 
     def store_statements(self, conn: Conn, name: str, value: str, description: str = "") -> dict[str, Statement]:
-        # What the temporary function in ``set`` executes; shown, never run like this (ALTER DATABASE
-        # takes no parameters, and a literal would put the value into statement logs).
-        return {SUPERUSER_ONLY: Statement(sql.SQL("ALTER DATABASE {} SET {} = %s").format(
-            sql.Identifier(conn.info.dbname), sql.Identifier(self.prefix + name)), (value,), (mask(value),))}
+        return {SUPERUSER_ONLY: Statement(sql.SQL(
+            "DO $cronkit$ DECLARE i record; BEGIN SELECT * INTO i FROM {staged}; "
+            "EXECUTE format('ALTER DATABASE %I SET %I = %L', current_database(), i.name, i.value); END $cronkit$"
+        ).format(staged=STAGED_SECRET))}
 
     def delete_statement(self, conn: Conn, name: str) -> Statement:
         return Statement(sql.SQL("ALTER DATABASE {} RESET {}").format(

@@ -13,7 +13,9 @@ from typing import Any
 import marimo as mo
 import polars as pl
 
-from cronkit.db import Conn
+from psycopg import sql
+
+from cronkit.db import STAGED_SECRET, Conn
 from cronkit.errors import ConfigError, CronkitError
 from cronkit.redact import mask
 from cronkit.runbooks.context import (
@@ -130,9 +132,12 @@ def secret_value(typed: str | None, from_env: str | None, ctx: RunbookContext) -
 
 def store_preview(ctx: RunbookContext, conn: Conn, name: str, value: str) -> str:
     """The statements the backend runs to store ``name`` (:meth:`SecretBackend.store_statements`), each
-    with a ``-- when`` comment; the value, a bound parameter, is shown only as its mask."""
+    with a ``-- when`` comment, after the row they read: the value arrives by COPY (shown as its mask),
+    never in a query or a parameter, so no server log or statistics view can hold it."""
     statements = backend_for(ctx.manifest.secrets).store_statements(conn, name, value)
-    return "\n".join(f"{statement.display(conn)};  -- {when}" for when, statement in statements.items())
+    staged = (f"-- COPY {STAGED_SECRET.as_string(conn)} (name, value) FROM STDIN: "
+              f"({sql.Literal(name).as_string(conn)}, {mask(value)}) -- not logged by the server")
+    return "\n".join([staged] + [f"{statement.display(conn)};  -- {when}" for when, statement in statements.items()])
 
 
 def secret_preview(ctx: RunbookContext, name: str | None, value: str | None) -> mo.Html:

@@ -172,5 +172,6 @@ def test_the_store_preview_shows_the_statements_with_the_mask_in_place_of_the_va
     ctx = RunbookContext(dsn="", manifest=parse_manifest({"project": "x", "secrets": backend}), environment="default")
     value = "a-secret-value-for-the-preview"
     shown = store_preview(ctx, None, "service_role_key", value)  # type: ignore[arg-type]  # quoting needs no server
-    assert shown.count(mask(value)) == 2 and "'service_role_key'" in shown and value not in shown
+    assert shown.count(mask(value)) == 1 and "'service_role_key'" in shown and value not in shown
+    assert "FROM STDIN" in shown and "not logged" in shown
     assert "-- when present" in shown and "-- when absent" in shown

@@ -1,0 +1,120 @@
+"""No secret value reaches the server log or pg_stat_statements, whatever the server logs.
+
+A private sandbox logs everything (``log_statement = 'all'``, ``log_min_duration_statement = 0``,
+full bind parameters) and keeps pg_stat_statements with ``track = all``. For each backend (Vault,
+the secrets table, ``app.settings.*``) a value is stored by ``apply``, replaced by ``secrets set``,
+rotated by the rotate runbook, and removed by ``teardown --secrets``; none of the three values may
+appear in the server log, in pg_stat_statements, or in any output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cronkit import db as cdb
+from cronkit.manifest import load_manifest
+from cronkit.runbooks import rotate
+from cronkit.runbooks.context import RunbookContext
+from cronkit.secrets import backend_for
+from cronkit_sandbox.manager import Sandbox, SandboxEnv
+from tests.conftest import TEST_POSTGRES
+from tests.jobs_support import cli, output, toml_text
+
+LOG_EVERYTHING = {
+    "shared_preload_libraries": "'pg_cron', 'pg_stat_statements'",
+    "log_statement": "'all'",
+    "log_min_duration_statement": "0",
+    "log_parameter_max_length": "-1",
+    "log_min_error_statement": "'info'",
+    "pg_stat_statements.track": "'all'",
+    "pg_stat_statements.track_utility": "on",
+}
+
+
+@dataclass
+class Logged:
+    sandbox: Sandbox
+    env: SandboxEnv
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def statements(self) -> str:
+        with cdb.connect(self.env.superuser_url, autocommit=True) as su:
+            return "\n".join(r["query"] for r in su.execute("select query from pg_stat_statements").fetchall())
+
+
+@pytest.fixture(scope="module")
+def logged(sandbox_only: Any) -> Iterator[Logged]:
+    base = Path(tempfile.mkdtemp(prefix="cronkit-logged-", dir="/tmp"))
+    os.chmod(base, 0o755)  # the cluster's OS user must reach its data directory
+    sandbox = Sandbox(base / "lab")
+    try:
+        env = sandbox.up(postgres=TEST_POSTGRES)
+        with cdb.connect(env.superuser_url, autocommit=True) as su:
+            for name, value in LOG_EVERYTHING.items():
+                su.execute(f"ALTER SYSTEM SET {name} = {value}")  # type: ignore[arg-type]  # test constants
+        sandbox.down()
+        env = sandbox.up()
+        with cdb.connect(env.superuser_url, autocommit=True) as su:
+            su.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        state = sandbox.load_state()
+        assert state is not None
+        yield Logged(sandbox, env, sandbox._cluster(state).logfile)
+    finally:
+        sandbox.down(reset=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def manifest_text(backend: str, key: str) -> dict[str, Any]:
+    return {
+        "project": f"logged-{backend}",
+        "secrets": {"backend": backend, "sources": {key: "env:CK_LOGGED_KEY"}},
+        "jobs": [{"name": f"logged-{backend}-call", "schedule": "0 0 1 1 *", "url": "http://127.0.0.1:9/x",
+                  "headers": {"Authorization": f"Bearer {{secret:{key}}}"}}],
+    }
+
+
+@pytest.mark.parametrize("backend", ["vault", "table", "guc"])
+def test_store_replace_rotate_and_delete_leave_no_value_in_logs_or_statistics(
+    logged: Logged, backend: str, tmp_path: Path
+) -> None:
+    key = f"logged_{backend}_key"
+    values = [f"{step}-{backend}-{uuid.uuid4().hex}" for step in ("applied", "replaced", "rotated")]
+    # Supabase's postgres may store Vault and table secrets; app.settings.* need a superuser.
+    dsn = logged.env.superuser_url if backend == "guc" else logged.env.database_url
+    path = tmp_path / "cronkit.toml"
+    path.write_text(toml_text(manifest_text(backend, key)), encoding="utf-8")
+    outputs = []
+
+    applied = cli("apply", str(path), "--yes", "--dsn", dsn, cwd=tmp_path, env={"CK_LOGGED_KEY": values[0]})
+    assert applied.returncode == 0, output(applied)
+    replaced = cli("secrets", "set", key, "--manifest", str(path), "--dsn", dsn, cwd=tmp_path, input=values[1])
+    assert replaced.returncode == 0, output(replaced)
+    ctx = RunbookContext(dsn=dsn, manifest=load_manifest(path), environment="default")
+    rotation = rotate.rotate(ctx, key, values[2], True)
+    assert getattr(rotation, "change").stored  # noqa: B009
+    with cdb.connect(logged.env.superuser_url, autocommit=True) as su:
+        stored = backend_for(ctx.manifest.secrets).values(su, [key])
+    assert stored == {key: values[2]}, "the rotation stored the last value"
+    torn = cli("teardown", str(path), "--secrets", "--yes", "--dsn", dsn, cwd=tmp_path)
+    assert torn.returncode == 0, output(torn)
+    outputs += [output(r) for r in (applied, replaced, torn)] + [repr(rotation)]
+
+    log, statements = logged.log_text(), logged.statements()
+    assert "statement:" in log and key in log, "the server logs every statement"
+    assert key in statements, "pg_stat_statements tracks what cronkit ran"
+    for value in values:
+        assert value not in log, f"{value[:8]}… reached the server log"
+        assert value not in statements, f"{value[:8]}… reached pg_stat_statements"
+        assert all(value not in text for text in outputs), f"{value[:8]}… reached an output"
