@@ -14,9 +14,9 @@ from cronkit.registry import CronJob, active_statement, removal_statements
 from cronkit.secrets import backend_for
 
 
-def list_jobs(conn: Conn) -> list[CronJob]:
-    """All jobs the role can see, with the cronkit project that owns each (if any)."""
-    return registry.all_jobs(conn)
+def list_jobs(conn: Conn, *, ownership: bool = True) -> list[CronJob]:
+    """All jobs the role can see, with the cronkit project that owns each (if any; ``ownership=False``: unknown)."""
+    return registry.all_jobs(conn, ownership=ownership)
 
 
 def find_job(conn: Conn, name: str) -> CronJob:

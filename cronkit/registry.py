@@ -63,6 +63,8 @@ class CronJob:
     active: bool
     username: str
     managed_by: str | None
+    #: False when the role cannot read cronkit's registry: then managed_by None means "unknown", not foreign
+    ownership_known: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """For output: a key written literally into a (foreign) command is masked, never shown."""
@@ -91,14 +93,16 @@ def live_jobs(conn: Conn) -> dict[str, dict[str, Any]]:
     return {row["jobname"]: row for row in conn.execute(query("registry/live_jobs")).fetchall()}  # type: ignore[index]
 
 
-def all_jobs(conn: Conn) -> list[CronJob]:
+def all_jobs(conn: Conn, *, ownership: bool = True) -> list[CronJob]:
     """Every job in ``cron.job`` with the project that manages it (``None``: foreign).
 
-    Ownership is by identity (:func:`managed_jobs`): a job re-created by hand under a managed name is foreign.
+    Ownership is by identity (:func:`managed_jobs`): a job re-created by hand under a managed name is
+    foreign. ``ownership=False`` (a role that cannot read the registry): every owner is unknown.
     """
-    owners = {job.jobid: job.project for job in managed_jobs(conn) if job.jobid is not None}
+    owners = {job.jobid: job.project for job in managed_jobs(conn) if job.jobid is not None} if ownership else {}
     rows = conn.execute(query("registry/all_jobs")).fetchall()
-    return [CronJob(**row, managed_by=owners.get(row["jobid"])) for row in rows]  # type: ignore[arg-type, index]
+    return [CronJob(**row, managed_by=owners.get(row["jobid"]), ownership_known=ownership)  # type: ignore[arg-type, index]
+            for row in rows]
 
 
 def secret_readers(conn: Conn) -> dict[str, list[tuple[str, str]]]:

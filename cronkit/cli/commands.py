@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cronkit.errors import CronkitError, UsageError
+from cronkit.errors import CronkitError, ExitCode, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -172,18 +172,23 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from cronkit.jobs import list_jobs
+    from cronkit.privileges import Section, missing
 
     with _connect(args, autocommit=True) as conn:
-        jobs = list_jobs(conn)
+        lacking = {s: m for s, m in missing(conn).items() if s in (Section.JOBS, Section.REGISTRY)}
+        jobs = [] if Section.JOBS in lacking else list_jobs(conn, ownership=Section.REGISTRY not in lacking)
+    for gap in lacking.values():  # on stderr: --json keeps stdout a list of jobs
+        print(f"cronkit: {gap.line()}", file=sys.stderr)
+    status = ExitCode.PROBLEMS if lacking else ExitCode.OK
     if args.json:
         _emit_json([j.as_dict() for j in jobs])
-        return 0
-    if not jobs:
+        return status
+    if not jobs and Section.JOBS not in lacking:
         print("no jobs in cron.job")
     for job in jobs:
-        owner = f"cronkit:{job.managed_by}" if job.managed_by else "foreign"
+        owner = f"cronkit:{job.managed_by}" if job.managed_by else ("foreign" if job.ownership_known else "owner unknown")
         print(f"{job.jobid:>5}  {'active ' if job.active else 'paused '} {job.schedule:<16} {job.jobname}  ({owner})")
-    return 0
+    return status
 
 
 def _job_action(args: argparse.Namespace, action: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from cronkit import db
+from cronkit import db, privileges
 from cronkit.doctor import checks as _checks  # noqa: F401  (registers every check)
 from cronkit.doctor.catalogue import CATALOGUE, order
 from cronkit.doctor.context import Context, reason
@@ -78,6 +78,7 @@ def diagnose(
             conn.execute(query("doctor/statement_timeout"),
                          {"timeout": f"{int(limits.statement_timeout.total_seconds() * 1000)}ms"})
             facts = server_facts(conn)
+            gaps = tuple(gap.line() for gap in privileges.missing(conn).values())
             server_now = conn.execute(query("doctor/server_state")).fetchone()["now"]  # type: ignore[index]
             ctx = Context(conn, facts, manifest, environment, environ, now or server_now, window, limits)
             for entry in selected:
@@ -96,7 +97,7 @@ def diagnose(
         conn.row_factory = row_factory  # type: ignore[assignment]
     findings.sort(key=lambda f: (Severity(f.severity).rank, order(f.code), f.job or ""))
     server = {**facts.as_dict(), "now": ctx.now.isoformat()}
-    return Report(findings, skipped, checked, jsonable(server), ctx.now, window)
+    return Report(findings, skipped, checked, jsonable(server), ctx.now, window, gaps)
 
 
 def cmd_doctor(args: Any) -> int:

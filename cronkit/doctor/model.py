@@ -65,14 +65,17 @@ class Report:
     server: dict[str, Any]
     generated_at: datetime
     window: timedelta
+    #: one "missing privilege" line per section the role cannot read (cronkit.privileges), with the GRANT
+    missing_privileges: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> ExitCode:
-        """OK when nothing is above info, PROBLEMS (1) with warnings, CRITICAL (2) with anything critical."""
+        """OK when nothing is above info, PROBLEMS (1) with warnings or with sections the role could not
+        read (nothing was claimed about them), CRITICAL (2) with anything critical."""
         severities = {f.severity for f in self.findings}
         if Severity.CRITICAL in severities:
             return ExitCode.CRITICAL
-        if Severity.WARNING in severities:
+        if Severity.WARNING in severities or self.missing_privileges:
             return ExitCode.PROBLEMS
         return ExitCode.OK
 
@@ -96,6 +99,7 @@ class Report:
             "server": self.server,
             "findings": [f.as_dict() for f in self.findings],
             "skipped": [{"check": check, "reason": reason} for check, reason in self.skipped],
+            "missing_privileges": list(self.missing_privileges),
             "checked": self.checked,
         }
 
@@ -118,6 +122,7 @@ class Report:
             lines.append("")
         if not self.findings:
             lines += ["no problems found", ""]
+        lines += list(self.missing_privileges)
         for check, reason in self.skipped:
             lines.append(f"skipped  {check}: {reason}")
         s = self.summary

@@ -12,6 +12,7 @@ import polars as pl
 
 from cronkit.db import Conn, in_transaction, translated
 from cronkit.errors import CronkitError
+from cronkit.queries import query
 
 Jobs = Sequence[int | str] | None
 
@@ -104,11 +105,8 @@ def _frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, pl.DataType])
 
 
 def has_monitoring_schema(conn: Conn) -> bool:
-    """True when ``cronkit/sql/schema_monitoring.sql`` has been applied (``cronkit apply``)."""
-    row = conn.execute(
-        "SELECT to_regclass('cronkit.monitor_state') IS NOT NULL "
-        "AND to_regprocedure('cronkit.runid_at(timestamptz)') IS NOT NULL AS ok"
-    ).fetchone()
+    """True when ``cronkit/sql/schema_monitoring.sql`` has been applied (``cronkit apply``) and the role may use it."""
+    row = conn.execute(query("monitor/has_schema")).fetchone()
     return bool(row and (row["ok"] if isinstance(row, Mapping) else row[0]))
 
 

@@ -82,10 +82,12 @@ def incident_summary(report: doctor.Report, ctx: RunbookContext) -> mo.Html:
     window = human_duration(report.window)
     head = (f"**{s['critical']} critical, {s['warning']} warning(s), {s['info']} info** in the last "
             f"{window}; {len(report.checked)} checks ran, {len(report.skipped)} skipped.")
-    if not report.findings:
+    if not report.findings and not report.missing_privileges:
         head = f"✅ No problems found in the last {window} ({len(report.checked)} checks ran, {len(report.skipped)} skipped)."
     if other:
         head += f" {other} finding(s) concern jobs outside this manifest (shown last)."
+    # Sections this role cannot read: never "no problems" about what was not looked at.
+    head += "".join(f"\n\n⚠️ {esc(line)}" for line in report.missing_privileges)
     return say(head)
 
 

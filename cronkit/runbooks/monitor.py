@@ -17,7 +17,9 @@ import polars as pl
 
 from cronkit import monitor
 from cronkit.errors import ConfigError, CronkitError
+from cronkit import privileges
 from cronkit.monitor import charts, missed, queues
+from cronkit.privileges import Section
 from cronkit.outcomes import FAILED, OUTCOMES, Outcome
 from cronkit.runbooks.context import RunbookContext, registered_jobs, scrubber, specs
 from cronkit.runbooks.runtime import esc, say
@@ -76,22 +78,38 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
     names = list(scope) if scope is not None else None
     notes: list[str] = []
     with ctx.read(MONITOR_TIMEOUT_MS) as conn:
-        summary = monitor.run_summary(conn, since, until, jobs=names)
+        lacking = privileges.missing(conn)
+        # A section the role may not read is skipped with one line naming the GRANT (cronkit.privileges).
+        notes += [gap.line() for gap in lacking.values()]
         has_schema = monitor.has_monitoring_schema(conn)
-        if until - since > PER_RUN_WINDOW and has_schema:
-            runs = monitor.run_timeline(conn, since, until, jobs=names)
+        history = Section.JOBS not in lacking and Section.RUNS not in lacking
+        if not history:
+            long_window = until - since > PER_RUN_WINDOW and has_schema
+            summary = _empty(monitor.SUMMARY_SCHEMA)
+            runs = _empty(monitor.TIMELINE_SCHEMA if long_window else monitor.RUNS_SCHEMA)
         else:
-            runs = monitor.recent_runs(conn, since, until, jobs=names)
-        if has_schema:
+            summary = monitor.run_summary(conn, since, until, jobs=names)
+            if until - since > PER_RUN_WINDOW and has_schema:
+                runs = monitor.run_timeline(conn, since, until, jobs=names)
+            else:
+                runs = monitor.recent_runs(conn, since, until, jobs=names)
+        if Section.HTTP in lacking:
+            http, http_timeline = _empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA)
+            trend = _empty(queues.TREND_SCHEMA)
+        elif has_schema:
             http = monitor.http_outcomes(conn, since, until, jobs=names)
             http_timeline = monitor.http_timeline(conn, since, until, jobs=names)
             trend = queues.queue_trend(conn, since, until, project=ctx.project if ctx.has_manifest else None)
         else:
             notes.append("cronkit's monitoring tables are not in this database yet (run the setup runbook / "
-                         "`cronkit apply`): HTTP outcomes and queue trends are empty.")
+                         "`cronkit apply`), or this role may not read them: HTTP outcomes and queue trends are empty.")
             http, http_timeline = _empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA)
             trend = _empty(queues.TREND_SCHEMA)
-        report = missed.detect_missed(conn, max(since, until - timedelta(days=31)), until, jobs=names)
+        if history:
+            report = missed.detect_missed(conn, max(since, until - timedelta(days=31)), until, jobs=names)
+        else:
+            report = missed.MissedReport(*(_empty(schema) for schema in (
+                missed.SLOTS_SCHEMA, missed.EVENTS_SCHEMA, missed.SUMMARY_SCHEMA, missed.DOWNTIME_SCHEMA)))
         try:
             with conn.transaction():  # a savepoint: an unreadable queue table must not end the read
                 health = queues.queue_health(conn, list(ctx.manifest.queues))
