@@ -188,8 +188,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def sandbox(pytestconfig: pytest.Config) -> TestTarget:
     target = _start_target(pytestconfig)
     if isinstance(target, Exception):
+        message = f"the test database could not be started, so no database test can run:\n{target}"
+        if _WORKER:  # an xdist worker cannot end the session: each database test errors with the message
+            pytest.fail(message, pytrace=False)
         # One message for the whole session, not one error per test.
-        pytest.exit(f"the test database could not be started, so no database test can run:\n{target}", returncode=1)
+        pytest.exit(message, returncode=1)
     return target
 
 

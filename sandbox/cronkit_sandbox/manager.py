@@ -234,6 +234,8 @@ class Sandbox:
         started: list[Callable[[], None]] = []
         try:
             pgcluster.install_standins(binaries)
+            if fresh:
+                self._remove_orphan(cluster, progress)
             if not cluster.is_running():
                 if pgcluster.port_in_use(state.port):
                     raise SandboxError(
@@ -280,6 +282,18 @@ class Sandbox:
                     pass
             raise
         return self.env(state)
+
+    @staticmethod
+    def _remove_orphan(cluster: pgcluster.Cluster, progress: Progress) -> None:
+        """The cluster home of a new sandbox is derived from its state directory's path; when it
+        already exists, it belongs to an earlier sandbox of that path whose state was deleted by
+        hand (its keys are gone with it): stop what still runs there and remove it."""
+        if not cluster.home.exists():
+            return
+        progress(f"removing {cluster.home}: left by an earlier sandbox of {cluster.home.name} whose state is gone")
+        if cluster.is_running():
+            cluster.stop()
+        shutil.rmtree(cluster.home)
 
     def _bootstrap(self, state: State) -> None:
         env = self.env(state)

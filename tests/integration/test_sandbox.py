@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -269,3 +270,20 @@ def test_a_missing_data_directory_is_named_with_the_fix(scratch: Path) -> None:
     assert result.returncode == 1
     assert "missing or incomplete" in result.stderr and "--reset" in result.stderr
     assert sandbox_processes(scratch) == []
+
+
+def test_a_new_sandbox_where_a_deleted_one_left_its_cluster_starts_clean(scratch: Path) -> None:
+    # The cluster's files live outside the state directory when its OS user cannot reach it, or in
+    # the engine's root: deleting the state by hand (rm -rf, a fresh clone at the same path) leaves
+    # them, still running. A new sandbox of that path stops and replaces them.
+    first = Sandbox(scratch)
+    first.up()
+    state = first.load_state()
+    assert state is not None
+    shutil.rmtree(scratch)  # by hand: the cluster keeps running
+    again = Sandbox(scratch)
+    env = again.up()
+    with cdb.connect(env.database_url, autocommit=True) as conn:
+        assert conn.execute("select 1 as ok").fetchone()["ok"] == 1
+    new = again.load_state()
+    assert new is not None and new.app_password != state.app_password  # a new sandbox, new keys
