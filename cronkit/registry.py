@@ -34,14 +34,11 @@ class ManagedJob:
     wrapper_exists: bool
     #: the cron.job row cronkit scheduled, as recorded at apply (None: registered before jobids were kept)
     recorded_jobid: int | None
-    owner: str | None
     #: the live row that is cronkit's job (None: gone, or replaced by a job cronkit did not create)
     jobid: int | None
     schedule: str | None
     command: str | None
     active: bool | None
-    #: a job of the same name that is not this one: re-created by hand, so foreign until --adopt
-    name_taken_by: int | None
 
     @property
     def kind(self) -> str | None:

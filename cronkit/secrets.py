@@ -260,6 +260,10 @@ GUC_REMEDY = (
 )
 
 
+#: what keeps the GUC backend's ALTER DATABASE (which holds the value as a literal) out of statistics
+STATISTICS_OFF = {"pg_stat_statements.track": "none", "pg_stat_statements.track_utility": "off"}
+
+
 class GucBackend(_Reads):
     """``app.settings.*`` database settings (seed 004). Only a superuser can set them."""
 
@@ -301,8 +305,8 @@ class GucBackend(_Reads):
         # for this transaction first (a superuser may; only superusers get here), and log_statement
         # and log_min_duration_statement log top-level statements only: the DO block, no value.
         with translated(f"store setting {self.prefix}{name}"), conn.transaction():
-            for setting in ("pg_stat_statements.track", "pg_stat_statements.track_utility"):
-                conn.execute("SELECT set_config(%s, %s, true)", (setting, "none" if setting.endswith("track") else "off"))
+            for setting, off in STATISTICS_OFF.items():
+                conn.execute("SELECT set_config(%s, %s, true)", (setting, off))
             _store(conn, self.store_statements(conn, name, value, description)[SUPERUSER_ONLY], self.prefix + name, value, "")
         return "updated"
 

@@ -71,9 +71,7 @@ def cmd_sandbox_status(args: argparse.Namespace) -> int:
         return 1
     pg = info["postgres"]
     print(f"state dir   {info['state_dir']}")
-    engine = info["engine"]
-    where = f" in the Debian trixie root {engine['root']}" if engine["root"] else " from this machine's packages"
-    print(f"engine      {engine['kind']}: PostgreSQL {engine['postgres']}{where}")
+    print(f"engine      {info['engine']['kind']}: {info['engine']['describe']}")
     print(f"postgres    {'running' if pg['running'] else 'stopped'} on 127.0.0.1:{pg['port']} (log {pg['log']})")
     print(f"pg_net      worker {'pid ' + str(info['networker']['pid']) if info['networker']['pid'] else 'stopped'}")
     print(f"edge        {'pid ' + str(info['edge']['pid']) if info['edge']['pid'] else 'stopped'} on port {info['edge']['port']}")

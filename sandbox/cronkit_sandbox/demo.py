@@ -266,7 +266,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "sandbox": {"database": db.redact_dsn(env.database_url), "supabase_url": env.supabase_url,
-                    "engine": {**engine.as_dict(), "describe": engine.describe()}, "versions": versions},
+                    "engine": engine.as_dict(), "versions": versions},
         "overrides": [asdict(o) for o in overrides],
         "complete": _all_answered(rows),
         "jobs": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows],

@@ -67,7 +67,8 @@ class Engine:
         return f"PostgreSQL {self.major} from this machine's packages"
 
     def as_dict(self) -> dict[str, object]:
-        return {"kind": str(self.kind), "postgres": self.major, "root": str(self.root) if self.root else None}
+        return {"kind": str(self.kind), "postgres": self.major, "root": str(self.root) if self.root else None,
+                "describe": self.describe()}
 
 
 def cache_dir(environ: dict[str, str]) -> Path:
