@@ -18,9 +18,10 @@ from typing import Any
 
 PLACEHOLDER_MARKERS = ("placeholder", "your-", "your_", "changeme", "change-me", "xxx", "todo", "[")
 
-#: anything shaped like a key: a JWT (all three parts) or Supabase's new API keys
+#: anything shaped like a key: a JWT or Supabase's new API keys, also when cut short (PostgreSQL
+#: quotes a statement's text around an error position and ends it with "..." mid-key)
 KEY_PATTERN = re.compile(
-    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?|sb_(?:secret|publishable)_[A-Za-z0-9_-]{8,}"
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?|sb_(?:secret|publishable)_[A-Za-z0-9_-]+"
 )
 #: a credential echoed as ``name: value`` / ``name=value`` (e.g. in a response body): the value is masked
 CREDENTIAL_PATTERN = re.compile(
@@ -74,7 +75,7 @@ class Scrubber:
             return value
         for secret, shown in self.pairs:
             value = value.replace(secret, shown)
-        value = KEY_PATTERN.sub(lambda m: mask(m.group(0)), value)
+        value = mask_keys(value)
         return CREDENTIAL_PATTERN.sub(lambda m: m.group(1) + mask(m.group(2)), value)
 
     def deep(self, value: Any) -> Any:
@@ -96,6 +97,12 @@ class Scrubber:
         # frames shown to people are small: scrub value by value, key shapes need a callback
         return frame.with_columns(pl.Series(name, [self.text(v) for v in frame.get_column(name).to_list()],
                                             dtype=pl.String) for name in columns)
+
+
+def mask_keys(text: str) -> str:
+    """``text`` with anything shaped like a key masked; for messages that name, never quote, values
+    (cronkit's errors), where ``name: value`` is a key path and a reason, not a credential."""
+    return KEY_PATTERN.sub(lambda m: mask(m.group(0)), text)
 
 
 def scrub(value: Any) -> Any:

@@ -176,16 +176,16 @@ def health_view(data: MonitorData) -> mo.Html:
     lines = []
     for row in data.summary.iter_rows(named=True):
         if row["failed"]:
-            lines.append(f"❌ **{esc(row['jobname'])}**: {row['failed']} of {row['runs']} run(s) failed; last: "
+            lines.append(f"❌ **{esc(_job(row))}**: {row['failed']} of {row['runs']} run(s) failed; last: "
                          f"{esc((row['last_failure_message'] or '').strip()[:160])}")
     for row in data.http.iter_rows(named=True):
         bad = {str(o): row[o] for o in FAILED if row.get(o)}
         if bad:
-            lines.append(f"❌ **{esc(row['jobname'])}**: HTTP {', '.join(f'{k} ×{v}' for k, v in bad.items())}; last: "
+            lines.append(f"❌ **{esc(_job(row))}**: HTTP {', '.join(f'{k} ×{v}' for k, v in bad.items())}; last: "
                          f"{esc((row['last_error'] or '').strip()[:160])}")
     for row in data.missed.iter_rows(named=True):
         if row["missed"] or row["status"] == "stopped":
-            lines.append(f"⚠️ **{esc(row['jobname'])}**: {row['missed']} missed run(s), status {row['status']}")
+            lines.append(f"⚠️ **{esc(_job(row))}**: {row['missed']} missed run(s), status {row['status']}")
     for row in data.queues.iter_rows(named=True):
         if row["stuck_processing"] or row["exhausted"]:
             lines.append(f"⚠️ queue **{esc(row['queue'])}**: {row['stuck_processing'] or 0} stuck, "
@@ -193,6 +193,13 @@ def health_view(data: MonitorData) -> mo.Html:
     if not lines:
         return say("✅ No failed runs, failed HTTP calls, missed runs or stuck queue items in the window.")
     return say("\n\n".join(lines) + "\n\nWalk through causes and fixes with `runbooks/incident.py`.")
+
+
+def _job(row: dict[str, Any]) -> str:
+    """A row's job as people know it; runs of a job removed since then keep only its id."""
+    if row.get("jobname"):
+        return str(row["jobname"])
+    return f"jobid {row['jobid']} (removed)" if row.get("jobid") is not None else "a removed job"
 
 
 def duration_chart(data: MonitorData) -> Any:

@@ -8,14 +8,28 @@ literally into a foreign command is never printed.
 
 from __future__ import annotations
 
+import html
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.helpers import fake_jwt
-from tests.jobs_support import Project, job_row, output, project, registry_row  # noqa: F401 - fixture
+from tests.helpers import fake_jwt, wait_for
+from tests.jobs_support import (  # noqa: F401 - fixture
+    Project,
+    cli_env,
+    frequent_schedule,
+    job_row,
+    output,
+    project,
+    registry_row,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 Conn = psycopg.Connection[dict[str, Any]]
 YEARLY = "0 0 1 1 *"
@@ -102,11 +116,35 @@ def test_teardown_keeps_a_secret_another_job_still_reads(project: Project, db: C
     assert left == {shared, hand}
 
 
-def test_a_key_written_literally_into_a_foreign_command_is_never_printed(project: Project, db: Conn) -> None:
+def test_a_key_written_literally_into_a_foreign_command_is_never_printed(
+    project: Project, db: Conn, pg_cron_version: Any
+) -> None:
+    """The key sits in the command and, because the command fails, in every run's error message too."""
     key = fake_jwt()
-    db.execute("select cron.schedule(%s, %s, %s)", (project.job("inline"), YEARLY,
-               f"select net.http_post('http://127.0.0.1:9/x', headers := jsonb_build_object('Authorization', 'Bearer {key}'))"))
-    for args in (("status", "--json"), ("status",)):
-        result = project.cli(*args, "--dsn", project.dsn)
-        assert result.returncode == 0, output(result)
-        assert key not in result.stdout and key[:40] not in result.stdout
+    name = project.job("inline")
+    # casting the header text to int fails with `invalid input syntax ... "Bearer <key>"`: the key
+    # reaches cron.job_run_details.return_message, which the doctor and the runbooks show
+    command = f"select ('Bearer {key}')::int, net.http_post('http://127.0.0.1:9/x')"
+    jobid = db.execute("select cron.schedule(%s, %s, %s) as id", (name, frequent_schedule(pg_cron_version), command)).fetchone()["id"]
+    wait_for(lambda: db.execute("select 1 from cron.job_run_details where jobid = %s and status = 'failed'", (jobid,)).fetchone(),
+             timeout=90, message="a failed run of the foreign job")
+    db.execute("select cron.alter_job(%s, active := false)", (jobid,))
+    assert key in db.execute("select return_message from cron.job_run_details where jobid = %s and status = 'failed' limit 1",
+                             (jobid,)).fetchone()["return_message"]  # the hostile case is real
+
+    path = project.write(project.data(sql_job(project.job("mine"))))
+    shown = {" ".join(args): project.cli(*args, "--dsn", project.dsn) for args in (
+        ("status",), ("status", "--json"), ("doctor",), ("doctor", "--json"),
+        ("plan", str(path)), ("plan", str(path), "--json"), ("import",), ("import", "--json"))}
+    for runbook in ("monitor", "incident"):
+        out = project.dir / f"{runbook}.html"
+        shown[runbook] = subprocess.run(
+            [sys.executable, "-m", "cronkit.runbooks", "report", str(ROOT / "runbooks" / f"{runbook}.py"), "-o", str(out),
+             "--", "--dsn", project.dsn], capture_output=True, text=True, cwd=project.dir, env=cli_env(),
+            timeout=180, stdin=subprocess.DEVNULL)
+        assert shown[runbook].returncode == 0, output(shown[runbook])
+        shown[runbook + " report"] = subprocess.CompletedProcess([], 0, html.unescape(out.read_text(encoding="utf-8")), "")
+    assert name in shown["status"].stdout and name in shown["import"].stdout  # the job itself is shown
+    for what, result in shown.items():
+        assert "Traceback" not in result.stdout + result.stderr, what
+        assert key[:40] not in result.stdout + result.stderr, what
