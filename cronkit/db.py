@@ -97,6 +97,25 @@ def staged_secret(conn: psycopg.Connection[Any], name: str, value: str, descript
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(STAGED_SECRET))
 
 
+def without_detail(conn: psycopg.Connection[Any], statement: sql.Composable) -> sql.Composable:
+    """``statement`` run inside a server-side block that re-raises any error with its SQLSTATE and
+    message but without DETAIL, which for a failed write quotes the row (``Failing row contains
+    (..., <value>, ...)``). An error caught in PL/pgSQL is never logged, so the row reaches neither
+    the server's log nor the driver. For statements that write a secret value.
+    """
+    return sql.SQL("DO $cronkit_guard$ BEGIN EXECUTE {}; EXCEPTION WHEN others THEN "
+                   "RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM; END $cronkit_guard$").format(
+        sql.Literal(statement.as_string(conn)))
+
+
+def error_summary(exc: BaseException) -> str:
+    """What an error says, safe to show: a server error's first message line only (its DETAIL,
+    CONTEXT and the statement text quoted around a position can hold values); other errors' text."""
+    if isinstance(exc, psycopg.Error):
+        return _first_line(exc.diag.message_primary or str(exc))
+    return str(exc)
+
+
 def syntax_error(conn: psycopg.Connection[Any], statement: Any) -> str | None:
     """The server's syntax error for ``statement`` (None when it parses), run in a savepoint that is
     always rolled back. Only a syntax error (42601) counts; any other refusal (privileges, a missing
@@ -171,7 +190,7 @@ def translated(action: str) -> Iterator[None]:
     except CronkitError:
         raise
     except pgerr.InsufficientPrivilege as exc:
-        raise PrivilegeError(f"Could not {action}: {_first_line(exc.diag.message_primary or str(exc))}") from exc
+        raise PrivilegeError(f"Could not {action}: {error_summary(exc)}") from exc
     except (pgerr.InvalidSchemaName, pgerr.UndefinedFunction, pgerr.UndefinedTable) as exc:
         message = exc.diag.message_primary or str(exc)
         missing = _extension_hint(message)
@@ -181,7 +200,7 @@ def translated(action: str) -> Iterator[None]:
     except psycopg.OperationalError as exc:
         raise ConnectionFailed(f"Could not {action}: {_first_line(str(exc))}") from exc
     except psycopg.Error as exc:
-        raise CronkitError(f"Could not {action}: {_first_line(exc.diag.message_primary or str(exc))}") from exc
+        raise CronkitError(f"Could not {action}: {error_summary(exc)}") from exc
 
 
 def _extension_hint(message: str) -> str | None:

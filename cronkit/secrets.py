@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
-from cronkit.db import STAGED_SECRET, Conn, staged_secret, translated
+from cronkit.db import STAGED_SECRET, Conn, staged_secret, translated, without_detail
 from cronkit.errors import PrivilegeError, SecretError
 from cronkit.manifest import SecretsConfig
 from cronkit.redact import fingerprint, looks_like_placeholder
@@ -93,9 +93,10 @@ PRESENT, ABSENT, SUPERUSER_ONLY = "when present", "when absent", "superuser only
 
 
 def _store(conn: Conn, statement: Statement, name: str, value: str, description: str) -> None:
-    """Run a store statement with the value staged by COPY (never in query text or parameters)."""
+    """Run a store statement with the value staged by COPY (never in query text or parameters),
+    guarded so that a refused write cannot quote the value back in an error's DETAIL."""
     with staged_secret(conn, name, value, description):
-        statement.execute(conn)
+        conn.execute(without_detail(conn, statement.query))  # store statements take no parameters
 
 
 def _rowcount(conn: Conn, statement: Statement) -> int:
@@ -172,6 +173,7 @@ class TableBackend(_Reads):
         self.schema = schema or "public"
         self.table = table
         self.ident = sql.Identifier(self.schema, self.table)
+        self.key_column, self.value_column = config.key_column, config.value_column
         self.key = sql.Identifier(config.key_column)
         self.value = sql.Identifier(config.value_column)
         self.create_table = config.create_table
@@ -184,12 +186,25 @@ class TableBackend(_Reads):
     def _exists(self, conn: Conn) -> bool:
         return conn.execute("select to_regclass(%s) is not null as ok", (f"{self.schema}.{self.table}",)).fetchone()["ok"]
 
+    def _columns(self, conn: Conn) -> set[str]:
+        rows = conn.execute("select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+                            (self.schema, self.table)).fetchall()
+        return {row["column_name"] for row in rows}
+
     def _has_updated_at(self, conn: Conn) -> bool:
-        row = conn.execute(
-            "select 1 from information_schema.columns where table_schema = %s and table_name = %s and column_name = 'updated_at'",
-            (self.schema, self.table),
-        ).fetchone()
-        return row is not None
+        return "updated_at" in self._columns(conn)
+
+    def _require_columns(self, conn: Conn) -> set[str]:
+        """The table's columns, after checking it has the key and value columns the manifest names."""
+        columns = self._columns(conn)
+        missing = [c for c in (self.key_column, self.value_column) if c not in columns]
+        if missing and columns:  # no columns at all: this role may not see them; let the read say so
+            raise SecretError(
+                f"The secrets table {self.schema}.{self.table} has no column {', '.join(repr(c) for c in missing)} "
+                f"(it has {', '.join(sorted(columns))}).",
+                remedy="Name its columns under [secrets] with `key_column = ...` and `value_column = ...`.",
+            )
+        return columns
 
     def setup(self, conn: Conn) -> list[sql.Composable]:
         if self._exists(conn):
@@ -212,7 +227,7 @@ class TableBackend(_Reads):
     def _read(self, conn: Conn, names: list[str]) -> dict[str, tuple[str | None, datetime | None]]:
         if not self._exists(conn):
             return {}
-        updated = sql.SQL("updated_at") if self._has_updated_at(conn) else sql.SQL("NULL::timestamptz")
+        updated = sql.SQL("updated_at") if "updated_at" in self._require_columns(conn) else sql.SQL("NULL::timestamptz")
         with translated(f"read secrets from {self.schema}.{self.table}"):
             rows = conn.execute(
                 sql.SQL("SELECT {key} AS name, {val} AS value, {upd} AS updated_at FROM {tbl} WHERE {key} = ANY(%s)").format(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from cronkit.cli.parser import build_parser
 from cronkit.errors import ConfigError, CronkitError, ExitCode, NotConfirmed
+from cronkit.redact import mask_keys
 
 __all__ = ["build_parser", "main"]
 
@@ -68,9 +69,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error is None:
             raise
         if args.verbose:
-            traceback.print_exc()
-        print(f"cronkit: error: {error}", file=sys.stderr)
+            print(_traceback_text(exc), end="", file=sys.stderr)
+        print(f"cronkit: error: {mask_keys(str(error))}", file=sys.stderr)
         return int(error.exit_code)
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """The traceback ``-v`` shows: every chained exception with its frames, each message reduced to
+    what is safe to show (:func:`cronkit.db.error_summary`: no DETAIL, CONTEXT or quoted statement,
+    which can hold the row a failed write carried) with anything shaped like a key masked."""
+    from cronkit import db
+
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for error in reversed(chain):
+        if parts:
+            parts.append("\nThe above exception led to the next one:\n\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(error.__traceback__))
+        kind = type(error)
+        parts.append(f"{kind.__module__}.{kind.__qualname__}: {mask_keys(db.error_summary(error))}\n")
+    return "".join(parts)
 
 
 def _silence_stdout() -> None:

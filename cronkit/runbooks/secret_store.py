@@ -137,7 +137,8 @@ def store_preview(ctx: RunbookContext, conn: Conn, name: str, value: str) -> str
     statements = backend_for(ctx.manifest.secrets).store_statements(conn, name, value)
     staged = (f"-- COPY {STAGED_SECRET.as_string(conn)} (name, value) FROM STDIN: "
               f"({sql.Literal(name).as_string(conn)}, {mask(value)}) -- not logged by the server")
-    return "\n".join([staged] + [f"{statement.display(conn)};  -- {when}" for when, statement in statements.items()])
+    guard = "-- each runs inside a DO block that re-raises an error without its DETAIL, which would quote the row"
+    return "\n".join([staged, guard] + [f"{statement.display(conn)};  -- {when}" for when, statement in statements.items()])
 
 
 def secret_preview(ctx: RunbookContext, name: str | None, value: str | None) -> mo.Html:

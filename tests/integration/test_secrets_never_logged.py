@@ -118,3 +118,43 @@ def test_store_replace_rotate_and_delete_leave_no_value_in_logs_or_statistics(
         assert value not in log, f"{value[:8]}… reached the server log"
         assert value not in statements, f"{value[:8]}… reached pg_stat_statements"
         assert all(value not in text for text in outputs), f"{value[:8]}… reached an output"
+
+
+@pytest.mark.parametrize("refusal", [
+    "owner text NOT NULL",  # a column the operator's own table needs and cronkit does not fill
+    "CHECK (length(value) < 20)",  # a rule the value breaks
+])
+def test_a_refused_write_quotes_no_row_in_the_log_the_error_or_the_verbose_traceback(
+    logged: Logged, refusal: str, tmp_path: Path
+) -> None:
+    table = f"hand_secrets_{uuid.uuid4().hex[:6]}"
+    value = f"refused-{uuid.uuid4().hex}"
+    with cdb.connect(logged.env.database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE public.{table} (key text PRIMARY KEY, value text NOT NULL, {refusal})")  # type: ignore[arg-type]
+    path = tmp_path / "cronkit.toml"
+    path.write_text(toml_text({"project": "refused", "secrets": {"backend": "table", "table": f"public.{table}"}}),
+                    encoding="utf-8")
+
+    result = cli("-v", "secrets", "set", "refused_key", "--manifest", str(path), "--dsn", logged.env.database_url,
+                 cwd=tmp_path, input=value)
+    assert result.returncode == 1, output(result)
+    assert "Could not store secret 'refused_key'" in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr, "-v shows the chain"
+    assert value not in output(result)
+    log = logged.log_text()
+    assert table in log and "ERROR:" in log, "the refusal itself is logged"
+    assert value not in log, "the refused row reached the server log"
+
+
+def test_a_hand_made_table_without_the_named_columns_says_which_keys_to_set(logged: Logged, tmp_path: Path) -> None:
+    table = f"hand_secrets_{uuid.uuid4().hex[:6]}"
+    with cdb.connect(logged.env.database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE public.{table} (secret_name text PRIMARY KEY, secret text NOT NULL)")  # type: ignore[arg-type]
+    path = tmp_path / "cronkit.toml"
+    path.write_text(toml_text({"project": "columns", "secrets": {"backend": "table", "table": f"public.{table}"}}),
+                    encoding="utf-8")
+    result = cli("secrets", "set", "k", "--manifest", str(path), "--dsn", logged.env.database_url, cwd=tmp_path,
+                 input="columns-value-1")
+    assert result.returncode == 1, output(result)
+    assert "has no column 'key', 'value' (it has secret, secret_name)" in result.stderr
+    assert "key_column = " in result.stderr and "Traceback" not in result.stderr

@@ -158,3 +158,30 @@ def test_the_exit_code_table_in_the_readme_is_the_one_the_code_uses() -> None:
 def test_sandbox_status_exits_1_when_there_is_no_sandbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_code("sandbox", "--state-dir", str(tmp_path / "none"), "status") == ExitCode.PROBLEMS
     assert "cronkit sandbox up" in capsys.readouterr().out
+
+
+def test_the_verbose_traceback_shows_the_chain_but_no_detail_and_no_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    from cronkit.cli import parser
+    from cronkit.errors import CronkitError
+    from tests.helpers import fake_jwt
+
+    key = fake_jwt()
+
+    def refused(args: object) -> int:
+        try:
+            raise psycopg.errors.NotNullViolation(
+                f'null value in column "owner" violates not-null constraint\nDETAIL:  Failing row contains (k, {key}, null).')
+        except psycopg.Error as exc:
+            raise CronkitError(f"Could not store secret 'k': {key}") from exc
+
+    monkeypatch.setattr(parser, "cmd_status", refused)
+    assert exit_code("-v", "status") == ExitCode.PROBLEMS
+    err = capsys.readouterr().err
+    assert "psycopg.errors.NotNullViolation: null value in column \"owner\"" in err
+    assert "The above exception led to the next one" in err and "cronkit.errors.CronkitError" in err
+    assert "DETAIL:  Failing row contains (k, eyJ" not in err, "the chained error's DETAIL"
+    assert key not in err and key[:40] not in err
