@@ -1,15 +1,14 @@
 """Operations on single jobs and on everything a project created: status, pause, resume,
-run-now, remove, teardown, and import of jobs that were set up by hand from the guides."""
+run-now, remove and teardown (import of hand-made jobs: :mod:`cronkit.importer`)."""
 
 from __future__ import annotations
 
-import json
 import re
 
 from cronkit import registry
 from cronkit.db import Conn, Rollback, translated
 from cronkit.errors import CronkitError, JobNotFound
-from cronkit.manifest import INLINED_KEY, NOT_IN_FUNCTION, Manifest
+from cronkit.manifest import Manifest
 from cronkit.registry import CronJob, active_statement, removal_statements
 from cronkit.secrets import backend_for
 
@@ -128,51 +127,3 @@ def _dummy_env(manifest: Manifest) -> dict[str, str]:
     for job in manifest.raw_jobs:
         names.update(re.findall(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", str(job)))
     return {name: "http://unused" for name in names}
-
-
-def import_jobs(conn: Conn, project: str = "imported") -> str:
-    """A manifest (TOML text) for the jobs that exist but were not created by cronkit.
-
-    Each becomes an ``sql`` job running its current command, so applying the imported manifest
-    with ``--adopt`` changes nothing a job does — only who manages it.
-    """
-    lines = [
-        "# Written by `cronkit import` from cron.job. Review it, then `cronkit plan` / `cronkit apply --adopt`.",
-        "# Commands are kept as SQL jobs; consider rewriting HTTP calls as `function = ...` jobs with",
-        "# {secret:NAME} headers (keys found literally in a command must be moved to a secret first).",
-        f"project = {_toml_str(project)}",
-        "",
-    ]
-    for job in list_jobs(conn):
-        if job.managed_by is not None or not job.jobname:
-            continue
-        block = ["[[jobs]]", f"name = {_toml_str(job.jobname)}", f"schedule = {_toml_str(job.schedule)}",
-                 f"sql = {_toml_str(job.command.strip())}"]
-        if not job.active:
-            block.append("active = false")
-        if INLINED_KEY.search(job.command):
-            # Never copy a key into a file meant for review and version control.
-            lines.append(f"# Job {job.jobname!r} has a key written literally in its command (SECRET_INLINED):")
-            lines.append("# store the key with `cronkit secrets set NAME`, then declare this job with {secret:NAME}.")
-            block = ["# [[jobs]]", f"# name = {_toml_str(job.jobname)}", f"# schedule = {_toml_str(job.schedule)}"]
-        elif NOT_IN_FUNCTION.search(job.command) or re.search(r"(?:^|;)\s*call\b", job.command, re.IGNORECASE):
-            # An sql job runs inside its wrapper function, where VACUUM & co. are refused and a
-            # procedure may not COMMIT: adopting this job would make every run fail.
-            lines.append(f"# Job {job.jobname!r} runs a command that may not work inside a function (VACUUM, CALL, "
-                         "CONCURRENTLY, ...):")
-            lines.append("# it is left as it is (cronkit shows it as foreign and never changes it).")
-            block = ["# [[jobs]]", f"# name = {_toml_str(job.jobname)}", f"# schedule = {_toml_str(job.schedule)}"]
-        lines += block + [""]
-    return "\n".join(lines)
-
-
-def _toml_str(value: str) -> str:
-    """A TOML string that reads back as exactly ``value``.
-
-    Multi-line commands stay readable as a literal string, unless they hold ``'''`` or a control
-    character other than newline and tab (TOML forbids those there, and reads CR LF as LF).
-    """
-    if "\n" in value and "'''" not in value and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value):
-        return "'''\n" + value + "'''"
-    # JSON's escapes are TOML's, except that TOML also forbids a raw DEL.
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cronkit.errors import CronkitError, ExitCode, UsageError
+from cronkit.errors import CronkitError, ExitCode, JobNotFound, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -252,22 +252,39 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from cronkit import jobs
+    from cronkit.importer import Selection, import_manifest
 
+    selection = Selection(tuple(args.job or ()), args.match)
     with _connect(args, autocommit=True) as conn:
-        text = jobs.import_jobs(conn, args.project)
+        result = import_manifest(conn, jobs.list_jobs(conn), args.project, selection, args.timezone)
+    if result.missing:
+        raise JobNotFound(f"No job cronkit does not already manage is named {', '.join(repr(n) for n in result.missing)}.",
+                          remedy="`cronkit status` lists every job and who manages it.")
+    if not result.jobs:
+        raise CronkitError("There is no job to import: every job in cron.job is managed by cronkit"
+                           + (" or not selected." if args.job or args.match else "."),
+                           remedy="`cronkit status` lists every job and who manages it.")
     if args.output:
         from pathlib import Path
 
-        Path(args.output).write_text(text, encoding="utf-8")
-        if args.json:
-            _emit_json({"written": args.output})
-        else:
-            print(f"wrote {args.output}")
-    elif args.json:
-        _emit_json({"manifest": text})
+        Path(args.output).write_text(result.text, encoding="utf-8")
+    if args.json:
+        _emit_json({**result.as_dict(), **({"written": args.output} if args.output else {})})
+    elif args.output:
+        print(f"wrote {args.output}: {_import_summary(result)}")
     else:
-        print(text)
+        print(result.text, end="")
+        print(_import_summary(result), file=sys.stderr)
     return 0
+
+
+def _import_summary(result: Any) -> str:
+    http = sum(1 for i in result.jobs if not i.reason and not i.commented and i.recovered.url is not None)
+    commented = sum(1 for i in result.jobs if i.commented)
+    kept = len(result.jobs) - http - commented
+    store = [n for i in result.jobs if not i.commented for n in i.recovered.literal_keys]
+    text = f"{len(result.jobs)} job(s): {http} as HTTP jobs, {kept} as sql jobs, {commented} left out (see comments)"
+    return text + (f"; store first: {', '.join(store)}" if store else "")
 
 
 def cmd_schedule_explain(args: argparse.Namespace) -> int:

@@ -167,8 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="environment in the manifest")
     db_args(p)
     p = _command(commands, "import", cmd_import, "write a manifest from the jobs in cron.job that cronkit does not manage",
-                 "  cronkit import -o cronkit.toml\n  cronkit import --project billing --json\n")
+                 "  cronkit import -o cronkit.toml\n"
+                 "  cronkit import --project bubble-sync --job bubble-sync-processor --job bubble-sync-retry\n"
+                 "  cronkit import --project ingest --match '^scheduled_' --timezone America/Los_Angeles\n"
+                 "  cronkit import --project billing --json\n")
     p.add_argument("--project", default="imported", help="project name for the new manifest")
+    p.add_argument("--job", action="append", metavar="NAME", help="import this job (repeat for several)")
+    p.add_argument("--match", metavar="REGEX", help="import the jobs whose name matches this regular expression")
+    p.add_argument("--timezone", metavar="ZONE",
+                   help="read daily/weekly schedules as local standard time in ZONE (adds at/timezone, so "
+                        "daylight saving drift is checked)")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     db_args(p)
 

@@ -46,7 +46,10 @@ def test_job_commands_exit_0_on_a_managed_job_and_1_on_an_unknown_one(project: P
         _expect(project, ExitCode.OK, verb, project.job("a"))
         _expect(project, ExitCode.PROBLEMS, verb, project.job("nope"))
     _expect(project, ExitCode.OK, "status")
-    _expect(project, ExitCode.OK, "import")
+    with cdb.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("select cron.schedule(%s, '0 0 1 1 *', 'select 1')", (project.job("by-hand"),))
+    _expect(project, ExitCode.OK, "import", "--job", project.job("by-hand"))
+    _expect(project, ExitCode.PROBLEMS, "import", "--job", project.job("nope"))
     _expect(project, ExitCode.NOT_CONFIRMED, "remove", project.job("a"))
     _expect(project, ExitCode.PROBLEMS, "remove", project.job("nope"), "--yes")
     _expect(project, ExitCode.OK, "remove", project.job("a"), "--yes")

@@ -320,12 +320,16 @@ def test_import_writes_a_manifest_that_apply_adopt_converges_with_no_further_cha
 
     assert result.returncode == 0, output(result)
     text = imported.read_text(encoding="utf-8")
-    assert JWT not in text
-    assert f"# Job {p + 'keyed'!r} has a key written literally in its command (SECRET_INLINED):" in text
-    assert f"# Job {p + 'vacuum'!r} runs a command that may not work inside a function" in text
+    assert JWT not in text and JWT[:40] not in text
+    keyed_secret = f"{p}keyed_key".lower()
+    # a call that sends a literal key becomes an HTTP job reading a secret to store first
+    assert f"store it first with `cronkit secrets set {keyed_secret}`" in text
+    assert f"# Job {p + 'vacuum'!r} is not imported: it runs a command that may not work inside a function" in text
     data = tomllib.loads(text)  # the whole file parses, other sessions' jobs included
     assert data["project"] == project.name
-    mine = [j for j in data["jobs"] if j["name"].startswith(p)]  # other sessions' jobs are not ours to adopt
+    mine = [j for j in data["jobs"] if j["name"].startswith(p) and "sql" in j]  # other sessions' jobs are not ours
+    assert next(j for j in data["jobs"] if j["name"] == p + "keyed") == {
+        "name": p + "keyed", "schedule": "0 5 * * *", "url": "http://x", "headers": {"apikey": "{secret:" + keyed_secret + "}"}}
     assert {j["name"]: (j["schedule"], j["sql"], j.get("active", True)) for j in mine} == {
         p + "plain": ("*/7 * * * *", "select 1", True),
         p + "paused": ("0 3 * * *", "select 2", False),
