@@ -293,6 +293,15 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1], version=version)
         if warning:
             plan.warnings.append(f"job {spec.name!r}: {warning}")
+    if live is not None and live["username"] != plan.facts.role and (managed is None or managed.jobid != live["jobid"]):
+        # pg_cron keys jobs by (name, owner): scheduling this name as another role would add a second
+        # job beside this one (two runs per slot), and only its owner may alter it.
+        plan.problems.append(
+            f"job {spec.name!r} (jobid {live['jobid']}) belongs to role {live['username']!r}, and cronkit is connected "
+            f"as {plan.facts.role!r}: adopting it would schedule a second job beside it. Connect as "
+            f"{live['username']!r} (--dsn) to adopt it, or rename the job in the manifest."
+        )
+        return
     if live is not None and managed is not None and managed.jobid != live["jobid"] and not adopt:
         was = f"jobid {managed.recorded_jobid}" if managed.recorded_jobid is not None else "cronkit's job"
         plan.problems.append(
@@ -364,7 +373,7 @@ def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, 
     stored = json.dumps({
         "schedule": spec.schedule, "kind": spec.kind, "method": spec.method, "url": spec.url,
         "headers": dict(spec.headers), "body": spec.body, "timeout_ms": spec.timeout_ms, "guard": spec.guard,
-        "secrets": list(spec.secret_names), "active": spec.active,
+        "secrets": list(spec.secret_names), "active": spec.active, "sql": spec.sql,
     }, sort_keys=True)
     statements = [
         Statement(wrapper.create_statement()),

@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
-from cronkit import db, registry, schedules
+from cronkit import db, recover, registry, schedules
 from cronkit.doctor.catalogue import CATALOGUE
 from cronkit.doctor.model import Finding, Severity, Skip, Thresholds, jsonable
 from cronkit.errors import CronkitError
@@ -34,18 +34,8 @@ RUNNING_STATES = ("starting", "connecting", "sending", "running")
 #: runs the missed-run check reads at most (a longer history needs a shorter window)
 MAX_MISSED_RUNS = 200_000
 
-# Regexes over job commands and function sources.
-_CALL = re.compile(r'(?:"?([A-Za-z_][\w$]*)"?\s*\.\s*)?"?([A-Za-z_][\w$]*)"?\s*\(')
-_VAULT_READ = re.compile(r"vault\s*\.\s*decrypted_secrets\s+where\s+name\s*=\s*'(?P<name>(?:[^']|'')*)'", re.IGNORECASE)
-_GUC_READ = re.compile(r"current_setting\s*\(\s*'(?P<name>(?:[^']|'')*)'", re.IGNORECASE)
-# exactly what cronkit.secrets.TableBackend.read_into generates
-_GENERATED_TABLE_READ = re.compile(
-    r'SELECT "(?P<value>[^"]+)" INTO "_ck_secret_\d+" FROM "(?P<schema>[^"]+)"\."(?P<table>[^"]+)" '
-    r"WHERE \"(?P<key>[^\"]+)\" = '(?P<name>(?:[^']|'')*)'"
-)
-
 #: a secrets backend as a hashable key: ("vault",) | ("table", table, key_col, value_col) | ("guc", prefix)
-BackendKey = tuple[str, ...]
+BackendKey = recover.BackendKey
 
 
 @dataclass(frozen=True)
@@ -310,37 +300,51 @@ class Context:
                     "max_runid": top, "behind": top is not None and next_value <= top}
         return self.memo("runid_seq", compute)
 
-    def job_sources(self) -> dict[int, list[tuple[str, str]]]:
-        """Per job: (where, text) for its command and the source of every function it calls."""
-        def compute() -> dict[int, list[tuple[str, str]]]:
-            jobs = self.jobs()
-            wanted: set[tuple[str | None, str]] = set()
-            per_job: dict[int, set[tuple[str | None, str]]] = {}
-            for job in jobs:
-                names = {(m.group(1), m.group(2)) for m in _CALL.finditer(job["command"])}
-                per_job[job["jobid"]] = names
-                wanted |= names
-            functions: dict[tuple[str | None, str], list[tuple[str, str]]] = defaultdict(list)
-            if wanted:
-                names = sorted({n for _, name in wanted for n in (name, name.lower())})
-                for r in self.rows("doctor/functions", {"names": names}):
-                    entry = (f"function {r['signature']}", r["prosrc"] or "")
-                    functions[(r["nspname"], r["proname"])].append(entry)
-                    functions[(None, r["proname"])].append(entry)
-            result: dict[int, list[tuple[str, str]]] = {}
-            for job in jobs:
-                sources = [("cron.job.command", job["command"])]
-                seen: set[str] = set()
-                for schema, name in per_job[job["jobid"]]:
-                    candidates = functions.get((schema, name)) or functions.get(
-                        (schema.lower() if schema else None, name.lower()), [])
-                    for where, text in candidates:
-                        if where not in seen:
-                            seen.add(where)
-                            sources.append((where, text))
-                result[job["jobid"]] = sources
+    def _lookup(self, schema: str | None, name: str) -> recover.Function | None:
+        """A function's definition by name, as a job's command would resolve it (memoised)."""
+        def compute() -> recover.Function | None:
+            found = self.optional("catalog/function", {"schema": schema, "name": name})
+            return recover.Function(**found[0]) if found else None
+        return self.memo(f"function {schema}.{name}", compute)
+
+    def _resolve(self, name: str) -> str | None:
+        def compute() -> str | None:
+            found = self.optional("catalog/relation_schema", {"name": name})
+            return found[0]["schema"] if found else None
+        return self.memo(f"relation {name}", compute)
+
+    def walks(self) -> dict[int, recover.Walk]:
+        """Per job: the functions its command reaches (followed through their bodies) and every
+        secret read on the way (:func:`cronkit.recover.walk`, the one reader of hand-made SQL)."""
+        return self.memo("walks", lambda: {job["jobid"]: recover.walk(job["command"], self._lookup, self._resolve)
+                                           for job in self.jobs()})
+
+    def on_missing_secret(self, label: str) -> recover.MissingSecret:
+        """What a run of job ``label`` does when a secret it reads is missing: cronkit's HTTP wrappers
+        fail the run; an sql job (managed or not) does what its own SQL does (:func:`cronkit.recover.recover`)."""
+        def compute() -> dict[str, recover.MissingSecret]:
+            specs = {spec.name: spec for spec in self.specs()}
+            managed = self.managed()
+            result = {}
+            for job in self.jobs():
+                name = job["jobname"] or f"jobid {job['jobid']}"
+                spec, ours = specs.get(name), managed.get(name)
+                kind = spec.kind if spec is not None else (ours.kind if ours is not None else None)
+                if kind == "http":
+                    result[name] = recover.MissingSecret.FAILS  # cronkit's wrapper raises, naming the secret
+                    continue
+                sql_text = spec.sql if spec is not None else (ours.spec.get("sql") if ours is not None else job["command"])
+                result[name] = recover.recover(sql_text or "", name, self._lookup, self._resolve).on_missing_secret
             return result
-        return self.memo("job_sources", compute)
+        return self.memo("on_missing_secret", compute).get(label, recover.MissingSecret.SENDS_NULL)
+
+    def job_sources(self) -> dict[int, list[tuple[str, str]]]:
+        """Per job: (where, text) for its command and the definition of every function it reaches."""
+        walks = self.walks()
+        return {job["jobid"]: [("cron.job.command", job["command"])]
+                + [(f"function {f.signature or f.schema + '.' + f.name + '()'}", f.definition)
+                   for f in walks[job["jobid"]].functions]
+                for job in self.jobs()}
 
     def jobs_matching(self, pattern: re.Pattern[str], *, active_only: bool = True) -> list[dict[str, Any]]:
         sources = self.job_sources()
@@ -406,22 +410,14 @@ class Context:
                         add(backend, name, spec.name, "manifest")
             if self.facts.pg_cron:
                 managed = self.managed()
-                sources = self.job_sources()
+                walks = self.walks()
                 for job in self.jobs():
                     label = job["jobname"] or f"jobid {job['jobid']}"
                     if label in declared:
                         continue
                     origin = "registry" if (job["jobname"] or "") in managed else "command"
-                    for _where, text in sources.get(job["jobid"], []):
-                        for m in _GENERATED_TABLE_READ.finditer(text):
-                            add(("table", f"{m['schema']}.{m['table']}", m["key"], m["value"]), _unquote(m["name"]), label,
-                                origin)
-                        for m in _VAULT_READ.finditer(text):
-                            add(("vault",), _unquote(m["name"]), label, origin)
-                        for m in _GUC_READ.finditer(text):
-                            setting = _unquote(m["name"])
-                            if setting.startswith("app."):
-                                add(("guc", ""), setting, label, origin)
+                    for read in walks[job["jobid"]].reads:
+                        add(read.backend, read.name, label, origin)
             return [SecretNeed(b, n, tuple(sorted(j)), tuple(sorted(o))) for (b, n), (j, o) in sorted(needs.items())]
         return self.memo("secret_needs", compute)
 
@@ -462,10 +458,6 @@ class Context:
     def network(self) -> dict[str, Any]:
         """The addresses of this connection as the server sees them (for :func:`container_hints`)."""
         return self.memo("network", lambda: self.row("doctor/network"))
-
-
-def _unquote(text: str) -> str:
-    return text.replace("''", "'")
 
 
 def backend_key(config: SecretsConfig) -> BackendKey:

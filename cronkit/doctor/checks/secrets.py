@@ -12,6 +12,7 @@ from cronkit.db import DatabaseError
 from cronkit.doctor.catalogue import check
 from cronkit.doctor.context import Context, backend_label, ident
 from cronkit.doctor.model import Finding, Severity, Skip
+from cronkit.recover import MissingSecret
 from cronkit.redact import KEY_PATTERN, fingerprint, mask
 
 
@@ -44,12 +45,29 @@ def _secret_findings(ctx: Context, state: str, code: str) -> Iterator[Finding]:
         else:
             manual = f"as a superuser: alter database {ident(ctx.database)} set {need.backend[1]}{need.name} = '<value>';"
         if state == "missing":
-            message = (f"Secret {need.name!r} is missing from {where}, and {jobs} read(s) it when firing: cronkit wrappers "
-                       "fail the run; hand-written jobs send NULL, which pg_net drops (→ 401) or makes the URL NULL.")
+            message = f"Secret {need.name!r} is missing from {where}, and the jobs read it when firing: " + _consequences(ctx, need.jobs)
+            evidence["when_missing"] = {job: str(ctx.on_missing_secret(job)) for job in need.jobs}
         else:
             message = (f"Secret {need.name!r} in {where} holds a placeholder (length {status.length}, fingerprint "
                        f"{status.fingerprint}), not a real value; {jobs} send(s) it instead of a key.")
         yield ctx.found(code, job=job, message=message, evidence=evidence, fix=f"`{set_cmd}` (value from stdin) or {manual}")
+
+
+#: what a missing secret does to a run, as a person would say it
+_CONSEQUENCE = {
+    MissingSecret.FAILS: "{jobs} fail(s) every run without calling anything, naming the secret",
+    MissingSecret.CALLS_NOTHING: "{jobs} return(s) early: every run is recorded as succeeded and calls nothing",
+    MissingSecret.SENDS_NULL: "{jobs} send(s) NULL, which pg_net drops from a header (→ 401) or which makes the URL NULL",
+}
+
+
+def _consequences(ctx: Context, jobs: tuple[str, ...]) -> str:
+    by_kind: dict[MissingSecret, list[str]] = {}
+    for job in jobs:
+        by_kind.setdefault(ctx.on_missing_secret(job), []).append(repr(job))
+    parts = [_CONSEQUENCE[kind].format(jobs=", ".join(names[:6]) + (" …" if len(names) > 6 else ""))
+             for kind, names in sorted(by_kind.items(), key=lambda kv: list(MissingSecret).index(kv[0]))]
+    return "; ".join(parts) + "."
 
 
 def _secret_failures(ctx: Context) -> list[dict[str, Any]]:
@@ -125,6 +143,37 @@ def _key_kind(key: str) -> str:
         return f"jwt:{role}" if isinstance(role, str) and re.fullmatch(r"[a-z_]{1,40}", role) else "jwt"
     except (ValueError, IndexError):
         return "jwt"
+
+
+@check(
+    "SECRET_EXPOSED", Severity.WARNING,
+    "Jobs read secrets from a place other roles can read: app.* database settings (every role: pg_db_role_setting, current_setting()) or a secrets table with row level security off and SELECT granted to PUBLIC, anon or authenticated.",
+    "Move the secrets to Vault: set backend = \"vault\" under [secrets], `cronkit secrets set NAME`, re-apply (for a "
+    "hand-made job: `cronkit import` writes the manifest); then reset the old copies (ALTER DATABASE ... RESET, or "
+    "DELETE from the table) and rotate the keys.",
+)
+def _secret_exposed(ctx: Context) -> Iterator[Finding]:
+    by_backend: dict[tuple[str, ...], list[Any]] = {}
+    for need in ctx.secret_needs():
+        if need.backend[0] in ("guc", "table"):
+            by_backend.setdefault(need.backend, []).append(need)
+    for backend, needs in sorted(by_backend.items()):
+        if backend[0] == "guc":
+            readers = ["every role that can connect (pg_db_role_setting, current_setting())"]
+        else:
+            found = ctx.optional("doctor/table_exposure", {"table": backend[1]})
+            if not found:
+                continue  # no such table, or this role may not look: SECRET_MISSING / privileges say so
+            if found[0]["rls"] or not found[0]["readers"]:
+                continue  # row level security on (no policy: no rows), or nobody but its owner may SELECT
+            readers = [f"{r} (SELECT granted, row level security off)" for r in found[0]["readers"]]
+        jobs = sorted({j for n in needs for j in n.jobs})
+        names = sorted({n.name for n in needs})
+        where = backend_label(backend)
+        message = (f"{len(names)} secret(s) in {where} ({', '.join(names[:6])}) that {len(jobs)} job(s) read are "
+                   f"readable by {'; '.join(readers)}: anyone with those rights can take the keys.")
+        yield ctx.found("SECRET_EXPOSED", job=jobs[0] if len(jobs) == 1 else None, message=message,
+                        evidence={"backend": where, "secrets": names, "jobs": jobs, "readable_by": readers})
 
 
 @check(
