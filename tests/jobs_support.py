@@ -19,10 +19,13 @@ from contextlib import contextmanager
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +362,33 @@ def sandbox_log_files() -> list[Path]:
     state = Sandbox(state_dir).load_state()
     assert state is not None, f"no sandbox in {state_dir}"
     return sorted((state_dir / "logs").glob("*.log")) + [Path(state.pg_home) / "postgres.log"]
+
+
+@dataclass
+class PrivateSandbox:
+    """A sandbox of a test module's own, for what must not touch the shared one (server settings,
+    the guides' fixed names)."""
+
+    sandbox: Any
+    env: Any
+    log: Path
+
+
+@contextmanager
+def private_sandbox(prefix: str) -> Iterator[PrivateSandbox]:
+    """A fresh sandbox (the test engine's PostgreSQL) in a temporary directory, removed afterwards."""
+    from cronkit_sandbox.manager import Sandbox
+
+    from tests.conftest import TEST_POSTGRES
+
+    base = Path(tempfile.mkdtemp(prefix=f"cronkit-{prefix}-", dir="/tmp"))
+    os.chmod(base, 0o755)  # the cluster's OS user must reach its data directory
+    sandbox = Sandbox(base / "lab")
+    try:
+        env = sandbox.up(postgres=TEST_POSTGRES)
+        state = sandbox.load_state()
+        assert state is not None
+        yield PrivateSandbox(sandbox, env, sandbox._cluster(state).logfile)
+    finally:
+        sandbox.down(reset=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -9,9 +9,6 @@ appear in the server log, in pg_stat_statements, or in any output.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +23,7 @@ from cronkit.runbooks import rotate
 from cronkit.runbooks.context import RunbookContext
 from cronkit.secrets import backend_for
 from cronkit_sandbox.manager import Sandbox, SandboxEnv
-from tests.conftest import TEST_POSTGRES
-from tests.jobs_support import cli, output, toml_text
+from tests.jobs_support import cli, output, private_sandbox, toml_text
 
 LOG_EVERYTHING = {
     "shared_preload_libraries": "'pg_cron', 'pg_stat_statements'",
@@ -56,24 +52,15 @@ class Logged:
 
 @pytest.fixture(scope="module")
 def logged(sandbox_only: Any) -> Iterator[Logged]:
-    base = Path(tempfile.mkdtemp(prefix="cronkit-logged-", dir="/tmp"))
-    os.chmod(base, 0o755)  # the cluster's OS user must reach its data directory
-    sandbox = Sandbox(base / "lab")
-    try:
-        env = sandbox.up(postgres=TEST_POSTGRES)
-        with cdb.connect(env.superuser_url, autocommit=True) as su:
+    with private_sandbox("logged") as lab:
+        with cdb.connect(lab.env.superuser_url, autocommit=True) as su:
             for name, value in LOG_EVERYTHING.items():
                 su.execute(f"ALTER SYSTEM SET {name} = {value}")  # type: ignore[arg-type]  # test constants
-        sandbox.down()
-        env = sandbox.up()
+        lab.sandbox.down()
+        env = lab.sandbox.up()
         with cdb.connect(env.superuser_url, autocommit=True) as su:
             su.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        state = sandbox.load_state()
-        assert state is not None
-        yield Logged(sandbox, env, sandbox._cluster(state).logfile)
-    finally:
-        sandbox.down(reset=True)
-        shutil.rmtree(base, ignore_errors=True)
+        yield Logged(lab.sandbox, env, lab.log)
 
 
 def manifest_text(backend: str, key: str) -> dict[str, Any]:
