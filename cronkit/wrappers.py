@@ -9,6 +9,12 @@ A wrapper, when pg_cron fires it:
 3. calls ``net.http_post/get/delete``;
 4. records ``(request id, job, backend pid, url)`` in ``cronkit.request_ledger``.
 
+An ``sql`` job's wrapper runs the job's SQL instead of 3, then records every request that SQL
+queued through pg_net (hand-made functions adopted as they are): the rows of
+``net.http_request_queue`` this very transaction inserted, which no other session can see yet.
+Their URL is cut to scheme and host, plus ``/functions/v1/<slug>`` for an Edge Function: a path
+the user's SQL built may carry a token (a webhook URL kept in Vault), so it is never copied.
+
 Every value (URL parts, body, header names, messages) is composed with ``psycopg.sql.Literal``;
 the job's ``cron.job.command`` is ``SELECT cronkit.<wrapper>()`` and never holds a secret.
 """
@@ -98,6 +104,7 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     if spec.kind == "sql":
         assert spec.sql is not None
         body.append(sql.SQL("EXECUTE {};").format(sql.Literal(spec.sql)))
+        body.append(_ledger_of_queued(job))
         body.append(sql.SQL("RETURN NULL;"))
     else:
         url = _template(spec.url or "", variables)
@@ -137,6 +144,30 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     ).as_string(context)
     comment = f"cronkit wrapper of job {spec.name!r} (project {project!r}); generated, do not edit"
     return Wrapper(job=spec.name, function=wrapper_name(spec.name), body=source, comment=comment)
+
+
+#: what an sql job's ledger keeps of a URL its SQL built: scheme, host and an Edge Function's slug
+_URL_KEPT = r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*@)?([^/?#]*)(/functions/v1/[A-Za-z0-9_-]+)?.*$"
+
+
+def _ledger_of_queued(job: sql.Literal) -> sql.Composed:
+    """Record the requests this transaction queued (an sql job's own ``net.http_post`` calls).
+
+    Rows another session queued are invisible until it commits, and those it committed since have
+    a committed ``xmin``: only this transaction's rows (its subtransactions' too) are
+    ``in progress`` — ``pg_xact_status`` needs the xid with its epoch, taken from ours.
+    Without pg_net, or without the right to read its queue (pg_net before 0.12), nothing is
+    recorded and the job runs as before."""
+    return sql.SQL(
+        "IF coalesce(has_table_privilege(to_regclass('net.http_request_queue'), 'SELECT'), false) THEN\n"
+        "    INSERT INTO cronkit.request_ledger (request_id, jobname, url)\n"
+        "    SELECT q.id, {job}, regexp_replace(q.url, {kept}, '\\1\\3\\4')\n"
+        "      FROM net.http_request_queue q,\n"
+        "           (SELECT pg_current_xact_id_if_assigned()::text::bigint AS top) me\n"
+        "     WHERE q.xmin::text::bigint >= (me.top & 4294967295)\n"
+        "       AND pg_xact_status(((me.top >> 32 << 32) | q.xmin::text::bigint)::text::xid8) = 'in progress';\n"
+        "  END IF;"
+    ).format(job=job, kept=sql.Literal(_URL_KEPT))
 
 
 def _comment_safe(text: str) -> str:

@@ -409,7 +409,9 @@ def test_a_guard_runs_before_any_secret_is_read_and_an_sql_job_executes_its_text
     sql_job = JobSpec(name="s", schedule="* * * * *", kind="sql", sql="insert into t values ('a;b$$c')")
     body = render_wrapper(sql_job, backend_for(SecretsConfig()), "p").body
     assert "EXECUTE 'insert into t values (''a;b$$c'')';" in body
-    assert "net.http" not in body
+    assert "net.http_post" not in body and "vault" not in body  # it calls nothing itself...
+    # ...and records, after its SQL, the requests that SQL queued (tests/integration/test_sql_job_ledger.py)
+    assert body.index("EXECUTE") < body.index("FROM net.http_request_queue") < body.index("RETURN NULL")
 
 
 def test_a_job_name_cannot_end_the_comment_line_of_its_wrapper() -> None:
