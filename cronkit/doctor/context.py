@@ -319,10 +319,10 @@ class Context:
         return self.memo("walks", lambda: {job["jobid"]: recover.walk(job["command"], self._lookup, self._resolve)
                                            for job in self.jobs()})
 
-    def on_missing_secret(self, label: str) -> recover.MissingSecret:
-        """What a run of job ``label`` does when a secret it reads is missing: cronkit's HTTP wrappers
-        fail the run; an sql job (managed or not) does what its own SQL does (:func:`cronkit.recover.recover`)."""
-        def compute() -> dict[str, recover.MissingSecret]:
+    def meanings(self) -> dict[str, recover.Recovered]:
+        """Per job that runs SQL (an ``sql`` job, managed or not): what its SQL means
+        (:func:`cronkit.recover.recover`) — its guard, its secrets, what it does without them."""
+        def compute() -> dict[str, recover.Recovered]:
             specs = {spec.name: spec for spec in self.specs()}
             managed = self.managed()
             result = {}
@@ -331,12 +331,44 @@ class Context:
                 spec, ours = specs.get(name), managed.get(name)
                 kind = spec.kind if spec is not None else (ours.kind if ours is not None else None)
                 if kind == "http":
-                    result[name] = recover.MissingSecret.FAILS  # cronkit's wrapper raises, naming the secret
                     continue
                 sql_text = spec.sql if spec is not None else (ours.spec.get("sql") if ours is not None else job["command"])
-                result[name] = recover.recover(sql_text or "", name, self._lookup, self._resolve).on_missing_secret
+                result[name] = recover.recover(sql_text or "", name, self._lookup, self._resolve)
             return result
-        return self.memo("on_missing_secret", compute).get(label, recover.MissingSecret.SENDS_NULL)
+        return self.memo("meanings", compute)
+
+    def on_missing_secret(self, label: str) -> recover.MissingSecret:
+        """What a run of job ``label`` does when a secret it reads is missing: cronkit's HTTP wrappers
+        fail the run; an sql job (managed or not) does what its own SQL does (:meth:`meanings`)."""
+        if self.managed().get(label) is not None and self.managed()[label].kind == "http":
+            return recover.MissingSecret.FAILS  # cronkit's wrapper raises, naming the secret
+        spec = self.spec_for(label)
+        if spec is not None and spec.kind == "http":
+            return recover.MissingSecret.FAILS
+        meaning = self.meanings().get(label)
+        return meaning.on_missing_secret if meaning is not None else recover.MissingSecret.SENDS_NULL
+
+    def ledgered(self, jobid: int) -> bool:
+        """Whether every request job ``jobid`` queues lands in cronkit's ledger: its command is a
+        cronkit wrapper that records them (an HTTP wrapper, or an sql wrapper of this version)."""
+        return any(f.schema == "cronkit" and "request_ledger" in f.definition for f in self.walks()[jobid].functions)
+
+    def ledger_pids(self) -> dict[str, set[int]]:
+        """Per job: the backend pids of its runs that queued a request in the window (the ledger's ``job_pid``)."""
+        if not self.ledger_readable():
+            return {}
+        return self.memo("ledger_pids", lambda: {
+            r["jobname"]: set(r["pids"]) for r in self.rows("doctor/ledger_pids", {"since": self.window_start})})
+
+    def guard_has_work(self, guard: str) -> bool | None:
+        """What a recovered guard says now, evaluated read-only; None when it cannot be evaluated."""
+        def compute() -> bool | None:
+            try:
+                with db.read_only(self.conn, timeout_ms=2000):
+                    return bool(self.row(sql.SQL("SELECT coalesce(({}), false) AS has_work").format(sql.SQL(guard)))["has_work"])
+            except db.DatabaseError:
+                return None
+        return self.memo(f"guard {guard}", compute)
 
     def job_sources(self) -> dict[int, list[tuple[str, str]]]:
         """Per job: (where, text) for its command and the definition of every function it reaches."""

@@ -162,6 +162,11 @@ class Labs:
         return lab
 
     @cached_property
+    def silent(self) -> Lab:
+        """A lab where nothing calls pg_net but the jobs a test puts there."""
+        return self._start("silent")
+
+    @cached_property
     def outage(self) -> Lab:
         """Two managed every-minute jobs; on pg_cron before 1.6.1 the scheduler is terminated and stays
         down (later versions restart it within a second, so there it keeps running)."""
@@ -570,6 +575,25 @@ def test_a_missing_authorization_header_is_told_apart_from_a_bad_key(http: HttpW
     assert missing[0].evidence["declared_in"] == ["command"] and missing[0].evidence["backend"] == "Vault"
 
 
+def test_unattributed_responses_name_their_callers_and_another_callers_success_clears_nothing(
+    http: HttpWorld, labs: Labs
+) -> None:
+    lab = labs.faults
+    [guide] = [f for f in http.report.find("HTTP_UNAUTHORIZED") if f.job is None]
+    caller = {"job": "doctor-guide-null-header", "url": f"{lab.env.supabase_url}/functions/v1/doctor-gate", "via": None}
+    assert caller in guide.evidence["callers"]
+    assert "'doctor-guide-null-header'" in guide.message and "cronkit apply --adopt" in (guide.fix or "")
+    # someone tries another function by hand, and it answers 200: the guide's job still gets 401s
+    with lab.app() as conn:
+        manual = conn.execute("select net.http_post(url := %s, body := '{}'::jsonb) as id",
+                              (f"{lab.env.supabase_url}/functions/v1/doctor-ok",)).fetchone()["id"]
+    lab.wait_answered([manual])
+    report = lab.diagnose(http.manifest, environ={"SUPABASE_URL": lab.env.supabase_url, "DOCTOR_KEY": lab.env.service_key})
+    [still] = [f for f in report.find("HTTP_UNAUTHORIZED") if f.job is None]
+    assert "recovered_at" not in still.evidence and still.severity == "warning"
+    assert "recovered since" not in still.message
+
+
 def test_server_errors_are_reported_and_escalate_when_nothing_gets_through(http: HttpWorld) -> None:
     finding = _one(http.report, "HTTP_SERVER_ERROR", "doctor-http-boom")
     assert finding.evidence["status_codes"] == {"500": 3}
@@ -647,6 +671,89 @@ def test_a_deleted_vault_secret_and_a_placeholder_are_reported_per_secret(labs: 
         assert "fingerprint" in placeholder.evidence
         _assert_no_secret(report, gone, real, "your-service-role-key")
     assert lab.diagnose().find("SECRET_MISSING", "doctor-secret-gone")[0].evidence["declared_in"] == ["registry"]
+
+
+_PROCESSOR = """
+create table if not exists public.{queue} (id serial primary key, status text not null default 'pending');
+create or replace function public.{function}() returns void language plpgsql as $$
+declare
+  pending integer;
+  key text;
+begin
+  select count(*) into pending from public.{queue} where status = 'pending';
+  if pending = 0 then
+    raise notice 'no pending items';
+    return;
+  end if;
+  select decrypted_secret into key from vault.decrypted_secrets where name = '{secret}';
+  if key is null then
+    raise warning 'vault secret not configured';
+    return;
+  end if;
+  perform net.http_post(url := '{url}', body := '{{}}'::jsonb,
+                        headers := jsonb_build_object('Authorization', 'Bearer ' || key));
+end $$;
+"""
+
+
+def test_runs_that_succeed_without_their_call_are_told_apart_from_a_guard_with_no_work(labs: Labs, tmp: Path) -> None:
+    """Guide 002's processor, in a lab where nothing else calls pg_net: with work waiting and its Vault
+    secret missing it 'succeeds' and calls nothing — hand-written or adopted as an sql job; the same
+    function with an empty queue is a guard with nothing to do; an sql job that calls is matched to
+    its requests run by run."""
+    lab = labs.silent
+    lab.edge.configure("doctor-ok", verify_jwt=False)
+    url = f"{lab.env.supabase_url}/functions/v1/doctor-ok"
+    with lab.app() as conn:
+        for function, queue, secret in (("doctor_process", "doctor_queue", "doctor_missing_key"),
+                                        ("doctor_idle", "doctor_idle_queue", "doctor_idle_key")):
+            conn.execute(_PROCESSOR.format(function=function, queue=queue, secret=secret, url=url))  # type: ignore[arg-type]
+        conn.execute("insert into public.doctor_queue default values")
+        VaultBackend().set(conn, "doctor_idle_key", secrets.token_urlsafe(24))
+        conn.execute("select cron.schedule('doctor-silent-foreign', %s, 'select public.doctor_process()')", (labs.every,))
+    lab.apply(_manifest(tmp, "silent", f"""
+        project = "doctor-silent"
+        [[jobs]]
+        name = "doctor-silent-adopted"
+        schedule = "{labs.every}"
+        sql = "select public.doctor_process()"
+        [[jobs]]
+        name = "doctor-idle"
+        schedule = "{labs.every}"
+        sql = "select public.doctor_idle()"
+        [[jobs]]
+        name = "doctor-sql-calls"
+        schedule = "{labs.every}"
+        sql = "select net.http_post(url := '{url}', body := '{{}}'::jsonb)"
+    """), {})
+    names = ["doctor-silent-foreign", "doctor-silent-adopted", "doctor-idle", "doctor-sql-calls"]
+
+    def two_runs_each() -> bool:
+        rows = lab.sql("select j.jobname, count(*) filter (where d.status = 'succeeded') as n from cron.job j "
+                       "left join cron.job_run_details d using (jobid) where j.jobname = any(%s) group by 1", (names,))
+        return len(rows) == len(names) and all(r["n"] >= 2 for r in rows)
+
+    wait_for(two_runs_each, timeout=150, message="two succeeded runs of each job")
+    report = lab.diagnose()
+    for job in ("doctor-silent-foreign", "doctor-silent-adopted"):
+        found = _one(report, "RUNS_CALLED_NOTHING", job)
+        assert found.severity == "critical"
+        assert found.evidence["missing_secrets"] == ["doctor_missing_key"]
+        assert found.evidence["runs_without_call"] >= 2 and found.evidence["guard_has_work"] is True
+        assert "'doctor_missing_key' is missing" in found.message and "public.doctor_process()" in found.message
+        missing = [f for f in report.find("SECRET_MISSING") if f.evidence["secret"] == "doctor_missing_key"]
+        assert missing and "calls nothing" in missing[0].message
+    assert not report.find("RUNS_CALLED_NOTHING", "doctor-idle")  # its guard found no work: no alarm
+    assert not report.find("RUNS_CALLED_NOTHING", "doctor-sql-calls")  # each run is matched to its request
+    # stored, the secret lets the next run call: the finding goes with it
+    with lab.app() as conn:
+        VaultBackend().set(conn, "doctor_missing_key", secrets.token_urlsafe(24))
+    since = lab.sql("select now() as t")[0]["t"]
+    wait_for(lambda: lab.sql("select count(*) as n from cronkit.request_ledger where jobname = 'doctor-silent-adopted' "
+                             "and created_at > %s", (since,))[0]["n"] >= 1,
+             timeout=150, message="the adopted job to call once its secret exists")
+    after = lab.diagnose()
+    assert not after.find("RUNS_CALLED_NOTHING", "doctor-silent-adopted")  # its newest run called
 
 
 def test_a_jwt_in_a_job_command_or_in_the_function_it_calls_is_inlined(labs: Labs) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from itertools import takewhile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,9 @@ from cronkit.doctor.hosts import container_hints, is_local_url
 from cronkit.doctor.model import Finding, Severity, Skip
 from cronkit.manifest import TEMPLATE
 from cronkit.outcomes import Outcome, classify, is_unauthorized
+from cronkit.recover import MissingSecret, Recovered
 from cronkit.redact import fingerprint
+from cronkit.secrets import SecretState
 from cronkit.text import human_duration
 
 # a copy of responses before pg_net.ttl: cronkit's harvest job, or an insert of one's own
@@ -94,6 +97,8 @@ def _http_groups(ctx: Context, code: str) -> Iterator[_HttpGroup]:
                 continue
             newest = next((r for r in job_rows if r["outcome"] not in _UNDECIDED), None)
             recovered = newest["created_at"] if newest is not None and newest["outcome"] is Outcome.OK else None
+            if job is None:
+                recovered = None  # these responses mix every caller: one's success does not clear another
             yield _HttpGroup(job, failing, dict(Counter(str(r["outcome"]) for r in job_rows)), recovered)
 
 
@@ -107,12 +112,38 @@ def _http_found(ctx: Context, code: str, group: _HttpGroup, message: str, eviden
         evidence["recovered_at"] = group.recovered_at
     elif group.job is None:
         severity = Severity.WARNING if default is Severity.CRITICAL else default
+        callers = _unledgered_callers(ctx)
+        evidence["callers"] = callers
+        if callers:
+            names = ", ".join(repr(c["job"]) for c in callers[:6])
+            message += (f" The jobs that call pg_net without a cronkit wrapper: {names}. pg_net keeps no URL or job "
+                        "with a response, so these cannot be told apart, and a success of one clears no other.")
+            adopt = ("Adopt them so each request is recorded with its job: `cronkit import --job NAME > cronkit.toml`, "
+                     "review it, then `cronkit apply --adopt`.")
+            fix = f"{fix or CATALOGUE[code].fix} {adopt}"
     elif (default is Severity.WARNING and group.counts.get(Outcome.OK, 0) == 0
           and len(group.failing) >= max(1, ctx.limits.consecutive_failures)):
         severity = Severity.CRITICAL  # nothing got through
     else:
         severity = default
     return ctx.found(code, job=group.job, message=message, evidence=evidence, fix=fix, severity=severity)
+
+
+def _unledgered_callers(ctx: Context) -> list[dict[str, Any]]:
+    """Jobs whose SQL calls pg_net without cronkit's ledger seeing it, each with the URL its SQL
+    builds when :func:`cronkit.recover.recover` can read it (for the unattributed group)."""
+    def compute() -> list[dict[str, Any]]:
+        if not ctx.facts.pg_cron:
+            return []
+        callers = []
+        for job in ctx.jobs():
+            label = job["jobname"] or f"jobid {job['jobid']}"
+            meaning = ctx.meanings().get(label)
+            if meaning is None or not meaning.calls_http or ctx.ledgered(job["jobid"]):
+                continue
+            callers.append({"job": label, "url": meaning.url, "via": meaning.via})
+        return callers
+    return ctx.memo("unledgered_callers", compute)
 
 
 def _http_evidence(failing: list[dict[str, Any]], counts: Mapping[str, int]) -> dict[str, Any]:
@@ -344,6 +375,82 @@ def _container(ctx: Context) -> dict[str, Any]:
         server_addr=row["server_addr"], client_addr=row["client_addr"], server_port=row["server_port"],
         supabase=bool(row["supabase_roles"]), supabase_cli=bool(row["supabase_functions"]),
     )
+
+
+@check(
+    "RUNS_CALLED_NOTHING", Severity.CRITICAL,
+    "Runs recorded as succeeded that made none of the HTTP calls the job exists to make: its SQL returned early "
+    "(a missing secret it only warns about, or another early RETURN) — told apart from a guard that found no work.",
+    "Make the job fail loudly instead of returning: store the missing secret, and let the function RAISE EXCEPTION "
+    "when a secret is missing — or import the job (`cronkit import --job NAME`, then `cronkit apply --adopt`), "
+    "whose wrapper fails a run that cannot call.",
+)
+def _runs_called_nothing(ctx: Context) -> Iterator[Finding]:
+    ctx.require_cron()
+    if not ctx.facts.pg_net:
+        raise Skip("pg_net is not installed here")
+    runs_by_job: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for run in ctx.runs():  # newest first
+        if run["status"] == "succeeded":
+            runs_by_job[run["jobid"]].append(run)
+    pids = ctx.ledger_pids()
+    for job in ctx.jobs():
+        label = job["jobname"] or f"jobid {job['jobid']}"
+        meaning = ctx.meanings().get(label)
+        runs = runs_by_job.get(job["jobid"], [])
+        if meaning is None or not meaning.calls_http or not job["active"] or not runs:
+            continue
+        if ctx.ledgered(job["jobid"]):
+            called = pids.get(job["jobname"] or "", set())
+            silent = list(takewhile(lambda r: r["job_pid"] not in called, runs))
+        elif not _any_unattributed_since(ctx, runs[-1]["start_time"]):
+            silent = runs  # nothing at all reached pg_net while these runs succeeded
+        else:
+            continue  # a hand-written job among other callers: its runs cannot be told apart (adopt it)
+        if not silent:
+            continue
+        finding = _called_nothing(ctx, job["jobid"], label, meaning, silent, len(runs))
+        if finding is not None:
+            yield finding
+
+
+def _any_unattributed_since(ctx: Context, since: datetime | None) -> bool:
+    rows = ctx.unattributed_responses()
+    return since is None or any(r["created_at"] >= since for r in rows)
+
+
+def _called_nothing(ctx: Context, jobid: int, label: str, meaning: Recovered, silent: list[dict[str, Any]],
+                    succeeded: int) -> Finding | None:
+    """A finding for a job whose newest ``silent`` runs succeeded without a call, or None when its
+    guard explains them (it finds no work now) or cannot be evaluated."""
+    statuses = ctx.safe_statuses()
+    missing = list(dict.fromkeys(read.name for read in ctx.walks()[jobid].reads
+                                 if (status := statuses.get((read.backend, read.name))) and status.state == SecretState.MISSING))
+    evidence: dict[str, Any] = {"succeeded_runs": succeeded, "runs_without_call": len(silent),
+                                "first_at": silent[-1]["start_time"], "last_at": silent[0]["start_time"],
+                                "via": meaning.via, "guard": meaning.guard, "missing_secrets": missing}
+    head = (f"Job {label!r}: its last {len(silent)} run(s) since {silent[-1]['start_time']:%Y-%m-%d %H:%M} UTC "
+            "succeeded without an HTTP call")
+    has_work = ctx.guard_has_work(meaning.guard) if meaning.guard is not None else None
+    evidence["guard_has_work"] = has_work
+    if has_work is False:
+        return None  # a guard with nothing to do: the runs had no reason to call
+    if missing and meaning.on_missing_secret is MissingSecret.CALLS_NOTHING:
+        where = f"{meaning.via}()" if meaning.via else "its command"
+        message = (f"{head}: {', '.join(map(repr, missing))} is missing, and {where} then only warns and returns — "
+                   "pg_cron records success while nothing is called.")
+        fix = (f"Store {', '.join(map(repr, missing))} where the job reads it, then make the function RAISE EXCEPTION "
+               "instead of returning when a secret is missing (or import and adopt the job).")
+        return ctx.found("RUNS_CALLED_NOTHING", job=label, message=message, evidence=evidence, fix=fix)
+    if meaning.guard is not None:
+        if has_work is None or len(silent) < 2:
+            return None  # a guard that cannot be asked, or one run that may have raced new work: no alarm
+        message = (f"{head}, although its guard finds work now ({meaning.guard}): something after the guard returns "
+                   "early.")
+    else:
+        message = f"{head}: the job has no guard, so something in its SQL returned before the call."
+    severity = Severity.CRITICAL if len(silent) == succeeded else Severity.WARNING
+    return ctx.found("RUNS_CALLED_NOTHING", job=label, message=message, evidence=evidence, severity=severity)
 
 
 @check(
