@@ -19,6 +19,7 @@ import pytest
 from cronkit import db as cdb
 from cronkit_sandbox.manager import SandboxEnv
 from tests.brownfield_support import FILES, Values, paste
+from tests.helpers import wait_for
 from tests.jobs_support import cli, output, private_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +61,13 @@ class Guides:
             self.rename_vault_secret(secret + "_renamed", secret)
         [finding] = [f for f in found if f["evidence"]["secret"] == secret]
         return finding
+
+    def starts(self, job: str) -> list[tuple[int, Any]]:
+        """(jobid, start_time) of every run of ``job`` so far, oldest first."""
+        with cdb.connect(self.env.superuser_url, autocommit=True) as su:
+            rows = su.execute("select d.jobid, d.start_time from cron.job_run_details d join cron.job j using (jobid) "
+                              "where j.jobname = %s and d.start_time is not null order by d.start_time", (job,)).fetchall()
+        return [(r["jobid"], r["start_time"]) for r in rows]
 
     def secret_values(self) -> list[str]:
         return [self.values.service_role_key, self.values.cron_secret, self.values.scheduler_token]
@@ -121,11 +129,19 @@ def test_a_job_adopted_as_sql_keeps_its_findings_the_doctor_follows_it_into_the_
     """Adopted as an ``sql`` job, guide 000's job runs its old wrapper inside cronkit's: the doctor
     must still see the wrapper's secret reads, and still know what a missing one does."""
     before = guides.missing_finding("supabase_service_role_key", tmp_path)
+    job = "process-instagram-imports"  # every 10 seconds
+    wait_for(lambda: len(guides.starts(job)) >= 1, timeout=30, message=f"a run of {job} before adoption")
     manifest = tmp_path / "instagram.toml"
     manifest.write_text('project = "instagram-by-hand"\n[[jobs]]\nname = "process-instagram-imports"\n'
                         'schedule = "10 seconds"\nsql = "SELECT invoke_instagram_worker();"\n', encoding="utf-8")
     adopted = guides.run("apply", str(manifest), "--adopt", "--yes", cwd=tmp_path)
     assert adopted.returncode == 0, output(adopted)
+    adopted_at = len(guides.starts(job))
+    wait_for(lambda: len(guides.starts(job)) >= adopted_at + 2, timeout=40, message=f"two runs of {job} after adoption")
+    starts = guides.starts(job)
+    assert {jobid for jobid, _ in starts} == {guides.jobs()[job][0]["jobid"]}, "one job throughout: its id kept"
+    gaps = [(b - a).total_seconds() for (_, a), (_, b) in zip(starts, starts[1:], strict=False)]
+    assert all(5 <= gap <= 15 for gap in gaps), f"no double run and no skipped run across the adoption: {gaps}"
     after = guides.missing_finding("supabase_service_role_key", tmp_path)
     for finding in (before, after):
         assert finding["evidence"]["jobs"] == ["process-instagram-imports"]
