@@ -261,11 +261,32 @@ class Context:
         except db.DatabaseError:
             return 0
 
+    def rolled_up(self) -> bool:
+        """Whether cronkit's rollups are here to bound reads of the history (``cronkit.monitor_state``)."""
+        return bool(self.memo("rolled_up", lambda: self.relation_exists("cronkit.monitor_state")))
+
     def run_summary(self) -> dict[int, dict[str, Any]]:
-        """Per job: its newest runid, and its last run before / first run inside the window."""
+        """Per job: its last run before / first run inside the window. With cronkit's rollups the
+        time before the window is read from them (flat in history size), else from a scan."""
         self.require_cron()
-        return self.memo("run_summary", lambda: {
-            r["jobid"]: r for r in self.rows("doctor/run_summary", {"since": self.window_start})})
+
+        def compute() -> dict[int, dict[str, Any]]:
+            since = self.window_start
+            if not self.rolled_up():
+                return {r["jobid"]: r for r in self.rows("doctor/run_summary", {"since": since})}
+            hour = since.replace(minute=0, second=0, microsecond=0)
+            bounds: dict[int, dict[str, Any]] = {
+                r["jobid"]: {"jobid": r["jobid"], "last_before": r["last_before"], "first_in_window": None}
+                for r in self.rows("doctor/ran_before_rolled", {"since": since, "lo": self.runid_floor(hour)})}
+            for run in self.runs():
+                start = run["start_time"]
+                if start is None or start < since:
+                    continue
+                entry = bounds.setdefault(run["jobid"], {"jobid": run["jobid"], "last_before": None, "first_in_window": None})
+                if entry["first_in_window"] is None or start < entry["first_in_window"]:
+                    entry["first_in_window"] = start
+            return bounds
+        return self.memo("run_summary", compute)
 
     def missed_history(self) -> missed.History:
         """What the missed-run engine reads: the jobs, every run since an hour before the window,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -39,13 +40,12 @@ def _runid_seq_behind(ctx: Context) -> Iterator[Finding]:
     yield ctx.found("RUNID_SEQ_BEHIND", job=None, message=message, evidence=state)
 def _stuck_runs(ctx: Context) -> list[dict[str, Any]]:
     def compute() -> list[dict[str, Any]]:
-        rows = ctx.rows("doctor/unfinished_runs")
-        summary = ctx.run_summary()
+        rows = ctx.rows("doctor/unfinished_runs_rolled" if ctx.rolled_up() else "doctor/unfinished_runs")
         stuck = []
         minute_ago = ctx.now - timedelta(minutes=1)
         for r in rows:
             started = r["start_time"]
-            r["last_runid"] = summary.get(r["jobid"], {}).get("last_runid") or r["runid"]
+            r["last_runid"] = r["last_runid"] or r["runid"]
             if r["last_runid"] > r["runid"]:
                 reason = "orphaned: a later run of the job exists (runs of a job never overlap)"
             elif started is not None and started < ctx.now - ctx.limits.stuck_after:
@@ -258,22 +258,26 @@ def _overruns(ctx: Context) -> Iterator[Finding]:
         label = job["jobname"] or f"jobid {job['jobid']}"
         over: list[dict[str, Any]] = []
         runs = [r for r in runs_by_job.get(job["jobid"], []) if r["runid"] not in stuck]
-        for r in runs:
-            end = _run_end(ctx, r)
+        ends = [_run_end(ctx, r) for r in runs]
+        slots: list[datetime] = []
+        if schedule.interval_seconds is None and runs:
+            try:  # every slot the runs can reach, once: a run's next slot is a bisection away
+                last = max((e for e in ends if e is not None), default=runs[-1]["start_time"])
+                slots = list(schedule.expected_slots(runs[0]["start_time"], last + timedelta(minutes=1), ctx.cron_tz))
+            except CronkitError:
+                continue
+        for r, end in zip(runs, ends, strict=True):
             if end is None:
                 continue
-            try:
-                if schedule.interval_seconds is not None:
-                    next_slot = r["start_time"] + timedelta(seconds=schedule.interval_seconds)
-                    passed = int((end - r["start_time"]).total_seconds() // schedule.interval_seconds)
-                else:
-                    upcoming = schedule.next_runs(r["start_time"], 1, ctx.cron_tz)
-                    if not upcoming:
-                        continue
-                    next_slot = upcoming[0]
-                    passed = sum(1 for _ in schedule.expected_slots(next_slot, end, ctx.cron_tz)) if end > next_slot else 0
-            except CronkitError:
-                break
+            if schedule.interval_seconds is not None:
+                next_slot = r["start_time"] + timedelta(seconds=schedule.interval_seconds)
+                passed = int((end - r["start_time"]).total_seconds() // schedule.interval_seconds)
+            else:
+                i = bisect_right(slots, r["start_time"])  # the first slot strictly after its start
+                if i == len(slots):
+                    continue  # the next slot is after every end: nothing could overrun it
+                next_slot = slots[i]
+                passed = max(0, bisect_left(slots, end) - i)
             if end > next_slot + timedelta(seconds=1):
                 over.append({"runid": r["runid"], "status": r["status"], "start_time": r["start_time"],
                              "end_time": r["end_time"], "still_running": r["end_time"] is None,
