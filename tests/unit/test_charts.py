@@ -82,3 +82,15 @@ def test_save_writes_png_or_svg_by_suffix(tmp_path: Path) -> None:
     assert "<svg" in charts.save(chart, tmp_path / "m.svg").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="png or .svg"):
         charts.save(chart, tmp_path / "m.pdf")
+
+
+def test_a_days_slots_of_many_jobs_chart_as_ticks_bounded_by_pixels_and_a_single_miss_stays_visible() -> None:
+    day = [{"jobid": j, "jobname": f"job-{j}", "slot": T0 + i * timedelta(minutes=1), "kind": "on_time",
+            "delay_s": 1.0, "runid": j * 10_000 + i} for j in range(20) for i in range(1440)]
+    day[700]["kind"] = "missed"  # job-0 missed one slot at 21:40
+    values = charts.missed_chart(frame(SLOTS_SCHEMA, day)).to_dict()["data"]["values"]
+    assert len(values) <= 20 * (charts.BINS + 2)  # ~ one tick per bin and job, not 28,800
+    assert sum(v["slots"] for v in values) == 20 * 1440
+    [miss] = [v for v in values if v["kind"] == "missed"]
+    assert (miss["jobname"], miss["slots"], miss["slot"]) == ("job-0", 1, "2026-01-05T21:40:00.000Z")
+    assert miss["runid"] == 700 and all(v["runid"] is None for v in values if v["slots"] > 1)
