@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import islice
 from typing import NamedTuple
 
@@ -199,9 +199,15 @@ def parse_schedule(expr: str, version: PgCronVersion | None = None, *, strict: b
 
     Raises :class:`ScheduleError` for what pg_cron refuses, naming the field and the problem, and
     :class:`UnsupportedVersion` for ``'N seconds'`` before 1.5 and ``$`` before 1.6. With
-    ``strict=True`` a schedule with :attr:`Schedule.warnings` is refused too.
+    ``strict=True`` a schedule with :attr:`Schedule.warnings` is refused too. A schedule is
+    immutable, so each (expression, version) is parsed once per process: the doctor and the
+    missed-run engine ask for the same hundred schedules hundreds of times.
     """
-    version = version or LATEST
+    return _parse_schedule(expr, version or LATEST, strict)
+
+
+@lru_cache(maxsize=4096)
+def _parse_schedule(expr: str, version: PgCronVersion, strict: bool) -> Schedule:
     parsed = grammar.parse(expr, version)
     if parsed.kind == "interval" and not version.supports_seconds:
         raise UnsupportedVersion(
