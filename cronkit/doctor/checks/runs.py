@@ -204,6 +204,10 @@ def _missed_runs(ctx: Context) -> Iterator[Finding]:
             "downtime": downtime[:10], "not_started_by_job": {labels[j]: n for j, n in sorted(affected.items())},
             "scheduler_running": scheduler_up, "server_started_at": started, "timezone": ctx.cron_tz,
         })
+    never_started: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in ctx.runs():
+        if r["start_time"] is None and r["end_time"] is None and r["status"] == "failed":
+            never_started[r["jobid"]].append(r)
     for row in rows:
         kinds = ["missed"] if shared else ["missed", "downtime"]
         not_started = sum(row[k] or 0 for k in kinds)
@@ -216,8 +220,7 @@ def _missed_runs(ctx: Context) -> Iterator[Finding]:
         if not scheduler_up:
             causes.append("the pg_cron scheduler is not running now (SCHEDULER_DOWN)")
         # pg_cron < 1.6.3 records no time for a run that failed before it started (pg_cron#246)
-        unstarted = [r for r in ctx.runs() if r["jobid"] == row["jobid"] and r["start_time"] is None and r["end_time"] is None
-                     and r["status"] == "failed"]
+        unstarted = never_started.get(row["jobid"], [])
         if unstarted:
             reason = (unstarted[0]["return_message"] or "").strip().splitlines()[0] if unstarted[0]["return_message"] else "?"
             causes.append(f"{len(unstarted)} run(s) failed before they could start ({reason!r}; see CONSECUTIVE_FAILURES)")
