@@ -17,7 +17,7 @@ process (so its peak RSS is the case's own, imports included; the time is the be
 * ``monitor``       — runbooks/monitor.py run headless over 24 h, every output rendered as it would
   be displayed (charts to Vega-Lite JSON, frames to HTML);
 * ``timeline``      — :func:`cronkit.monitor.run_timeline` over 7 days;
-* ``status``/``help`` — ``python -m cronkit status --json`` and ``python -m cronkit --help``, wall time.
+* ``status``/``help`` — ``cronkit status --json`` and ``cronkit --help``, wall time.
 
 Baselines, in this process: one ``count(*)`` of ``cron.job_run_details``; the per-job health query
 a psql user would write for the last 24 h; the raw hourly GROUP BY over 7 days (what a dashboard
@@ -140,7 +140,7 @@ def wall(args: list[str], dsn: str, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cronkit", *args], capture_output=True, check=False,
+        subprocess.run([str(Path(sys.executable).with_name("cronkit")), *args], capture_output=True, check=False,
                        env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": dsn})
         times.append(time.perf_counter() - start)
     return statistics.median(times)

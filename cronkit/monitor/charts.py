@@ -87,37 +87,53 @@ def outcome_chart(frame: pl.DataFrame, *, title: str = "HTTP outcomes per hour")
 BINS = WIDTH // 4
 
 
-def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_time: bool = True) -> alt.Chart:
-    """Expected slots as ticks on their job's line, coloured by what happened.
+def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_time: bool = True) -> alt.LayerChart:
+    """Expected slots on their job's line, coloured by what happened: a tick where a stretch of one
+    kind begins, and a line along it.
 
-    Slots are binned by time (whole minutes, at most :data:`BINS` per line) and kind, so 100
-    every-minute jobs over a day chart ~16k ticks instead of 144k slots; a bin of one slot is that
-    slot (with its run), a wider one says how many slots it holds and the longest delay among them.
+    Slots are binned by time (whole minutes, at most :data:`BINS` per line), then consecutive bins
+    of one kind become one stretch: a job on time all day is one green line, a missed slot a red
+    tick that breaks it, an outage one red stretch. 100 every-minute jobs over a day chart ~100
+    rows instead of 144k slots. A stretch of one slot keeps its run.
     """
     data = slots if show_on_time else slots.filter(pl.col("kind") != "on_time")
     data = data.with_columns(pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
     present = data.get_column("kind").unique().to_list() if data.height else []
-    return alt.Chart(alt.Data(values=_records(_binned(data))), title=title, width=WIDTH).mark_tick(thickness=2).encode(
+    base = alt.Chart(alt.Data(values=_records(_stretches(data))), title=title, width=WIDTH).encode(
         x=alt.X("slot:T", title="expected start (UTC)"),
         y=alt.Y("jobname:N", title=None),
         color=alt.Color("kind:N", scale=_scale(SLOT_COLORS, present)),
-        tooltip=["jobname:N", "slot:T", "kind:N", "slots:Q", "delay_s:Q", "runid:Q"],
+        tooltip=["jobname:N", "slot:T", "slot_end:T", "kind:N", "slots:Q", "delay_s:Q", "runid:Q"],
     )
+    return alt.layer(base.mark_rule(strokeWidth=3).encode(x2="slot_end:T"), base.mark_tick(thickness=2))
 
 
-def _binned(data: pl.DataFrame) -> pl.DataFrame:
-    """One row per (job, time bin, kind): the bin's first slot, its slot count, the longest delay and
-    the run when it is the only slot."""
+_STRETCH_SCHEMA: dict[str, pl.DataType] = {
+    "jobname": pl.String(), "slot": pl.Datetime("us", "UTC"), "slot_end": pl.Datetime("us", "UTC"), "kind": pl.String(),
+    "slots": pl.UInt32(), "delay_s": pl.Float64(), "runid": pl.Int64(),
+}
+
+
+def _stretches(data: pl.DataFrame) -> pl.DataFrame:
+    """Per job, consecutive time bins of one kind as one row: first and last slot, slot count, the
+    longest delay, and the run when the stretch is a single slot."""
     if data.is_empty():
-        return data.select("jobname", "slot", "kind", "delay_s", "runid").with_columns(slots=pl.lit(0, pl.UInt32))
+        return pl.DataFrame(schema=_STRETCH_SCHEMA)
     first, last = data.get_column("slot").min(), data.get_column("slot").max()
     assert first is not None and last is not None
     minutes = max(1, -(-int((last - first).total_seconds()) // (BINS * 60)))  # type: ignore[operator]
-    return (data.with_columns(bin=pl.col("slot").dt.truncate(f"{minutes}m"))
-            .group_by("jobname", "bin", "kind", maintain_order=True)
-            .agg(slot=pl.col("slot").min(), slots=pl.len(), delay_s=pl.col("delay_s").max(),
-                 runid=pl.when(pl.len() == 1).then(pl.col("runid").first()))
-            .select("jobname", "slot", "kind", "slots", "delay_s", "runid"))
+    bins = (data.with_columns(bin=pl.col("slot").dt.truncate(f"{minutes}m"))
+            .group_by("jobname", "bin", "kind")
+            .agg(slot=pl.col("slot").min(), slot_end=pl.col("slot").max(), slots=pl.len(),
+                 delay_s=pl.col("delay_s").max(), runid=pl.col("runid").first())
+            .sort("jobname", "bin", "kind"))
+    changed = (pl.col("kind") != pl.col("kind").shift(1)) | (pl.col("jobname") != pl.col("jobname").shift(1))
+    return (bins.with_columns(stretch=changed.fill_null(True).cum_sum())
+            .group_by("stretch", maintain_order=True)
+            .agg(jobname=pl.col("jobname").first(), slot=pl.col("slot").min(), slot_end=pl.col("slot_end").max(),
+                 kind=pl.col("kind").first(), slots=pl.col("slots").sum(), delay_s=pl.col("delay_s").max(),
+                 runid=pl.when(pl.col("slots").sum() == 1).then(pl.col("runid").first()))
+            .select(list(_STRETCH_SCHEMA)).cast(_STRETCH_SCHEMA))  # type: ignore[arg-type]
 
 
 def queue_chart(trend: pl.DataFrame, *, title: str = "Queues") -> alt.VConcatChart:

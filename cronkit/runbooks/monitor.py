@@ -27,6 +27,9 @@ from cronkit.text import human_duration
 
 #: windows up to this long chart every run; longer ones chart hourly percentiles
 PER_RUN_WINDOW = timedelta(hours=48)
+#: ...as long as the runs fit the chart: more points than this chart hourly percentiles (a chart's
+#: data is bounded by its pixels; 100 every-minute jobs make 144k runs a day)
+MAX_RUN_POINTS = 2_000
 #: statement_timeout of the monitor's reads (rollup reads over long windows take longer than a step's)
 MONITOR_TIMEOUT_MS = 60_000
 REFRESH_OPTIONS = ("10s", "30s", "1m", "5m")
@@ -89,7 +92,8 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
             runs = _empty(monitor.TIMELINE_SCHEMA if long_window else monitor.RUNS_SCHEMA)
         else:
             summary = monitor.run_summary(conn, since, until, jobs=names)
-            if until - since > PER_RUN_WINDOW and has_schema:
+            crowded = int(summary.get_column("runs").sum() or 0) > MAX_RUN_POINTS
+            if (until - since > PER_RUN_WINDOW or crowded) and has_schema:
                 runs = monitor.run_timeline(conn, since, until, jobs=names)
             else:
                 runs = monitor.recent_runs(conn, since, until, jobs=names)

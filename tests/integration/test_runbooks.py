@@ -463,7 +463,8 @@ def test_monitor_shows_runs_outcomes_missed_runs_and_queues_with_their_charts(hi
     assert outcomes["mark"]["type"] == "bar" and outcomes["encoding"]["color"]["field"] == "outcome"
     assert {(v["jobname"], v["outcome"], v["requests"]) for v in outcomes["data"]["values"]} >= {(p.health, "2xx", 1)}
     timeline = defs["timeline"].to_dict()
-    assert timeline["mark"]["type"] == "tick" and timeline["encoding"]["color"]["field"] == "kind"
+    assert {layer["mark"]["type"] for layer in timeline["layer"]} == {"rule", "tick"}
+    assert all(layer["encoding"]["color"]["field"] == "kind" for layer in timeline["layer"])
     trend = defs["queue_trend"].to_dict()
     assert len(trend["vconcat"]) == 2
     depth = [v for v in trend["vconcat"][0]["data"]["values"] if v["queue"] == p.table]

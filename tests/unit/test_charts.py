@@ -84,13 +84,21 @@ def test_save_writes_png_or_svg_by_suffix(tmp_path: Path) -> None:
         charts.save(chart, tmp_path / "m.pdf")
 
 
-def test_a_days_slots_of_many_jobs_chart_as_ticks_bounded_by_pixels_and_a_single_miss_stays_visible() -> None:
+def test_a_days_slots_of_many_jobs_chart_as_a_few_stretches_and_a_single_miss_stays_visible() -> None:
     day = [{"jobid": j, "jobname": f"job-{j}", "slot": T0 + i * timedelta(minutes=1), "kind": "on_time",
             "delay_s": 1.0, "runid": j * 10_000 + i} for j in range(20) for i in range(1440)]
     day[700]["kind"] = "missed"  # job-0 missed one slot at 21:40
-    values = charts.missed_chart(frame(SLOTS_SCHEMA, day)).to_dict()["data"]["values"]
-    assert len(values) <= 20 * (charts.BINS + 2)  # ~ one tick per bin and job, not 28,800
+    chart = charts.missed_chart(frame(SLOTS_SCHEMA, day)).to_dict()
+    values = chart["data"]["values"]
+    assert {m["mark"]["type"] for m in chart["layer"]} == {"rule", "tick"}
+    assert len(values) <= 20 * 3  # one green stretch per job, broken once by the miss: not 28,800 slots
     assert sum(v["slots"] for v in values) == 20 * 1440
     [miss] = [v for v in values if v["kind"] == "missed"]
-    assert (miss["jobname"], miss["slots"], miss["slot"]) == ("job-0", 1, "2026-01-05T21:40:00.000Z")
-    assert miss["runid"] == 700 and all(v["runid"] is None for v in values if v["slots"] > 1)
+    assert miss["jobname"] == "job-0" and miss["slot"] <= "2026-01-05T21:40:00.000Z" <= miss["slot_end"]
+    assert [v["kind"] for v in values if v["jobname"] == "job-0"] == ["on_time", "missed", "on_time"]
+    assert all(v["runid"] is None for v in values if v["slots"] > 1)
+
+
+def test_alternating_kinds_are_a_stretch_each() -> None:
+    values = charts.missed_chart(SLOTS).to_dict()["data"]["values"]
+    assert [(v["kind"], v["slots"]) for v in values] == [(k, 1) for k in ["on_time", "missed", "queued"] * 3]
