@@ -86,7 +86,7 @@ class MissedReport:
 class _Collector:
     slots: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    #: runs of on-time slots found in one piece (:func:`_aligned`): columns of SLOTS_SCHEMA, never missed
+    #: runs of on-time slots found in one piece (:func:`_prepare`): columns of SLOTS_SCHEMA, never missed
     frames: list[pl.DataFrame] = field(default_factory=list)
 
     def slot(self, job: JobInfo, slot: datetime, kind: str, run: Run | None = None, due: datetime | None = None) -> None:
@@ -137,6 +137,16 @@ def analyze(
                                   & (pl.col("return_message").str.strip_chars() == "server restarted"))
 
     collector = _Collector()
+    plans: dict[int, tuple[Schedule, datetime, tuple[datetime, ...], pl.Series]] = {}
+    for job in jobs:
+        schedule = parse_schedule(job.schedule, version)
+        if job.active and schedule.kind == "cron":
+            timed = parts.get(job.jobid)
+            last_at = timed.get_column("at").max() if timed is not None else None
+            begin = max(since - CONTEXT, job.anchor) if job.anchor else since - CONTEXT
+            end = max(horizon, last_at or horizon) + _EARLY  # type: ignore[type-var]
+            plans[job.jobid] = (schedule, begin, *_slots(schedule, begin, end, tz))
+    prepared = _prepare(jobs, plans, timed_all, late_after)
     for job in jobs:
         if not job.active:
             continue
@@ -144,7 +154,8 @@ def analyze(
         timed = parts.get(job.jobid, timed_all.clear())
         begin = max(since - CONTEXT, job.anchor) if job.anchor else since - CONTEXT
         if schedule.kind == "cron":
-            _cron_job(job, schedule, timed, begin, horizon, tz, grace, late_after, chain_tolerance, collector)
+            _cron_job(job, plans[job.jobid][2], timed, prepared.get(job.jobid, _Prepared()), horizon, grace,
+                      late_after, chain_tolerance, collector)
         elif schedule.kind == "interval":
             _interval_job(job, schedule, _runs(timed), begin, horizon, grace, late_after, chain_tolerance, collector)
 
@@ -166,7 +177,7 @@ def analyze(
     slots_frame = pl.concat([_frame(reported, SLOTS_SCHEMA),
                              aligned.filter((pl.col("slot") >= since) & (pl.col("slot") < until))],
                             how="vertical").sort("jobid", "slot", maintain_order=True)
-    events_frame = _frame(events, EVENTS_SCHEMA).sort("jobid", "start_time")
+    events_frame = _frame(events, EVENTS_SCHEMA).sort("jobid", "start_time", maintain_order=True)
     last_starts = {r["jobid"]: r["last_start"] for r in frame.filter(pl.col("start_time") < until)
                    .group_by("jobid").agg(last_start=pl.col("start_time").max()).iter_rows(named=True)}
     summary = _summary(jobs, slots_frame, events_frame, last_starts)
@@ -202,59 +213,105 @@ def _slots_of(expr: str, version: PgCronVersion, begin: datetime, end: datetime,
     return found, pl.Series("slot", found, dtype=_TS)
 
 
-def _aligned(job: JobInfo, runs: pl.DataFrame, slots: pl.Series, prev_end: datetime | None, has_prev: bool,
-             late_after: timedelta) -> pl.DataFrame:
-    """The longest first stretch of ``runs`` (all at or after the job's begin, in order) in which run
-    ``i`` is simply on time for slot ``i``, as slot rows — what the slot-by-slot walk of
-    :func:`_cron_job` concludes for them, found with column operations.
+@dataclass
+class _Prepared:
+    """What the column pass found for one cron job: how many of its runs precede its begin, the
+    on-time slots of its first stretch (as rows), and its overrun events (run row, slots passed)."""
 
-    Run ``i`` qualifies when it has a start, exactly ``i + 1`` slots are due by its start (so slot
-    ``i`` is the only pending one), it started within ``late_after`` of slot ``i``, and the run
-    before it had ended by slot ``i`` (so nothing was queued and nothing overlapped)."""
-    k = min(runs.height, slots.len())
-    if k == 0:
-        return pl.DataFrame(schema=SLOTS_SCHEMA)
-    head = runs.head(k)
-    slot = slots.head(k)
-    floor = datetime.min.replace(tzinfo=UTC) if not has_prev else prev_end
-    prev_ends = head.get_column("end_time").shift(1, fill_value=floor) if floor is not None else \
-        head.get_column("end_time").shift(1)
-    due = slots.search_sorted(head.get_column("at") + _EARLY, side="right")
-    ok = (
-        head.get_column("start_time").is_not_null()
-        & (due == pl.int_range(1, k + 1, eager=True, dtype=due.dtype))
-        & ((head.get_column("at") - slot) <= late_after)
-        & (prev_ends <= slot)
-    ).fill_null(False)
-    bad = (~ok).arg_true()
-    m = int(bad[0]) if bad.len() else k
-    if m == 0:
-        return pl.DataFrame(schema=SLOTS_SCHEMA)
-    taken = head.head(m).with_columns(slot=slot.head(m))
+    first: int = 0
+    aligned: pl.DataFrame | None = None
+    overruns: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+
+
+def _prepare(jobs: Sequence[JobInfo], plans: Mapping[int, tuple[Schedule, datetime, tuple[datetime, ...], pl.Series]],
+             timed: pl.DataFrame, late_after: timedelta) -> dict[int, _Prepared]:
+    """For every cron job at once, with column operations: its runs before its begin, the longest
+    first stretch of runs that are simply on time for their slot, and the slots that fell while
+    each run ran — what the slot-by-slot walk of :func:`_cron_job` would conclude for them.
+
+    Run ``i`` (counted from the job's begin) is simply on time when it has a start, exactly
+    ``i + 1`` slots are due by its start (slot ``i`` is the only one pending), it started within
+    ``late_after`` of slot ``i``, and the run before it had ended by slot ``i`` (nothing was queued,
+    nothing overlapped)."""
+    if not plans or not timed.height:
+        return {}
+    names = {job.jobid: job.jobname for job in jobs}
+    # every job's slots with their index; jobs that share a slot list (most) share one frame, crossed
+    # with their ids
+    sharing: dict[int, tuple[pl.Series, list[int]]] = {}
+    for jobid, (_schedule, _begin, _listed, column) in plans.items():
+        if column.len():
+            sharing.setdefault(id(column), (column, []))[1].append(jobid)
+    slots = pl.concat([pl.DataFrame({"jobid": ids}, schema={"jobid": pl.Int64()}).join(
+                           pl.DataFrame({"slot": column, "idx": range(column.len())},
+                                        schema={"slot": _TS, "idx": pl.Int64()}), how="cross")
+                       for column, ids in sharing.values()], how="vertical") if sharing else None
+    begins = pl.DataFrame({"jobid": list(plans), "begin": [plan[1] for plan in plans.values()]},
+                          schema={"jobid": pl.Int64(), "begin": _TS})
+    runs = (timed.join(begins, on="jobid", how="inner", maintain_order="left")
+            .with_columns(before=pl.col("at") < pl.col("begin")))
+    firsts = {r["jobid"]: r["n"] for r in runs.group_by("jobid").agg(n=pl.col("before").sum()).iter_rows(named=True)}
+    prepared = {jobid: _Prepared(first=n) for jobid, n in firsts.items()}
+    if slots is None:
+        return prepared
+    floor = datetime.min.replace(tzinfo=UTC)
+    walked = (runs.with_columns(
+                  prev_end=pl.col("end_time").shift(1).over("jobid"),
+                  prev_before=pl.col("before").shift(1).over("jobid"),
+                  idx=(pl.int_range(pl.len(), dtype=pl.Int64()) - pl.col("before").sum().cast(pl.Int64())).over("jobid"))
+              .filter(~pl.col("before"))
+              # the first run after begin: the run before it (if any) is the last before begin
+              .with_columns(prev_end=pl.when(pl.col("prev_before").is_null()).then(pl.lit(floor, _TS))
+                            .otherwise(pl.col("prev_end")))
+              .join(slots, on=["jobid", "idx"], how="left", maintain_order="left")
+              .with_columns(due_by=pl.col("at") + _EARLY))
+    due = (walked.select("jobid", "idx", "due_by").sort("due_by")
+           .join_asof(slots.rename({"idx": "due_idx"}).sort("slot"), left_on="due_by", right_on="slot",
+                      by="jobid", strategy="backward", check_sortedness=False)
+           .select("jobid", "idx", "due_idx"))
+    walked = walked.join(due, on=["jobid", "idx"], how="left", maintain_order="left")
+    ok = (pl.col("start_time").is_not_null() & pl.col("slot").is_not_null() & (pl.col("due_idx") == pl.col("idx"))
+          & ((pl.col("at") - pl.col("slot")) <= late_after) & (pl.col("prev_end") <= pl.col("slot"))).fill_null(False)
+    walked = walked.with_columns(ok=ok)
+    stops = {r["jobid"]: r["m"] for r in walked.filter(~pl.col("ok")).group_by("jobid").agg(m=pl.col("idx").min())
+             .iter_rows(named=True)}
+    taken = walked.filter(pl.col("idx") < pl.col("jobid").replace_strict(stops, default=2**62, return_dtype=pl.Int64()))
     # delay_s exactly as the walk's timedelta.total_seconds(): microseconds divided by 1e6 in Python
     # (polars multiplies by the reciprocal, which can differ in the last bit)
     micros = taken.select((pl.col("start_time") - pl.col("slot")).dt.total_microseconds()).to_series().to_list()
-    return taken.select(
-        pl.lit(job.jobid, pl.Int64()).alias("jobid"), pl.lit(job.jobname, pl.String()).alias("jobname"),
+    rows = taken.select(
+        pl.col("jobid").cast(pl.Int64()), pl.col("jobid").replace_strict(names, return_dtype=pl.String()).alias("jobname"),
         pl.col("slot"), pl.lit("on_time", pl.String()).alias("kind"), pl.col("runid").cast(pl.Int64()),
         pl.col("start_time").cast(_TS),
     ).with_columns(delay_s=pl.Series([us / 1_000_000 for us in micros], dtype=pl.Float64()))
+    for (jobid,), part in rows.partition_by("jobid", as_dict=True, maintain_order=True).items():
+        prepared[jobid].aligned = part
+    # overruns: slots in (start + 1 s, end) — all runs, those before begin too
+    done = runs.filter(pl.col("start_time").is_not_null() & pl.col("end_time").is_not_null()).with_row_index("row")
+    counted = (done.select("row", "jobid", after=pl.col("start_time") + _EARLY, until=pl.col("end_time")))
+    upto = (counted.sort("after").join_asof(slots.sort("slot"), left_on="after", right_on="slot", by="jobid",
+                                            strategy="backward", check_sortedness=False)
+            .select("row", n_after=pl.col("idx") + 1))
+    below = (counted.sort("until").join_asof(slots.sort("slot"), left_on="until", right_on="slot", by="jobid",
+                                             strategy="backward", allow_exact_matches=False, check_sortedness=False)
+             .select("row", n_until=pl.col("idx") + 1))
+    inside = (done.join(upto, on="row").join(below, on="row")
+              .with_columns(inside=pl.col("n_until").fill_null(0) - pl.col("n_after").fill_null(0))
+              .filter(pl.col("inside") > 0).sort("row"))
+    for row in inside.iter_rows(named=True):
+        prepared[row["jobid"]].overruns.append((row, row["inside"]))
+    return prepared
 
 
-def _cron_job(job: JobInfo, schedule: Schedule, timed: pl.DataFrame, begin: datetime, horizon: datetime, tz: str,
+def _cron_job(job: JobInfo, slots: tuple[datetime, ...], timed: pl.DataFrame, prepared: _Prepared, horizon: datetime,
               grace: timedelta, late_after: timedelta, chain: timedelta, out: _Collector) -> None:
     """Walk the job's runs (with a time, in order) against its slots; the first stretch of simply
-    on-time runs is taken in one piece (:func:`_aligned`), the rest slot by slot."""
-    last_at = timed.get_column("at").max() if timed.height else None
-    end = max(horizon, last_at or horizon) + _EARLY  # type: ignore[type-var]
-    slots, column = _slots(schedule, begin, end, tz)
-    first = int(timed.get_column("at").search_sorted(begin, side="left")) if timed.height else 0  # runs before begin
+    on-time runs comes in one piece from :func:`_prepare`, the rest goes slot by slot."""
+    first = prepared.first
     prev_row = timed.row(first - 1, named=True) if first else None
-    aligned = _aligned(job, timed.slice(first), column, prev_row["end_time"] if prev_row else None,
-                       prev_row is not None, late_after)
-    m = aligned.height
+    m = prepared.aligned.height if prepared.aligned is not None else 0
     if m:
-        out.frames.append(aligned)
+        out.frames.append(prepared.aligned)  # type: ignore[arg-type]
         prev_row = timed.row(first + m - 1, named=True)
     queue: deque[datetime] = deque()
     next_slot = m
@@ -288,7 +345,11 @@ def _cron_job(job: JobInfo, schedule: Schedule, timed: pl.DataFrame, begin: date
             else:
                 out.slot(job, slot, "on_time" if run.at - slot <= late_after else "late", run)
         prev = run
-    _overruns(job, timed, column, out)
+    for row, count in prepared.overruns:
+        run = _run(row)
+        assert run.start is not None and run.end is not None
+        out.event(job, "overrun", run, f"ran {(run.end - run.start).total_seconds():.0f}s; {count} slot(s) fell while it "
+                  "ran and were queued")
     while next_slot < len(slots) and slots[next_slot] <= horizon:
         queue.append(slots[next_slot])
         next_slot += 1
@@ -301,21 +362,6 @@ def _cron_job(job: JobInfo, schedule: Schedule, timed: pl.DataFrame, begin: date
         due = max(slot, idle_from)
         if due <= horizon:
             out.slot(job, slot, "missed", due=due)
-
-
-def _overruns(job: JobInfo, timed: pl.DataFrame, slots: pl.Series, out: _Collector) -> None:
-    """An overrun event for each run during which slots fell (the one it ran for excluded): they
-    were queued. Counted for every run at once (two sorted searches), events only for those."""
-    done = timed.filter(pl.col("start_time").is_not_null() & pl.col("end_time").is_not_null())
-    if not done.height or not slots.len():
-        return
-    inside = (slots.search_sorted(done.get_column("end_time"), side="left").cast(pl.Int64())
-              - slots.search_sorted(done.get_column("start_time") + _EARLY, side="right").cast(pl.Int64()))
-    for row, count in zip(done.filter(inside > 0).iter_rows(named=True), inside.filter(inside > 0), strict=True):
-        run = _run(row)
-        assert run.start is not None and run.end is not None
-        took = (run.end - run.start).total_seconds()
-        out.event(job, "overrun", run, f"ran {took:.0f}s; {count} slot(s) fell while it ran and were queued")
 
 
 def _interval_job(job: JobInfo, schedule: Schedule, runs: list[Run], begin: datetime, horizon: datetime,
@@ -447,8 +493,11 @@ def _merge(intervals: list[tuple[datetime, datetime, str]]) -> list[tuple[dateti
 def _summary(jobs: Sequence[JobInfo], slots: pl.DataFrame, events: pl.DataFrame,
              last_starts: Mapping[int, datetime]) -> pl.DataFrame:
     # one pass over the slots and events per measure (grouped), not a filter per job
+    position = pl.int_range(pl.len())
+    last_started = position.filter(pl.col("kind") != "missed").max().fill_null(-1)  # the slots are in time order
     per_job = {r["jobid"]: r for r in slots.group_by("jobid").agg(
-        kinds=pl.col("kind"), slots=pl.col("slot"),
+        expected=pl.len(), trailing=pl.len() - 1 - last_started,
+        silent_since=pl.col("slot").filter(position > last_started).min(),
         max_delay_s=pl.col("delay_s").filter(pl.col("kind").is_in(["on_time", "late", "queued"])).max(),
     ).iter_rows(named=True)}
     counts: dict[tuple[int, str], int] = {
@@ -457,19 +506,14 @@ def _summary(jobs: Sequence[JobInfo], slots: pl.DataFrame, events: pl.DataFrame,
         (r["jobid"], r["kind"]): r["len"] for r in events.group_by("jobid", "kind").len().iter_rows(named=True)}
     rows = []
     for job in jobs:
-        mine = per_job.get(job.jobid, {"kinds": [], "slots": [], "max_delay_s": None})
-        kinds: list[str] = mine["kinds"]
+        mine = per_job.get(job.jobid, {"expected": 0, "trailing": 0, "silent_since": None, "max_delay_s": None})
         kind_counts = {kind: counts.get((job.jobid, kind), 0) for kind in SLOT_KINDS}
-        trailing = 0
-        for kind in reversed(kinds):
-            if kind != "missed":
-                break
-            trailing += 1
+        trailing = mine["trailing"]
         schedule = parse_schedule(job.schedule)
         overruns = event_counts.get((job.jobid, "overrun"), 0)
         if not job.active:
             status = "inactive"
-        elif schedule.kind == "reboot" or not kinds:
+        elif schedule.kind == "reboot" or not mine["expected"]:
             status = "unscheduled" if schedule.kind == "reboot" else "ok"
         elif trailing:
             status = "stopped"
@@ -483,12 +527,12 @@ def _summary(jobs: Sequence[JobInfo], slots: pl.DataFrame, events: pl.DataFrame,
             status = "ok"
         rows.append({
             "jobid": job.jobid, "jobname": job.jobname, "schedule": job.schedule, "active": job.active,
-            "status": status, "expected": len(kinds), **kind_counts,
+            "status": status, "expected": mine["expected"], **kind_counts,
             "overruns": overruns,
             "overlaps": event_counts.get((job.jobid, "overlap"), 0),
             "unexpected": event_counts.get((job.jobid, "unexpected"), 0),
             "max_delay_s": mine["max_delay_s"],
             "last_start": last_starts.get(job.jobid),
-            "silent_since": mine["slots"][len(kinds) - trailing] if trailing else None,
+            "silent_since": mine["silent_since"] if trailing else None,
         })
     return _frame(rows, SUMMARY_SCHEMA)
