@@ -14,6 +14,7 @@ headless notebook runs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,25 @@ SLOT_COLORS = {
 WIDTH = 640
 
 
-def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: datetimes as ISO text in UTC (Vega-Lite parses them)."""
+def _data(frame: pl.DataFrame) -> alt.InlineData:
+    """A chart's rows as one inline JSON text (datetimes as ISO text in UTC, which Vega-Lite parses).
+
+    Vega-Lite reads ``values`` given as text with ``format: json`` exactly like a list of rows, but
+    altair then builds, walks and validates one string instead of every row: for 2,400 rows that
+    is 25 ms instead of 0.6 s, paid again each time the chart is displayed."""
     out = frame.with_columns(
         [pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ") for name, dtype in frame.schema.items()
          if isinstance(dtype, pl.Datetime)]
     )
-    return out.to_dicts()
+    return alt.InlineData(values=out.write_json(), format=alt.DataFormat(type="json"))
+
+
+def values(spec: dict[str, Any], part: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of a chart's inline data: ``spec`` is ``chart.to_dict()``, ``part`` one of its
+    layers or concatenated charts (altair may move the data into the top-level ``datasets``)."""
+    data = (part or spec)["data"]
+    rows = data["values"] if "values" in data else spec["datasets"][data["name"]]
+    return json.loads(rows) if isinstance(rows, str) else list(rows)
 
 
 def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
@@ -54,7 +67,7 @@ def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.L
     if "duration_ms" in frame.columns:
         data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(
             pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
-        return alt.Chart(alt.Data(values=_records(data)), title=title, width=WIDTH).mark_point(size=12).encode(
+        return alt.Chart(_data(data), title=title, width=WIDTH).mark_point(size=12).encode(
             x=alt.X("start_time:T", title="start (UTC)"),
             y=alt.Y("duration_ms:Q", title="duration (ms)", scale=alt.Scale(type="log")),
             color=job,
@@ -62,7 +75,7 @@ def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.L
         )
     data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(
         pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
-    base = alt.Chart(alt.Data(values=_records(data)), title=title, width=WIDTH).encode(
+    base = alt.Chart(_data(data), title=title, width=WIDTH).encode(
         x=alt.X("bucket:T", title="hour (UTC)"), color=job)
     p50 = base.mark_line(point=True).encode(
         y=alt.Y("p50_ms:Q", title="duration (ms): p50 line, p95 dashed", scale=alt.Scale(type="log")),
@@ -74,7 +87,7 @@ def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.L
 def outcome_chart(frame: pl.DataFrame, *, title: str = "HTTP outcomes per hour") -> alt.Chart:
     """Stacked requests per hour by outcome class, one row of bars per job."""
     present = frame.get_column("outcome").unique().to_list() if frame.height else []
-    return alt.Chart(alt.Data(values=_records(frame)), title=title, width=WIDTH).mark_bar().encode(
+    return alt.Chart(_data(frame), title=title, width=WIDTH).mark_bar().encode(
         x=alt.X("bucket:T", title="hour (UTC)"),
         y=alt.Y("sum(requests):Q", title="requests"),
         color=alt.Color("outcome:N", scale=_scale(OUTCOME_COLORS, present)),
@@ -99,7 +112,7 @@ def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_t
     data = slots if show_on_time else slots.filter(pl.col("kind") != "on_time")
     data = data.with_columns(pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
     present = data.get_column("kind").unique().to_list() if data.height else []
-    base = alt.Chart(alt.Data(values=_records(_stretches(data))), title=title, width=WIDTH).encode(
+    base = alt.Chart(_data(_stretches(data)), title=title, width=WIDTH).encode(
         x=alt.X("slot:T", title="expected start (UTC)"),
         y=alt.Y("jobname:N", title=None),
         color=alt.Color("kind:N", scale=_scale(SLOT_COLORS, present)),
@@ -140,12 +153,12 @@ def queue_chart(trend: pl.DataFrame, *, title: str = "Queues") -> alt.VConcatCha
     """Depth by status group and oldest pending age over time, per queue."""
     long = trend.unpivot(index=["taken_at", "queue"], on=["pending", "processing", "failed"],
                          variable_name="status", value_name="items")
-    depth = alt.Chart(alt.Data(values=_records(long)), title=f"{title}: depth", width=WIDTH).mark_line().encode(
+    depth = alt.Chart(_data(long), title=f"{title}: depth", width=WIDTH).mark_line().encode(
         x=alt.X("taken_at:T", title="snapshot (UTC)"), y=alt.Y("items:Q", title="items"),
         color=alt.Color("queue:N"), strokeDash=alt.StrokeDash("status:N"),
         tooltip=["queue:N", "status:N", "taken_at:T", "items:Q"],
     )
-    age = alt.Chart(alt.Data(values=_records(trend.select("taken_at", "queue", "oldest_pending_age_s"))),
+    age = alt.Chart(_data(trend.select("taken_at", "queue", "oldest_pending_age_s")),
                     title=f"{title}: oldest pending item", width=WIDTH).mark_line().encode(
         x=alt.X("taken_at:T", title="snapshot (UTC)"),
         y=alt.Y("oldest_pending_age_s:Q", title="age (s)"),

@@ -33,6 +33,7 @@ import polars as pl
 import pytest
 
 from cronkit import db as cdb
+from cronkit.monitor import charts
 from cronkit.runbooks import context, job_checks, runtime, secret_store, setup
 from cronkit.runbooks import report as offline
 from cronkit.runbooks.context import RunbookContext
@@ -457,17 +458,17 @@ def test_monitor_shows_runs_outcomes_missed_runs_and_queues_with_their_charts(hi
     duration = defs["duration"].to_dict()
     assert duration["mark"]["type"] == "point"
     assert duration["encoding"]["x"]["field"] == "start_time" and duration["encoding"]["y"]["field"] == "duration_ms"
-    points = [v for v in duration["data"]["values"] if v["jobname"] == p.health]
+    points = [v for v in charts.values(duration) if v["jobname"] == p.health]
     assert sorted(v["duration_ms"] for v in points) == pytest.approx([120, 250, 480], abs=1)
     outcomes = defs["outcomes"].to_dict()
     assert outcomes["mark"]["type"] == "bar" and outcomes["encoding"]["color"]["field"] == "outcome"
-    assert {(v["jobname"], v["outcome"], v["requests"]) for v in outcomes["data"]["values"]} >= {(p.health, "2xx", 1)}
+    assert {(v["jobname"], v["outcome"], v["requests"]) for v in charts.values(outcomes)} >= {(p.health, "2xx", 1)}
     timeline = defs["timeline"].to_dict()
     assert {layer["mark"]["type"] for layer in timeline["layer"]} == {"rule", "tick"}
     assert all(layer["encoding"]["color"]["field"] == "kind" for layer in timeline["layer"])
     trend = defs["queue_trend"].to_dict()
     assert len(trend["vconcat"]) == 2
-    depth = [v for v in trend["vconcat"][0]["data"]["values"] if v["queue"] == p.table]
+    depth = [v for v in charts.values(trend, trend["vconcat"][0]) if v["queue"] == p.table]
     assert {(v["status"], v["items"]) for v in depth} == {("pending", 2), ("processing", 0), ("failed", 1)}
     shown = text(outputs)
     assert "1 of 3 run(s) failed" in shown

@@ -72,7 +72,7 @@ def test_outcome_colours_mean_the_same_thing_in_every_chart() -> None:
 
 
 def test_missed_chart_can_leave_out_on_time_slots() -> None:
-    values = charts.missed_chart(SLOTS, show_on_time=False).to_dict()["data"]["values"]
+    values = charts.values(charts.missed_chart(SLOTS, show_on_time=False).to_dict())
     assert {v["kind"] for v in values} == {"missed", "queued"}
 
 
@@ -89,7 +89,7 @@ def test_a_days_slots_of_many_jobs_chart_as_a_few_stretches_and_a_single_miss_st
             "delay_s": 1.0, "runid": j * 10_000 + i} for j in range(20) for i in range(1440)]
     day[700]["kind"] = "missed"  # job-0 missed one slot at 21:40
     chart = charts.missed_chart(frame(SLOTS_SCHEMA, day)).to_dict()
-    values = chart["data"]["values"]
+    values = charts.values(chart)
     assert {m["mark"]["type"] for m in chart["layer"]} == {"rule", "tick"}
     assert len(values) <= 20 * 3  # one green stretch per job, broken once by the miss: not 28,800 slots
     assert sum(v["slots"] for v in values) == 20 * 1440
@@ -100,5 +100,5 @@ def test_a_days_slots_of_many_jobs_chart_as_a_few_stretches_and_a_single_miss_st
 
 
 def test_alternating_kinds_are_a_stretch_each() -> None:
-    values = charts.missed_chart(SLOTS).to_dict()["data"]["values"]
+    values = charts.values(charts.missed_chart(SLOTS).to_dict())
     assert [(v["kind"], v["slots"]) for v in values] == [(k, 1) for k in ["on_time", "missed", "queued"] * 3]

@@ -245,7 +245,7 @@ def detect_missed(
     cronkit last created or changed each job (no slots are expected before that).
     """
     window = Window.of(since, until, max_span=timedelta(days=31))
-    with guarded(conn, timeout_ms, "read the run history"):
+    with guarded(conn, timeout_ms, "read the run history", jit=False):
         history = read_history(conn, window.since, window.until, jobs=jobs, anchors=anchors, max_runs=max_runs)
     return report(history, window.since, window.until, anchors=anchors, grace=grace, late_after=late_after,
                   chain_tolerance=chain_tolerance, downtime=downtime, infer_downtime=infer_downtime)
