@@ -299,10 +299,10 @@ def cmd_schedule_explain(args: argparse.Namespace) -> int:
         raise UsageError(exc.message, remedy=exc.remedy) from None
     runs = schedule.next_runs(datetime.now(UTC), args.next, tz=args.tz) if schedule.kind != "reboot" else []
     if args.json:
-        _emit_json({"expr": args.expr, "kind": schedule.kind, "explain": schedule.explain(),
+        _emit_json({"expr": args.expr, "kind": schedule.kind, "explain": schedule.explain(args.tz),
                     "warnings": list(schedule.warnings), "next": [r.isoformat() for r in runs]})
     else:
-        print(schedule.explain())
+        print(schedule.explain(args.tz))
         for warning in schedule.warnings:  # what pg_cron accepts but reads differently than written
             print(f"warning: {warning}")
         for run in runs:

@@ -40,6 +40,9 @@ def _command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    # -v also after the command (`cronkit status -v`); SUPPRESS keeps a -v given before it
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
     parser.set_defaults(handler=handler)
     return parser
 

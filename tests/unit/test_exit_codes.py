@@ -149,6 +149,19 @@ def test_schedule_explain_exits_0_for_a_valid_expression(capsys: pytest.CaptureF
     assert "Every fifth minute" in capsys.readouterr().out
 
 
+def test_schedule_explain_names_the_zone_it_was_asked_about(capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code("schedule", "explain", "0 11 * * *", "--tz", "America/New_York", "--next", "1") == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "in America/New_York" in out and "GMT" not in out
+
+
+@pytest.mark.parametrize("argv", [("-v", "status"), ("status", "-v")], ids=["before", "after"])
+def test_verbose_works_before_and_after_the_command(argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(*argv, "--dsn", UNREACHABLE) == ExitCode.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" not in err and "Traceback" in err
+
+
 def test_the_exit_code_table_in_the_readme_is_the_one_the_code_uses() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for code in ExitCode:
