@@ -104,8 +104,11 @@ def dst_report(
     start = datetime(year, 1, 1, tzinfo=tz)
     end = datetime(year + 1, 1, 1, tzinfo=tz)
     periods: list[DstPeriod] = []
+    local_weekdays: set[int] = set()  # the days it runs on at the intended local time, Sunday = 0
     for run in schedule.expected_slots(start, end):
         local = run.astimezone(tz)
+        if local.time().replace(fold=0) == intended_local:
+            local_weekdays.add(local.isoweekday() % 7)
         at, abbreviation = local.time().replace(fold=0), local.tzname() or zone
         if periods and periods[-1].last == local.date():
             raise ScheduleError(
@@ -115,9 +118,26 @@ def dst_report(
             periods[-1] = DstPeriod(periods[-1].first, local.date(), at, abbreviation, at == intended_local)
         else:
             periods.append(DstPeriod(local.date(), local.date(), at, abbreviation, at == intended_local))
-    options = utc_expressions_for_local(intended_local.hour, intended_local.minute, zone, year)
+    options = _options(schedule, intended_local, zone, year, local_weekdays)
     report = DstReport(expr, intended_local, zone, year, tuple(periods), options, warning="")
     return replace(report, warning=_dst_warning(report, schedule))
+
+
+def _options(schedule: Schedule, intended: time, zone: str, year: int, weekdays: set[int]) -> tuple[UtcOption, ...]:
+    """The GMT schedules to choose from, on the same days as ``schedule``: a weekly job stays weekly
+    (its local weekdays, shifted when GMT is on another day); a job on certain dates or months keeps
+    those fields, offered only for the offsets at which GMT is on the same date."""
+    assert schedule.fields is not None
+    _minute, _hour, dom, month, dow = schedule.fields.text
+    if dom == "*" and month == "*":
+        days = "*" if not weekdays or len(weekdays) == 7 else _compact(frozenset(weekdays), grammar.DAY_OF_WEEK)
+        return utc_expressions_for_local(intended.hour, intended.minute, zone, year, days)
+    same_date = []
+    for option in utc_expressions_for_local(intended.hour, intended.minute, zone, year):
+        minutes = intended.hour * 60 + intended.minute - option.utc_offset.total_seconds() / 60
+        if 0 <= minutes < 24 * 60:
+            same_date.append(replace(option, expr=" ".join([*option.expr.split()[:2], dom, month, dow])))
+    return tuple(same_date)
 
 
 def _runs(dates: list[date]) -> tuple[tuple[date, date], ...]:

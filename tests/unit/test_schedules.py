@@ -517,6 +517,24 @@ def test_seed_004_eleven_gmt_is_three_am_in_los_angeles_only_in_winter() -> None
     assert "'0 11 * * *' (PST) or '0 10 * * *' (PDT)" in report.warning
 
 
+def test_a_weekly_job_is_offered_weekly_schedules_not_daily_ones() -> None:
+    # Mondays 03:00 in Los Angeles: 11:00 GMT in winter; the advice must keep the day of the week
+    report = dst_report("0 11 * * 1", time(3, 0), LA, 2026, SUPABASE)
+    assert [o.expr for o in report.options] == ["0 11 * * 1", "0 10 * * 1"]
+    assert "'0 11 * * 1' (PST) or '0 10 * * 1' (PDT)" in report.warning
+
+
+def test_a_weekly_evening_job_keeps_its_local_day_when_gmt_is_the_next_day() -> None:
+    # Fridays 17:00 in Los Angeles run on Saturday in GMT (01:00 PST / 00:00 PDT)
+    report = dst_report("0 1 * * 6", time(17, 0), LA, 2026, SUPABASE)
+    assert [o.expr for o in report.options] == ["0 1 * * 6", "0 0 * * 6"]
+
+
+def test_a_monthly_job_keeps_its_date_fields() -> None:
+    report = dst_report("0 11 1 * *", time(3, 0), LA, 2026, SUPABASE)
+    assert [o.expr for o in report.options] == ["0 11 1 * *", "0 10 1 * *"]
+
+
 def test_the_daylight_schedule_runs_an_hour_early_all_winter() -> None:
     report = dst_report("0 10 * * *", time(3, 0), LA, 2026, DEBIAN_BOOKWORM)
     assert [(p.first, p.last, p.local_time) for p in report.mismatches] == [
