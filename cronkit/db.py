@@ -108,6 +108,22 @@ def copy_out(conn: psycopg.Connection[Any], statement: sql.Composable, params: M
     return bytes(out)
 
 
+@contextlib.contextmanager
+def notices(conn: psycopg.Connection[Any]) -> Iterator[list[str]]:
+    """The primary messages of the NOTICEs the server sends while the block runs (a wrapper says
+    so when its guard found nothing to do)."""
+    seen: list[str] = []
+
+    def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
+        seen.append(diagnostic.message_primary or "")
+
+    conn.add_notice_handler(keep)
+    try:
+        yield seen
+    finally:
+        conn.remove_notice_handler(keep)
+
+
 def without_detail(conn: psycopg.Connection[Any], statement: sql.Composable) -> sql.Composable:
     """``statement`` run inside a server-side block that re-raises any error with its SQLSTATE and
     message but without DETAIL, which for a failed write quotes the row (``Failing row contains

@@ -4,9 +4,11 @@ run-now, remove and teardown (import of hand-made jobs: :mod:`cronkit.importer`)
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from cronkit import registry
-from cronkit.db import Conn, Rollback, translated
+from cronkit.db import Conn, Rollback, notices, translated
 from cronkit.errors import CronkitError, JobNotFound
 from cronkit.manifest import Manifest
 from cronkit.registry import CronJob, active_statement, removal_statements
@@ -44,22 +46,48 @@ def set_active(conn: Conn, name: str, active: bool, *, foreign: bool = False) ->
     return find_job(conn, name)
 
 
-def run_now(conn: Conn, name: str, *, foreign: bool = False) -> int | None:
-    """Run a job's command once, now, in this session, and commit; return the request id if any.
+@dataclass(frozen=True)
+class RunNow:
+    """What one run-now did: the request its wrapper queued, or why it called nothing."""
+
+    job: str
+    request_id: int | None
+    #: the wrapper's own word when it called nothing (its guard found no work)
+    skipped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "request_id": self.request_id, "called": self.request_id is not None,
+                "skipped": self.skipped}
+
+    def line(self) -> str:
+        if self.request_id is not None:
+            return f"job={self.job}, request_id={self.request_id}"
+        if self.skipped:
+            return f"job={self.job}: {self.skipped}; nothing was called"
+        return f"job={self.job}: ran its SQL (no request of its own to report)"
+
+
+def run_job_now(conn: Conn, name: str, *, foreign: bool = False) -> RunNow:
+    """Run a job's command once, now, in this session, and commit.
 
     pg_cron has no run-now; this executes the same command the scheduler would, so a wrapper
-    records its request in the ledger like a scheduled run.
+    records its request in the ledger like a scheduled run, and a guard with no work says so
+    (its NOTICE) instead of passing for a success.
     """
     job = find_job(conn, name)
     _ours_or_told(job, "run-now", foreign)
-    with translated(f"run job {name!r}"):
+    with translated(f"run job {name!r}"), notices(conn) as said:
         cursor = conn.execute(job.command)  # type: ignore[arg-type]
         row = cursor.fetchone() if cursor.description else None
         conn.commit()
-    if row:
-        value = next(iter(row.values()))
-        return int(value) if isinstance(value, int) else None
-    return None
+    value = next(iter(row.values())) if row else None
+    skipped = next((m.split(" skipped: ", 1)[1] for m in said if m.startswith("cronkit: job ") and " skipped: " in m), None)
+    return RunNow(name, int(value) if isinstance(value, int) else None, skipped)
+
+
+def run_now(conn: Conn, name: str, *, foreign: bool = False) -> int | None:
+    """:func:`run_job_now`'s request id (None: nothing was queued)."""
+    return run_job_now(conn, name, foreign=foreign).request_id
 
 
 def remove_job(conn: Conn, name: str, *, foreign: bool = False) -> None:

@@ -198,8 +198,12 @@ def _job_action(args: argparse.Namespace, action: str) -> int:
             result: dict[str, Any] = {"job": job.jobname, "jobid": job.jobid, "active": job.active}
         else:
             conn.autocommit = False
-            request_id = jobs.run_now(conn, args.job, foreign=args.foreign)
-            result = {"job": args.job, "request_id": request_id}
+            ran = jobs.run_job_now(conn, args.job, foreign=args.foreign)
+            if args.json:
+                _emit_json(ran.as_dict())
+            else:
+                print(ran.line())
+            return 0
     if args.json:
         _emit_json(result)
     else:

@@ -123,12 +123,14 @@ def run_once(ctx: RunbookContext, job: str) -> str:
     """Run one job now (``cronkit run-now``) and say what happened; an error's text is scrubbed."""
     try:
         with ctx.write() as conn:
-            request_id = jobs.run_now(conn, job)
+            ran = jobs.run_job_now(conn, job)
     except CronkitError as exc:
         return f"failed: {scrubber(ctx).text(exc.message)}"
-    if request_id is None:
-        return "ran; its guard found nothing to do (no HTTP call)"
-    return f"queued HTTP request {request_id}"
+    if ran.request_id is not None:
+        return f"queued HTTP request {ran.request_id}"
+    if ran.skipped:
+        return f"ran; {ran.skipped} (no HTTP call)"
+    return "ran its SQL (no HTTP request of its own)"
 
 
 # -- the manual test run (guide 002 step 12) -----------------------------------------------------

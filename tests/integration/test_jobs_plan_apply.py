@@ -355,6 +355,7 @@ def test_import_writes_a_manifest_that_apply_adopt_converges_with_no_further_cha
     # the adopted job still does what it did: its wrapper runs the same SQL
     ran = project.cli("run-now", p + 'it\'s "tricky"', "--json", "--dsn", project.dsn)
     assert ran.returncode == 0 and json.loads(ran.stdout)["request_id"] is None, output(ran)
+    assert json.loads(ran.stdout)["skipped"] is None  # an sql job: it ran its SQL, nothing was skipped
 
 
 # -- run-now ----------------------------------------------------------------------------------------
@@ -384,6 +385,22 @@ def test_run_now_returns_the_request_id_and_records_it_in_the_ledger(project: Pr
     assert response["status_code"] == 200
     text = project.cli("run-now", name, "--dsn", project.dsn)
     assert re.fullmatch(rf"job={re.escape(name)}, request_id=\d+\n", text.stdout)
+
+
+def test_run_now_on_a_guarded_job_with_no_work_says_nothing_was_called(project: Project, sandbox_only: Any, db: Conn) -> None:
+    function = project.function(verify_jwt=False)
+    name = project.job("idle")
+    project.apply(project.data({"name": name, "schedule": "0 0 1 1 *", "guard": "false",
+                                "url": f"{sandbox_only.supabase_url}/functions/v1/{function}"}))
+
+    as_json = project.cli("run-now", name, "--json", "--dsn", project.dsn)
+    text = project.cli("run-now", name, "--dsn", project.dsn)
+
+    assert as_json.returncode == 0 and text.returncode == 0, output(as_json) + output(text)
+    assert json.loads(as_json.stdout) == {"job": name, "request_id": None, "called": False,
+                                          "skipped": "its guard found nothing to do"}
+    assert text.stdout == f"job={name}: its guard found nothing to do; nothing was called\n"
+    assert "request_id=None" not in text.stdout
 
 
 @pytest.mark.parametrize("method", ["get", "delete"])
