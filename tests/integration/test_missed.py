@@ -176,3 +176,27 @@ def test_detect_missed_reads_cron_job_and_the_run_history(iso: Any) -> None:
     assert [k for _, k in report.slots.select("slot", "kind").rows()] == [
         "on_time", "on_time", "missed", "on_time", "on_time", "on_time"]
     assert report.summary.item(0, "status") == "missed"
+
+
+def test_one_job_asked_about_is_judged_as_among_all_when_another_job_marks_a_restart(iso: Any) -> None:
+    """For one job only its own runs are read — unless a restart needs the others: here another job's
+    run failed with 'server restarted', which places the outage that excuses this job's two slots."""
+    ids = {name: iso.execute("SELECT cron.schedule(%s, '*/10 * * * *', 'SELECT 1') AS id", (name,)).fetchone()["id"]
+           for name in ("ck_alone_a", "ck_alone_b")}
+    now = iso.execute("SELECT now() AS t").fetchone()["t"]
+    start = (now - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    runs = [("ck_alone_a", m, "succeeded", "1 row") for m in (0, 10, 40, 50)] + \
+        [("ck_alone_b", m, "succeeded", "1 row") for m in (0, 10, 40, 50)] + [("ck_alone_b", 12, "failed", "server restarted")]
+    for name, m, status, message in sorted(runs, key=lambda r: r[1]):
+        begin = start + m * MIN + SEC
+        iso.execute("INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, "
+                    "return_message, start_time, end_time) VALUES (%s, 1, current_database(), current_user, 'x', "
+                    "%s, %s, %s, %s)", (ids[name], status, message, begin, begin + SEC))
+
+    alone = detect_missed(iso, start, start + 60 * MIN, jobs=["ck_alone_a"])
+    among_all = detect_missed(iso, start, start + 60 * MIN)
+
+    mine = among_all.slots.filter(pl.col("jobid") == ids["ck_alone_a"])
+    assert alone.slots.equals(mine)
+    assert [k for _, k in alone.slots.select("slot", "kind").rows()] == [
+        "on_time", "on_time", "downtime", "downtime", "on_time", "on_time"]

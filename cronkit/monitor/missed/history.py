@@ -91,7 +91,8 @@ class History:
 
     #: ``cron.job`` rows (jobid, jobname, schedule, active)
     jobs: Sequence[Mapping[str, Any]]
-    #: runs of *all* jobs from ``CONTEXT`` before the window (columns of :data:`RUNS_SCHEMA`)
+    #: runs of *all* jobs from ``CONTEXT`` before the window (columns of :data:`RUNS_SCHEMA`); only
+    #: the one job's when a single job is asked about and no restart needs the others (``_alone``)
     runs: pl.DataFrame
     now: datetime
     version: PgCronVersion | None = None
@@ -172,11 +173,13 @@ class TooManyRuns(CronkitError):
 
 
 def read_runs(conn: Conn, since: datetime, until: datetime | None, *, max_runs: int,
-              lo: int | None = None) -> pl.DataFrame:
-    """Every job's runs from ``since`` (``until`` None: no end), from runid ``lo`` (default: found
-    with :func:`~cronkit.monitor.window.runid_floor`); :class:`TooManyRuns` above ``max_runs``."""
+              lo: int | None = None, jobids: Sequence[int] | None = None) -> pl.DataFrame:
+    """Every job's runs (or those of ``jobids``) from ``since`` (``until`` None: no end), from runid
+    ``lo`` (default: found with :func:`~cronkit.monitor.window.runid_floor`); :class:`TooManyRuns`
+    above ``max_runs``."""
     lo = runid_floor(conn, since) if lo is None else lo
-    text = copy_out(conn, query("missed/runs"), {"lo": lo, "since": since, "until": until, "limit": max_runs + 1})
+    text = copy_out(conn, query("missed/runs"), {"lo": lo, "since": since, "until": until, "limit": max_runs + 1,
+                                                 "jobids": list(jobids) if jobids is not None else None})
     raw = pl.read_csv(text, has_header=False, new_columns=list(_CSV), schema_overrides=_CSV) if text else \
         pl.DataFrame(schema=_CSV)
     if raw.height > max_runs:
@@ -211,9 +214,11 @@ def read_history(conn: Conn, since: datetime, until: datetime, *, jobs: Sequence
     bounds: dict[int, dict[str, Any]] = {}
     if anchors is AnchorRule.EVIDENCE:
         bounds = {r["jobid"]: r for r in conn.execute(query("missed/run_bounds"), {"since": since}).fetchall()}
+    ids = _job_ids(conn, jobs)
     return History(
-        jobs=conn.execute(query("missed/jobs"), {"ids": _job_ids(conn, jobs)}).fetchall(),
-        runs=read_runs(conn, since - CONTEXT, until, max_runs=max_runs),
+        jobs=conn.execute(query("missed/jobs"), {"ids": ids}).fetchall(),
+        runs=read_runs(conn, since - CONTEXT, until, max_runs=max_runs,
+                       jobids=ids if _alone(conn, ids, clock["started_at"], since - CONTEXT, until) else None),
         now=clock["now"],
         version=parse_pg_cron_version(facts.pg_cron) if facts.pg_cron else None,
         zone_setting=facts.cron_timezone,
@@ -221,6 +226,17 @@ def read_history(conn: Conn, since: datetime, until: datetime, *, jobs: Sequence
         registered=registered,
         bounds=bounds,
     )
+
+
+def _alone(conn: Conn, ids: list[int] | None, booted: datetime | None, since: datetime, until: datetime) -> bool:
+    """Whether one job's runs are all its analysis needs. Other jobs' runs matter only to place a
+    restart (a server start in the range, or any run failed with 'server restarted') or to infer an
+    outage from two or more jobs' misses — so for one job, outside a restart, they are not read."""
+    if ids is None or len(ids) != 1 or (booted is not None and since <= booted < until):
+        return False
+    row = conn.execute(query("missed/restarted"), {"lo": runid_floor(conn, since), "since": since,
+                                                   "until": until}).fetchone()
+    return row is not None and not row["restarted"]
 
 
 def detect_missed(

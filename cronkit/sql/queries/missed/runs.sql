@@ -1,5 +1,6 @@
 -- Every job's runs from the context start (a runid range on the primary key); no upper bound
--- when until is NULL. One row more than the limit tells the caller the window is too big.
+-- when until is NULL; only the jobs in jobids when given. One row more than the limit tells the
+-- caller the window is too big.
 -- Times as epoch microseconds (read in bulk as CSV); only a failed run's message is read (the
 -- engine looks for 'server restarted' there), not a million '1 row's.
 SELECT d.jobid, d.runid, d.status,
@@ -10,5 +11,6 @@ SELECT d.jobid, d.runid, d.status,
  WHERE d.runid >= %(lo)s
    AND coalesce(d.start_time, d.end_time) >= %(since)s
    AND (%(until)s::timestamptz IS NULL OR coalesce(d.start_time, d.end_time) < %(until)s::timestamptz)
+   AND (%(jobids)s::bigint[] IS NULL OR d.jobid = ANY(%(jobids)s::bigint[]))
  ORDER BY d.runid
  LIMIT %(limit)s
