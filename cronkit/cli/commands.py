@@ -333,17 +333,18 @@ def cmd_secrets_status(args: argparse.Namespace) -> int:
 
 def cmd_secrets_set(args: argparse.Namespace) -> int:
     import getpass
-    import os
 
+    from cronkit.config import merged_environment
+    from cronkit.errors import ConfigError
     from cronkit.manifest import SecretsConfig
+    from cronkit.redact import looks_like_placeholder
     from cronkit.secrets import backend_for
 
     if args.from_env:
-        value = os.environ.get(args.from_env)
+        value = merged_environment().get(args.from_env)  # the environment over .env, as apply reads it
         if not value:
-            from cronkit.errors import ConfigError
-
-            raise ConfigError(f"{args.from_env} is not set.", remedy=f"export {args.from_env}=... first.")
+            raise ConfigError(f"{args.from_env} is not set (in the environment or .env).",
+                              remedy=f"export {args.from_env}=... or add it to .env first.")
     elif sys.stdin.isatty():
         value = getpass.getpass(f"value for {args.name} (input hidden): ")
     else:
@@ -352,6 +353,10 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     if not value:
         raise ConfigError(f"No value was given for secret {args.name!r}: nothing was stored.",
                           remedy="Pipe the value on stdin, type it at the prompt, or use --from-env VARIABLE.")
+    if looks_like_placeholder(value):
+        raise ConfigError(f"The value for secret {args.name!r} is a placeholder copied from a guide, not a key: "
+                          "nothing was stored.",
+                          remedy="Paste the real value (Dashboard → Project Settings → API keys, or `supabase status -o env`).")
     with _connect(args) as conn:
         outcome = backend_for(config).set(conn, args.name, value, args.description)
         conn.commit()

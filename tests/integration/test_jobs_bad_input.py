@@ -181,7 +181,7 @@ CASES = [
                              ("only a superuser may `ALTER DATABASE ... SET` custom settings", "Use Vault instead"),
                              input=SECRET_INPUT)), id="secrets set with guc as non-superuser"),
     pytest.param(refused(Run(("secrets", "set", "{prefix}key", "--from-env", "CK_UNSET", "--dsn", "{dsn}"), 78,
-                             ("CK_UNSET is not set.",))), id="secrets set from an unset variable"),
+                             ("CK_UNSET is not set (in the environment or .env).",))), id="secrets set from an unset variable"),
     # the database
     pytest.param(refused(Run(("plan", "{file}", "--dsn", UNREACHABLE), 69,
                              ("Could not connect to", "host=127.0.0.1 port=1", "Connection refused", "fix: Check DATABASE_URL")),

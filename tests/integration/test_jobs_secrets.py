@@ -27,7 +27,7 @@ from cronkit import db as cdb
 from cronkit.errors import CronkitError, PrivilegeError
 from cronkit.manifest import SecretsConfig
 from cronkit.redact import fingerprint, mask
-from cronkit.secrets import GucBackend, backend_for
+from cronkit.secrets import GucBackend, VaultBackend, backend_for
 from tests.helpers import wait_for
 from tests.jobs_support import (
     Project,
@@ -214,11 +214,13 @@ def test_run_now_without_its_secret_fails_naming_it_and_sends_nothing(project: P
 
     db.execute("delete from vault.secrets where name = %s", (key,))
     missing = project.cli("run-now", name, "--dsn", project.dsn)
-    project.cli("secrets", "set", key, "--dsn", project.dsn, input="your-service-role-key")
+    refused = project.cli("secrets", "set", key, "--dsn", project.dsn, input="your-service-role-key")
+    VaultBackend().set(db, key, "your-service-role-key")  # as a pasted guide would store it (`secrets set` refuses)
     placeholder = project.cli("run-now", name, "--dsn", project.dsn)
 
     assert missing.returncode == 1
     assert f'cronkit: secret "{key}" is missing (vault); job "{name}" did not call its endpoint' in missing.stderr
+    assert refused.returncode == 78 and "placeholder" in refused.stderr
     assert placeholder.returncode == 1
     assert f'cronkit: secret "{key}" holds a placeholder, not a real value (vault); job "{name}"' in placeholder.stderr
     assert db.execute("select count(*) as n from cronkit.request_ledger where jobname = %s", (name,)).fetchone()["n"] == 0

@@ -6,6 +6,7 @@ end that way; 0/1/2 against a database are in tests/integration/test_exit_codes.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,6 +161,26 @@ def test_verbose_works_before_and_after_the_command(argv: tuple[str, ...], capsy
     assert exit_code(*argv, "--dsn", UNREACHABLE) == ExitCode.UNAVAILABLE
     err = capsys.readouterr().err
     assert "unrecognized arguments" not in err and "Traceback" in err
+
+
+@pytest.mark.parametrize(("stdin", "says"), [("", "No value was given"), ("your-service-role-key\n", "placeholder")],
+                         ids=["empty", "placeholder"])
+def test_secrets_set_refuses_an_empty_or_placeholder_value_before_connecting(
+    stdin: str, says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert exit_code("secrets", "set", "k", "--dsn", UNREACHABLE) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    assert says in err and "nothing was stored" in err and "Traceback" not in err
+
+
+def test_secrets_set_from_env_reads_dot_env_like_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("CK_DOTENV_KEY=a-value-from-dot-env\n")
+    monkeypatch.setattr("cronkit.config.dotenv_path", lambda: str(tmp_path / ".env"))  # the suite hides any .env
+    # found in .env, so it goes on to connect (and the unreachable server is the only problem)
+    assert exit_code("secrets", "set", "k", "--from-env", "CK_DOTENV_KEY", "--dsn", UNREACHABLE) == ExitCode.UNAVAILABLE
+    assert "is not set" not in capsys.readouterr().err
 
 
 def test_the_exit_code_table_in_the_readme_is_the_one_the_code_uses() -> None:
