@@ -150,6 +150,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return 0
         if not args.yes:
             if not sys.stdin.isatty():
+                if args.json:  # the --json twin still shows what would be applied
+                    _emit_json({**preview.as_dict(conn), "applied": False})
                 raise NotConfirmed(f"Nothing was changed: {len(preview.changes)} change(s) planned but not confirmed.",
                                    remedy="Review the plan above, then re-run with --yes.")
             answer = input(f"Apply {len(preview.changes)} change(s) to {conn.info.dbname} in one transaction? Type 'yes': ")

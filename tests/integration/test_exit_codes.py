@@ -5,6 +5,7 @@ The rows that need none (64 usage, 69 cannot connect, 78 configuration) are in t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -37,6 +38,15 @@ def test_plan_and_apply_exit_0_when_clean_1_with_problems_and_3_when_not_confirm
     broken = _manifest(project, schedule="61 * * * *")
     _expect(project, ExitCode.PROBLEMS, "plan", broken)
     _expect(project, ExitCode.PROBLEMS, "apply", broken, "--yes")
+
+
+def test_apply_json_without_yes_prints_the_plan_it_did_not_apply_and_exits_3(project: Project) -> None:
+    good = _manifest(project)
+    result = project.cli("apply", good, "--json", "--dsn", project.dsn)
+    assert result.returncode == ExitCode.NOT_CONFIRMED, output(result)
+    shown = json.loads(result.stdout)
+    assert shown["applied"] is False and shown["summary"]["create"] == 1
+    assert "--yes" in result.stderr
 
 
 def test_job_commands_exit_0_on_a_managed_job_and_1_on_an_unknown_one(project: Project) -> None:
