@@ -79,6 +79,27 @@ class Daemon:
                 _wait_gone(pid, 5.0)
         self.pidfile.unlink(missing_ok=True)
 
+    def stop_strays(self, timeout: float = 5.0) -> int:
+        """Stop processes of this daemon that write to this log but are not in the pidfile — left by
+        an earlier sandbox of the same path whose state was deleted by hand. Returns how many."""
+        mine, found = self.pid(), []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == mine:
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if self.module.encode() in argv and str(self.logfile).encode() in argv:
+                found.append(int(proc.name))
+        for pid in found:
+            _kill(pid, signal.SIGTERM)
+        for pid in found:
+            if not _wait_gone(pid, timeout):
+                _kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
+        return len(found)
+
     def log_tail(self, lines: int = 10) -> str:
         try:
             text = self.logfile.read_text(encoding="utf-8", errors="replace")

@@ -236,6 +236,9 @@ class Sandbox:
             pgcluster.install_standins(binaries)
             if fresh:
                 self._remove_orphan(cluster, progress)
+                for daemon in self._daemons(state):  # the earlier sandbox's helpers, still running
+                    if daemon.stop_strays():
+                        progress(f"stopped a {daemon.name} left by an earlier sandbox of {self.state_dir}")
             if not cluster.is_running():
                 if pgcluster.port_in_use(state.port):
                     raise SandboxError(

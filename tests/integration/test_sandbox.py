@@ -287,3 +287,6 @@ def test_a_new_sandbox_where_a_deleted_one_left_its_cluster_starts_clean(scratch
         assert conn.execute("select 1 as ok").fetchone()["ok"] == 1
     new = again.load_state()
     assert new is not None and new.app_password != state.app_password  # a new sandbox, new keys
+    helpers = [pid for pid in sandbox_processes(scratch)
+               if b"cronkit_sandbox." in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(helpers) == 2, "the first sandbox's worker and Edge server were stopped, not left running"
