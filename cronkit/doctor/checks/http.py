@@ -415,8 +415,8 @@ def _runs_called_nothing(ctx: Context) -> Iterator[Finding]:
 
 
 def _any_unattributed_since(ctx: Context, since: datetime | None) -> bool:
-    rows = ctx.unattributed_responses()
-    return since is None or any(r["created_at"] >= since for r in rows)
+    rows = ctx.unattributed_responses()  # newest first: one look, not a scan per job
+    return since is None or (bool(rows) and rows[0]["created_at"] >= since)
 
 
 def _called_nothing(ctx: Context, jobid: int, label: str, meaning: Recovered, silent: list[dict[str, Any]],
