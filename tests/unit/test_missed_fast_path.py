@@ -57,7 +57,7 @@ def _reference(jobs: Any, plans: Any, timed: pl.DataFrame, late_after: timedelta
     """What :func:`analysis._prepare` finds, the slow way: runs before begin counted one by one,
     overruns by bisection per run, and no on-time stretch (the walk takes every run)."""
     found = {}
-    for jobid, (_schedule, begin, slots, _column) in plans.items():
+    for jobid, (begin, slots, _column) in plans.items():
         rows = [r for r in timed.iter_rows(named=True) if r["jobid"] == jobid]
         prepared = analysis._Prepared(first=sum(1 for r in rows if r["at"] < begin))
         for r in rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -137,27 +137,27 @@ def analyze(
                                   & (pl.col("return_message").str.strip_chars() == "server restarted"))
 
     collector = _Collector()
-    plans: dict[int, tuple[Schedule, datetime, tuple[datetime, ...], pl.Series]] = {}
+    # per active cron job: where it begins and its slots (a list for the walk, a column for _prepare)
+    plans: dict[int, tuple[datetime, tuple[datetime, ...], pl.Series]] = {}
     for job in jobs:
         schedule = parse_schedule(job.schedule, version)
         if job.active and schedule.kind == "cron":
             timed = parts.get(job.jobid)
             last_at = timed.get_column("at").max() if timed is not None else None
-            begin = max(since - CONTEXT, job.anchor) if job.anchor else since - CONTEXT
             end = max(horizon, last_at or horizon) + _EARLY  # type: ignore[type-var]
-            plans[job.jobid] = (schedule, begin, *_slots(schedule, begin, end, tz))
+            plans[job.jobid] = (_begin(job, since), *_slots(schedule, _begin(job, since), end, tz))
     prepared = _prepare(jobs, plans, timed_all, late_after)
     for job in jobs:
         if not job.active:
             continue
         schedule = parse_schedule(job.schedule, version)
         timed = parts.get(job.jobid, timed_all.clear())
-        begin = max(since - CONTEXT, job.anchor) if job.anchor else since - CONTEXT
         if schedule.kind == "cron":
-            _cron_job(job, plans[job.jobid][2], timed, prepared.get(job.jobid, _Prepared()), horizon, grace,
+            _cron_job(job, plans[job.jobid][1], timed, prepared.get(job.jobid, _Prepared()), horizon, grace,
                       late_after, chain_tolerance, collector)
         elif schedule.kind == "interval":
-            _interval_job(job, schedule, _runs(timed), begin, horizon, grace, late_after, chain_tolerance, collector)
+            _interval_job(job, schedule, _runs(timed), _begin(job, since), horizon, grace, late_after, chain_tolerance,
+                          collector)
 
     # every start and end of every job, sorted: where downtime is looked for
     activity = pl.concat([frame["start_time"], frame["end_time"]]).drop_nulls().sort()
@@ -184,6 +184,11 @@ def analyze(
     down = _frame([{"start": a, "end": b, "reason": r} for a, b, r in intervals if b >= since and a < until],
                   DOWNTIME_SCHEMA)
     return MissedReport(slots_frame, events_frame, summary, down)
+
+
+def _begin(job: JobInfo, since: datetime) -> datetime:
+    """No slot of ``job`` is looked for before this: the read context before the window, or its anchor."""
+    return max(since - CONTEXT, job.anchor) if job.anchor else since - CONTEXT
 
 
 def _run(row: Mapping[str, Any]) -> Run:
@@ -223,7 +228,7 @@ class _Prepared:
     overruns: list[tuple[dict[str, Any], int]] = field(default_factory=list)
 
 
-def _prepare(jobs: Sequence[JobInfo], plans: Mapping[int, tuple[Schedule, datetime, tuple[datetime, ...], pl.Series]],
+def _prepare(jobs: Sequence[JobInfo], plans: Mapping[int, tuple[datetime, tuple[datetime, ...], pl.Series]],
              timed: pl.DataFrame, late_after: timedelta) -> dict[int, _Prepared]:
     """For every cron job at once, with column operations: its runs before its begin, the longest
     first stretch of runs that are simply on time for their slot, and the slots that fell while
@@ -239,14 +244,14 @@ def _prepare(jobs: Sequence[JobInfo], plans: Mapping[int, tuple[Schedule, dateti
     # every job's slots with their index; jobs that share a slot list (most) share one frame, crossed
     # with their ids
     sharing: dict[int, tuple[pl.Series, list[int]]] = {}
-    for jobid, (_schedule, _begin, _listed, column) in plans.items():
+    for jobid, (_start, _listed, column) in plans.items():
         if column.len():
             sharing.setdefault(id(column), (column, []))[1].append(jobid)
     slots = pl.concat([pl.DataFrame({"jobid": ids}, schema={"jobid": pl.Int64()}).join(
                            pl.DataFrame({"slot": column, "idx": range(column.len())},
                                         schema={"slot": _TS, "idx": pl.Int64()}), how="cross")
                        for column, ids in sharing.values()], how="vertical") if sharing else None
-    begins = pl.DataFrame({"jobid": list(plans), "begin": [plan[1] for plan in plans.values()]},
+    begins = pl.DataFrame({"jobid": list(plans), "begin": [plan[0] for plan in plans.values()]},
                           schema={"jobid": pl.Int64(), "begin": _TS})
     runs = (timed.join(begins, on="jobid", how="inner", maintain_order="left")
             .with_columns(before=pl.col("at") < pl.col("begin")))
