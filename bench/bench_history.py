@@ -106,7 +106,7 @@ def mib(n: int) -> str:
 def load(su: Any, app: Any, rows: int, jobs: int) -> float:
     began = time.perf_counter()
     su.execute("TRUNCATE cron.job_run_details")
-    app.execute("TRUNCATE cronkit.request_ledger, cronkit.http_responses, cronkit.http_rollup, cronkit.run_rollup, "
+    app.execute("TRUNCATE cronkit.request_ledger, cronkit.http_responses, cronkit.http_rollup, cronkit.run_rollup_hour, "
                 "cronkit.run_rollup_day, cronkit.run_rollup_open")
     app.execute("UPDATE cronkit.monitor_state SET run_watermark = 0, http_watermark = 0, "
                 "harvest_watermark = now(), expired_until = now() - interval '6 hours 5 minutes'")

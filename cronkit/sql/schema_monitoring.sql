@@ -16,7 +16,7 @@
 -- One row of bookkeeping for the maintenance functions.
 CREATE TABLE IF NOT EXISTS cronkit.monitor_state (
     id                   boolean PRIMARY KEY DEFAULT true CHECK (id),
-    -- every cron.job_run_details row with runid <= run_watermark is in cronkit.run_rollup or
+    -- every cron.job_run_details row with runid <= run_watermark is in cronkit.run_rollup_hour or
     -- listed in cronkit.run_rollup_open
     run_watermark        bigint NOT NULL DEFAULT 0,
     -- every cronkit.http_responses row with seq <= http_watermark is in cronkit.http_rollup
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS cronkit.monitor_state (
     retention_applied_at timestamptz
 );
 INSERT INTO cronkit.monitor_state (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
--- true once cronkit.run_rollup_day holds every day of cronkit.run_rollup (set by the first
+-- true once cronkit.run_rollup_day holds every day of cronkit.run_rollup_hour (set by the first
 -- cronkit.refresh_rollups() after the daily level was added; summaries ignore the daily level before)
 ALTER TABLE cronkit.monitor_state ADD COLUMN IF NOT EXISTS day_rollup_ready boolean NOT NULL DEFAULT false;
 
@@ -42,30 +42,60 @@ CREATE TABLE IF NOT EXISTS cronkit.run_rollup_open (
     noted_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Nearest-rank percentile p (0 < p <= 1) of a sparse histogram (see cronkit.run_rollup_hour.hist): the
+-- middle of the bin that holds the ceil(p * n)-th duration, NULL for an empty one. A loop, not a
+-- query: it runs for every hourly row a refresh writes (a set-based version costs 6 times as much).
+-- The summary's merge of many histograms (queries/monitor/percentiles.sql) computes the same.
+CREATE OR REPLACE FUNCTION cronkit.hist_percentile(hist bigint[], p numeric)
+RETURNS double precision LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+    e bigint;
+    total bigint := 0;
+    seen bigint := 0;
+    rank numeric;
+BEGIN
+    FOREACH e IN ARRAY coalesce(hist, '{}') LOOP
+        total := total + (e & 4294967295);
+    END LOOP;
+    rank := ceil(p * total);
+    FOREACH e IN ARRAY coalesce(hist, '{}') LOOP
+        seen := seen + (e & 4294967295);
+        IF seen >= rank THEN
+            RETURN exp(((e >> 32) + 0.5) * ln(1.05::float8));
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$fn$;
+
 -- Final runs (succeeded/failed) per job per UTC hour of their start. hist is a sparse histogram of
--- the durations of the timed runs (both times known): each element is (bin << 32) | count,
--- bin = floor(ln(ms) / ln(1.05)), so merged percentiles are within 2.5 percent.
-CREATE TABLE IF NOT EXISTS cronkit.run_rollup (
-    bucket      timestamptz NOT NULL,
-    jobid       bigint NOT NULL,
-    status      text NOT NULL,
-    jobname     text,
-    runs        bigint NOT NULL,
-    timed_runs  bigint NOT NULL,          -- runs with both start and end time
-    dur_sum_ms  double precision NOT NULL DEFAULT 0,
-    dur_max_ms  double precision,
-    hist        bigint[] NOT NULL DEFAULT '{}',
-    min_runid   bigint NOT NULL,
-    max_runid   bigint NOT NULL,
-    last_start  timestamptz,
-    PRIMARY KEY (bucket, jobid, status)
+-- the durations of the timed runs (both times known), sorted by bin: each element is
+-- (bin << 32) | count, bin = floor(ln(ms) / ln(1.05)), so merged percentiles are within 2.5 percent.
+-- p50_ms/p95_ms are the row's own percentiles, kept with it so an hourly timeline reads them
+-- instead of merging histograms per query.
+CREATE TABLE IF NOT EXISTS cronkit.run_rollup_hour (
+    bucket           timestamptz NOT NULL,
+    jobid            bigint NOT NULL,
+    jobname          text,
+    succeeded        bigint NOT NULL,
+    failed           bigint NOT NULL,
+    timed_runs       bigint NOT NULL,          -- runs with both start and end time
+    dur_sum_ms       double precision NOT NULL DEFAULT 0,
+    dur_max_ms       double precision,
+    hist             bigint[] NOT NULL DEFAULT '{}',
+    p50_ms           double precision GENERATED ALWAYS AS (cronkit.hist_percentile(hist, 0.5)) STORED,
+    p95_ms           double precision GENERATED ALWAYS AS (cronkit.hist_percentile(hist, 0.95)) STORED,
+    min_runid        bigint NOT NULL,
+    max_runid        bigint NOT NULL,
+    max_failed_runid bigint,                  -- the newest failed run of the hour
+    last_start       timestamptz,
+    PRIMARY KEY (bucket, jobid)
 );
 
--- The same final runs per job per UTC day, both statuses in one row with the histogram already
--- merged: a summary over N days reads N rows per job here plus at most 23 hourly rows per job for
--- the partial days at the window's edges, instead of 24 N hourly rows. Invariant (kept by
--- cronkit.refresh_rollups, which folds the same new runs into both levels in one statement): a row
--- is exactly the merge of the cronkit.run_rollup rows of its day.
+-- The same final runs per job per UTC day: a summary over N days reads N rows per job here plus at
+-- most 23 hourly rows per job for the partial days at the window's edges, instead of 24 N hourly
+-- rows. Invariant (kept by cronkit.refresh_rollups, which folds the same new runs into both levels
+-- in one statement): a row is exactly the merge of the cronkit.run_rollup_hour rows of its day.
 CREATE TABLE IF NOT EXISTS cronkit.run_rollup_day (
     day              timestamptz NOT NULL,    -- UTC midnight
     jobid            bigint NOT NULL,
@@ -164,7 +194,7 @@ RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
     SELECT floor(ln(greatest(ms, 1.0)) / ln(1.05))::integer
 $fn$;
 
--- Sum of two sparse histograms (see cronkit.run_rollup.hist).
+-- Sum of two sparse histograms (see cronkit.run_rollup_hour.hist).
 CREATE OR REPLACE FUNCTION cronkit.hist_merge(a bigint[], b bigint[])
 RETURNS bigint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
     SELECT coalesce(array_agg((bin << 32) | n ORDER BY bin), '{}')
@@ -172,6 +202,35 @@ RETURNS bigint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
               FROM unnest(coalesce(a, '{}') || coalesce(b, '{}')) AS e
              GROUP BY 1) s
 $fn$;
+
+-- Until this schema, the hourly level was cronkit.run_rollup: one row per job, hour and status. Its
+-- rows become cronkit.run_rollup_hour rows (both statuses of an hour merged) and the table goes, in
+-- the transaction that applies this file; the rollups need no rebuild.
+DO $mig$
+BEGIN
+    IF to_regclass('cronkit.run_rollup') IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO cronkit.run_rollup_hour
+           (bucket, jobid, jobname, succeeded, failed, timed_runs, dur_sum_ms, dur_max_ms, hist,
+            min_runid, max_runid, max_failed_runid, last_start)
+    SELECT s.bucket, s.jobid, s.jobname, s.succeeded, s.failed, s.timed, s.ms_sum, s.ms_max, coalesce(h.hist, '{}'),
+           s.lo, s.hi, s.hi_failed, s.last_start
+      FROM (SELECT r.bucket, r.jobid, max(r.jobname) AS jobname,
+                   coalesce(sum(r.runs) FILTER (WHERE r.status = 'succeeded'), 0)::bigint AS succeeded,
+                   coalesce(sum(r.runs) FILTER (WHERE r.status = 'failed'), 0)::bigint AS failed,
+                   sum(r.timed_runs)::bigint AS timed, sum(r.dur_sum_ms) AS ms_sum, max(r.dur_max_ms) AS ms_max,
+                   min(r.min_runid) AS lo, max(r.max_runid) AS hi,
+                   max(r.max_runid) FILTER (WHERE r.status = 'failed') AS hi_failed, max(r.last_start) AS last_start
+              FROM cronkit.run_rollup r GROUP BY 1, 2) s
+      LEFT JOIN (SELECT x.bucket, x.jobid, array_agg((x.bin << 32) | x.n ORDER BY x.bin) AS hist
+                   FROM (SELECT r.bucket, r.jobid, e >> 32 AS bin, sum(e & 4294967295)::bigint AS n
+                           FROM cronkit.run_rollup r, unnest(r.hist) AS e GROUP BY 1, 2, 3) x
+                  GROUP BY 1, 2) h ON h.bucket = s.bucket AND h.jobid = s.jobid
+    ON CONFLICT (bucket, jobid) DO NOTHING;
+    DROP TABLE cronkit.run_rollup;
+END
+$mig$;
 
 -- The smallest runid whose run started at or after `at` (runids are handed out when a run starts,
 -- so they follow start times within seconds). A binary search over the primary key: about 25
@@ -275,7 +334,7 @@ BEGIN
 END
 $fn$;
 
--- Fold runs that became final since the last call into cronkit.run_rollup and cronkit.run_rollup_day
+-- Fold runs that became final since the last call into cronkit.run_rollup_hour and cronkit.run_rollup_day
 -- (the daily delta is the merge of the hourly delta, in the same statement), and new durable HTTP
 -- outcomes into cronkit.http_rollup.
 -- Cost is proportional to what is new, not to the history (except once, right after the daily level
@@ -303,16 +362,15 @@ BEGIN
                s.lo, s.hi, s.hi_failed, s.last_start
           FROM (SELECT date_trunc('day', hr.bucket, 'UTC') AS day, hr.jobid,
                        (array_agg(hr.jobname ORDER BY hr.bucket DESC) FILTER (WHERE hr.jobname IS NOT NULL))[1] AS jobname,
-                       coalesce(sum(hr.runs) FILTER (WHERE hr.status = 'succeeded'), 0)::bigint AS succeeded,
-                       coalesce(sum(hr.runs) FILTER (WHERE hr.status = 'failed'), 0)::bigint AS failed,
+                       sum(hr.succeeded)::bigint AS succeeded, sum(hr.failed)::bigint AS failed,
                        sum(hr.timed_runs)::bigint AS timed, sum(hr.dur_sum_ms) AS ms_sum, max(hr.dur_max_ms) AS ms_max,
                        min(hr.min_runid) AS lo, max(hr.max_runid) AS hi,
-                       max(hr.max_runid) FILTER (WHERE hr.status = 'failed') AS hi_failed, max(hr.last_start) AS last_start
-                  FROM cronkit.run_rollup hr GROUP BY 1, 2) s
+                       max(hr.max_failed_runid) AS hi_failed, max(hr.last_start) AS last_start
+                  FROM cronkit.run_rollup_hour hr GROUP BY 1, 2) s
           LEFT JOIN (SELECT x.day, x.jobid, array_agg((x.bin << 32) | x.n ORDER BY x.bin) AS hist
                        FROM (SELECT date_trunc('day', hr.bucket, 'UTC') AS day, hr.jobid, e >> 32 AS bin,
                                     sum(e & 4294967295)::bigint AS n
-                               FROM cronkit.run_rollup hr, unnest(hr.hist) AS e GROUP BY 1, 2, 3) x
+                               FROM cronkit.run_rollup_hour hr, unnest(hr.hist) AS e GROUP BY 1, 2, 3) x
                       GROUP BY 1, 2) h ON h.day = s.day AND h.jobid = s.jobid;
         UPDATE cronkit.monitor_state SET day_rollup_ready = true WHERE id;
     END IF;
@@ -344,30 +402,36 @@ BEGIN
           FROM cand c
          WHERE c.status IN ('succeeded', 'failed')
     ), per_bin AS (
-        SELECT bucket, jobid, status, CASE WHEN ms IS NOT NULL THEN cronkit.duration_bin(ms) END AS bin, count(*) AS n,
+        SELECT bucket, jobid, CASE WHEN ms IS NOT NULL THEN cronkit.duration_bin(ms) END AS bin,
+               count(*) FILTER (WHERE status = 'succeeded') AS ok, count(*) FILTER (WHERE status = 'failed') AS bad,
                count(ms) AS timed, coalesce(sum(ms), 0) AS ms_sum, max(ms) AS ms_max,
-               min(runid) AS lo, max(runid) AS hi, max(start_time) AS last_start
-          FROM final GROUP BY 1, 2, 3, 4
+               min(runid) AS lo, max(runid) AS hi, max(runid) FILTER (WHERE status = 'failed') AS hi_failed,
+               max(start_time) AS last_start
+          FROM final GROUP BY 1, 2, 3
     ), agg AS (
-        SELECT bucket, jobid, status, sum(n)::bigint AS runs, sum(timed)::bigint AS timed,
+        SELECT bucket, jobid, sum(ok)::bigint AS succeeded, sum(bad)::bigint AS failed, sum(timed)::bigint AS timed,
                sum(ms_sum) AS ms_sum, max(ms_max) AS ms_max,
-               coalesce(array_agg((bin::bigint << 32) | n ORDER BY bin) FILTER (WHERE bin IS NOT NULL), '{}') AS hist,
-               min(lo) AS lo, max(hi) AS hi, max(last_start) AS last_start
-          FROM per_bin GROUP BY 1, 2, 3
+               coalesce(array_agg((bin::bigint << 32) | (ok + bad) ORDER BY bin) FILTER (WHERE bin IS NOT NULL), '{}') AS hist,
+               min(lo) AS lo, max(hi) AS hi, max(hi_failed) AS hi_failed, max(last_start) AS last_start
+          FROM per_bin GROUP BY 1, 2
     ), ins AS (
-        INSERT INTO cronkit.run_rollup AS r
-               (bucket, jobid, status, jobname, runs, timed_runs, dur_sum_ms, dur_max_ms, hist, min_runid, max_runid, last_start)
-        SELECT a.bucket, a.jobid, a.status, j.jobname, a.runs, a.timed, a.ms_sum, a.ms_max, a.hist, a.lo, a.hi, a.last_start
+        INSERT INTO cronkit.run_rollup_hour AS r
+               (bucket, jobid, jobname, succeeded, failed, timed_runs, dur_sum_ms, dur_max_ms, hist,
+                min_runid, max_runid, max_failed_runid, last_start)
+        SELECT a.bucket, a.jobid, j.jobname, a.succeeded, a.failed, a.timed, a.ms_sum, a.ms_max, a.hist,
+               a.lo, a.hi, a.hi_failed, a.last_start
           FROM agg a LEFT JOIN cron.job j ON j.jobid = a.jobid
-        ON CONFLICT (bucket, jobid, status) DO UPDATE SET
+        ON CONFLICT (bucket, jobid) DO UPDATE SET
                jobname = coalesce(excluded.jobname, r.jobname),
-               runs = r.runs + excluded.runs,
+               succeeded = r.succeeded + excluded.succeeded,
+               failed = r.failed + excluded.failed,
                timed_runs = r.timed_runs + excluded.timed_runs,
                dur_sum_ms = r.dur_sum_ms + excluded.dur_sum_ms,
                dur_max_ms = greatest(r.dur_max_ms, excluded.dur_max_ms),
                hist = cronkit.hist_merge(r.hist, excluded.hist),
                min_runid = least(r.min_runid, excluded.min_runid),
                max_runid = greatest(r.max_runid, excluded.max_runid),
+               max_failed_runid = greatest(r.max_failed_runid, excluded.max_failed_runid),
                last_start = greatest(r.last_start, excluded.last_start)
         RETURNING 1
     ), day_hist AS (
@@ -378,12 +442,9 @@ BEGIN
                   FROM agg a, unnest(a.hist) AS e GROUP BY 1, 2, 3) x
          GROUP BY 1, 2
     ), day_agg AS (
-        SELECT date_trunc('day', bucket, 'UTC') AS day, jobid,
-               coalesce(sum(runs) FILTER (WHERE status = 'succeeded'), 0)::bigint AS succeeded,
-               coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0)::bigint AS failed,
-               sum(timed)::bigint AS timed, sum(ms_sum) AS ms_sum, max(ms_max) AS ms_max,
-               min(lo) AS lo, max(hi) AS hi, max(hi) FILTER (WHERE status = 'failed') AS hi_failed,
-               max(last_start) AS last_start
+        SELECT date_trunc('day', bucket, 'UTC') AS day, jobid, sum(succeeded)::bigint AS succeeded,
+               sum(failed)::bigint AS failed, sum(timed)::bigint AS timed, sum(ms_sum) AS ms_sum, max(ms_max) AS ms_max,
+               min(lo) AS lo, max(hi) AS hi, max(hi_failed) AS hi_failed, max(last_start) AS last_start
           FROM agg GROUP BY 1, 2
     ), ins_day AS (
         INSERT INTO cronkit.run_rollup_day AS r
@@ -408,7 +469,7 @@ BEGIN
                last_start = greatest(r.last_start, excluded.last_start)
         RETURNING 1
     )
-    SELECT coalesce((SELECT sum(runs) FROM agg), 0) INTO folded
+    SELECT coalesce((SELECT sum(succeeded + failed) FROM agg), 0) INTO folded
       FROM (SELECT count(*) FROM ins) AS done, (SELECT count(*) FROM ins_day) AS done_day;
 
     -- The open set after this pass: runs that are still not final, runids above the old watermark
@@ -465,7 +526,7 @@ CREATE OR REPLACE FUNCTION cronkit.rebuild_rollups()
 RETURNS jsonb LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('cronkit.monitor'));
-    DELETE FROM cronkit.run_rollup;
+    DELETE FROM cronkit.run_rollup_hour;
     DELETE FROM cronkit.run_rollup_day;
     DELETE FROM cronkit.run_rollup_open;
     DELETE FROM cronkit.http_rollup;
@@ -529,7 +590,7 @@ BEGIN
     )
     SELECT count(*) INTO responses_deleted FROM del;
     -- run rollups go by whole UTC days, so every daily row left still has all of its hourly rows
-    WITH d1 AS (DELETE FROM cronkit.run_rollup WHERE bucket < date_trunc('day', now() - rollup_horizon, 'UTC') RETURNING 1),
+    WITH d1 AS (DELETE FROM cronkit.run_rollup_hour WHERE bucket < date_trunc('day', now() - rollup_horizon, 'UTC') RETURNING 1),
          d1d AS (DELETE FROM cronkit.run_rollup_day WHERE day < date_trunc('day', now() - rollup_horizon, 'UTC') RETURNING 1),
          d2 AS (DELETE FROM cronkit.http_rollup WHERE bucket < now() - rollup_horizon RETURNING 1)
     SELECT (SELECT count(*) FROM d1) + (SELECT count(*) FROM d1d) + (SELECT count(*) FROM d2) INTO rollups_deleted;

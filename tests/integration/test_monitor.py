@@ -180,17 +180,18 @@ WITH runs AS (
            extract(epoch FROM end_time - start_time)::float8 * 1000 AS ms
       FROM cron.job_run_details WHERE jobid = %s AND status IN ('succeeded', 'failed')
 ), bins AS (
-    SELECT bucket, status, floor(ln(greatest(ms, 1)) / ln(1.05))::bigint AS bin, count(*) AS n
-      FROM runs WHERE ms IS NOT NULL GROUP BY 1, 2, 3
+    SELECT bucket, floor(ln(greatest(ms, 1)) / ln(1.05))::bigint AS bin, count(*) AS n
+      FROM runs WHERE ms IS NOT NULL GROUP BY 1, 2
 )
-SELECT bucket, status, count(*) AS runs, max(ms) AS dur_max_ms, min(runid) AS min_runid, max(runid) AS max_runid,
-       (SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins
-         WHERE bins.bucket = runs.bucket AND bins.status = runs.status) AS hist
-  FROM runs GROUP BY 1, 2 ORDER BY 1, 2
+SELECT bucket, count(*) FILTER (WHERE status = 'succeeded') AS succeeded, count(*) FILTER (WHERE status = 'failed') AS failed,
+       max(ms) AS dur_max_ms, min(runid) AS min_runid, max(runid) AS max_runid,
+       max(runid) FILTER (WHERE status = 'failed') AS max_failed_runid,
+       (SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins WHERE bins.bucket = runs.bucket) AS hist
+  FROM runs GROUP BY 1 ORDER BY 1
 """
 ROLLUP_ROWS = """
-SELECT bucket, status, runs, dur_max_ms, min_runid, max_runid, hist
-  FROM cronkit.run_rollup WHERE jobid = %s ORDER BY 1, 2
+SELECT bucket, succeeded, failed, dur_max_ms, min_runid, max_runid, max_failed_runid, hist
+  FROM cronkit.run_rollup_hour WHERE jobid = %s ORDER BY 1
 """
 
 
@@ -216,13 +217,13 @@ def test_incremental_rollups_equal_a_from_scratch_aggregate_after_late_finishing
     incremental = iso.execute(ROLLUP_ROWS, (7003,)).fetchall()
     scratch = iso.execute(FROM_SCRATCH, (7003,)).fetchall()
     assert incremental == scratch
-    assert sum(r["runs"] for r in incremental) == len(first) + 2 + 80
+    assert sum(r["succeeded"] + r["failed"] for r in incremental) == len(first) + 2 + 80
     open_left = iso.execute("SELECT count(*) AS n FROM cronkit.run_rollup_open WHERE runid = ANY(%s)",
                             (still_running,)).fetchone()
     assert open_left is not None and open_left["n"] == 0
 
     rebuilt = monitor.rebuild_rollups(iso)
-    assert rebuilt["runs"] >= sum(r["runs"] for r in incremental)
+    assert rebuilt["runs"] >= sum(r["succeeded"] + r["failed"] for r in incremental)
     assert iso.execute(ROLLUP_ROWS, (7003,)).fetchall() == scratch
 
 
@@ -247,12 +248,11 @@ SELECT day, count(*) FILTER (WHERE status = 'succeeded') AS succeeded, count(*) 
   FROM runs GROUP BY 1 ORDER BY 1
 """
 DAY_FROM_HOURLY = """
-WITH h AS (SELECT date_trunc('day', bucket, 'UTC') AS day, * FROM cronkit.run_rollup WHERE jobid = %(jobid)s), bins AS (
+WITH h AS (SELECT date_trunc('day', bucket, 'UTC') AS day, * FROM cronkit.run_rollup_hour WHERE jobid = %(jobid)s), bins AS (
     SELECT day, e >> 32 AS bin, sum(e & 4294967295)::bigint AS n FROM h, unnest(h.hist) AS e GROUP BY 1, 2
 )
-SELECT day, coalesce(sum(runs) FILTER (WHERE status = 'succeeded'), 0) AS succeeded,
-       coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0) AS failed, sum(timed_runs) AS timed_runs, max(dur_max_ms) AS dur_max_ms,
-       min(min_runid) AS min_runid, max(max_runid) AS max_runid, max(max_runid) FILTER (WHERE status = 'failed') AS max_failed_runid,
+SELECT day, sum(succeeded) AS succeeded, sum(failed) AS failed, sum(timed_runs) AS timed_runs, max(dur_max_ms) AS dur_max_ms,
+       min(min_runid) AS min_runid, max(max_runid) AS max_runid, max(max_failed_runid) AS max_failed_runid,
        coalesce((SELECT array_agg((bin << 32) | n ORDER BY bin) FROM bins WHERE bins.day = h.day), '{}') AS hist
   FROM h GROUP BY 1 ORDER BY 1
 """
@@ -363,6 +363,60 @@ def test_timeline_gives_one_row_per_job_and_hour_including_runs_newer_than_the_r
     assert frame.get_column("p50_ms").to_list() == pytest.approx([100.0] * 3, rel=0.025)
 
 
+def test_each_hourly_rollup_row_keeps_the_percentiles_a_merge_of_its_histogram_gives(iso: Conn) -> None:
+    def duration(i: int) -> float:
+        return 20.0 + (i * 131) % 5000
+
+    add_runs(iso, 7012, minutely(BASE, 180, duration, fail_every=8))
+    monitor.refresh_rollups(iso)
+    add_runs(iso, 7012, minutely(BASE + timedelta(hours=2, minutes=40), 30, lambda i: 9000.0))  # not folded yet
+
+    frame = monitor.run_timeline(iso, BASE, BASE + timedelta(hours=4), jobs=[7012])
+
+    assert frame.get_column("runs").to_list() == [60, 60, 80, 10]
+    for row in frame.iter_rows(named=True):
+        hour = row["bucket"]
+        merged = monitor.run_summary(iso, hour, hour + timedelta(hours=1), jobs=[7012]).row(0, named=True)
+        assert (row["p50_ms"], row["p95_ms"]) == pytest.approx((merged["p50_ms"], merged["p95_ms"]), rel=1e-12)
+    first = frame.row(0, named=True)
+    assert first["p50_ms"] == pytest.approx(nearest_rank([duration(i) for i in range(60)], 0.5), rel=0.025)
+    assert first["p95_ms"] == pytest.approx(nearest_rank([duration(i) for i in range(60)], 0.95), rel=0.025)
+    stored = iso.execute("SELECT count(*) AS n FROM cronkit.run_rollup_hour WHERE jobid = 7012 AND p95_ms IS NOT NULL")
+    assert stored.fetchone() == {"n": 3}
+
+
+OLD_HOURLY = """
+CREATE TABLE cronkit.run_rollup (
+    bucket timestamptz NOT NULL, jobid bigint NOT NULL, status text NOT NULL, jobname text, runs bigint NOT NULL,
+    timed_runs bigint NOT NULL, dur_sum_ms double precision NOT NULL DEFAULT 0, dur_max_ms double precision,
+    hist bigint[] NOT NULL DEFAULT '{}', min_runid bigint NOT NULL, max_runid bigint NOT NULL, last_start timestamptz,
+    PRIMARY KEY (bucket, jobid, status));
+INSERT INTO cronkit.run_rollup VALUES
+    ('1990-01-01 10:00+00', 7090, 'succeeded', 'old', 5, 4, 40, 20, ARRAY[(20::bigint << 32) | 3, (40::bigint << 32) | 1],
+     11, 19, '1990-01-01 10:50+00'),
+    ('1990-01-01 10:00+00', 7090, 'failed', 'old', 2, 2, 30, 25, ARRAY[(20::bigint << 32) | 1, (50::bigint << 32) | 1],
+     12, 15, '1990-01-01 10:40+00')
+"""
+
+
+def test_applying_the_schema_turns_the_old_per_status_hourly_rows_into_merged_hourly_rows(db: Conn,
+                                                                                        monitoring_schema: None) -> None:
+    text = dict(schema_files())["schema_monitoring.sql"]
+    with db.transaction(force_rollback=True):
+        db.execute(OLD_HOURLY)
+        db.execute(text)  # type: ignore[arg-type]
+        row = db.execute("SELECT succeeded, failed, timed_runs, dur_sum_ms, dur_max_ms, hist, min_runid, max_runid, "
+                         "max_failed_runid, last_start, p50_ms FROM cronkit.run_rollup_hour WHERE jobid = 7090").fetchone()
+        gone = db.execute("SELECT to_regclass('cronkit.run_rollup') AS t").fetchone()
+    assert gone == {"t": None}
+    assert row is not None
+    assert (row["succeeded"], row["failed"], row["timed_runs"], row["dur_sum_ms"], row["dur_max_ms"]) == (5, 2, 6, 70, 25)
+    assert row["hist"] == [(20 << 32) | 4, (40 << 32) | 1, (50 << 32) | 1]
+    assert (row["min_runid"], row["max_runid"], row["max_failed_runid"]) == (11, 19, 15)
+    assert row["last_start"] == datetime(1990, 1, 1, 10, 50, tzinfo=UTC)
+    assert row["p50_ms"] == pytest.approx(math.exp(20.5 * math.log(1.05)))  # the 3rd of 6 is in bin 20
+
+
 # -- retention ---------------------------------------------------------------------------------------
 
 
@@ -384,7 +438,7 @@ def test_retention_deletes_history_older_than_the_horizon_once_rolled_up(iso: Co
     ledger = [r["request_id"] for r in iso.execute("SELECT request_id FROM cronkit.request_ledger WHERE jobname = 'ck-ret'")]
     assert ledger == [-700602]
     # the history is still in the rollups
-    kept = iso.execute("SELECT sum(runs) AS n FROM cronkit.run_rollup WHERE jobid = 7006").fetchone()
+    kept = iso.execute("SELECT sum(succeeded + failed) AS n FROM cronkit.run_rollup_hour WHERE jobid = 7006").fetchone()
     assert kept is not None and kept["n"] == 60
 
 

@@ -7,7 +7,7 @@ with st as (select run_watermark, day_rollup_ready from cronkit.monitor_state),
 select s.jobid, max(s.last_start) as last_before
   from (select r.jobid, r.last_start from cronkit.run_rollup_day r, edge where r.day < edge.day
         union all
-        select r.jobid, r.last_start from cronkit.run_rollup r, edge
+        select r.jobid, r.last_start from cronkit.run_rollup_hour r, edge
          where r.bucket >= edge.day and r.last_start < %(since)s
         union all
         select d.jobid, d.start_time from cron.job_run_details d

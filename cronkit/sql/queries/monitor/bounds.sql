@@ -25,10 +25,10 @@ SELECT d.full_start, d.full_end,
        lead.lo AS lead_lo, lead.hi AS lead_hi, trail.lo AS trail_lo, trail.hi AS trail_hi
   FROM d
  CROSS JOIN cronkit.monitor_state s
- CROSS JOIN LATERAL (SELECT min(r.min_runid) AS lo, max(r.max_runid) AS hi FROM cronkit.run_rollup r
+ CROSS JOIN LATERAL (SELECT min(r.min_runid) AS lo, max(r.max_runid) AS hi FROM cronkit.run_rollup_hour r
                       WHERE r.bucket = d.lead_bucket AND d.lead_bucket < d.full_start
                         AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))) AS lead
- CROSS JOIN LATERAL (SELECT min(r.min_runid) AS lo, max(r.max_runid) AS hi FROM cronkit.run_rollup r
+ CROSS JOIN LATERAL (SELECT min(r.min_runid) AS lo, max(r.max_runid) AS hi FROM cronkit.run_rollup_hour r
                       WHERE r.bucket = d.full_end AND d.full_end < %(until)s::timestamptz AND d.full_end >= d.full_start
                         AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))) AS trail
  WHERE s.id

@@ -2,7 +2,7 @@
 -- unnest() in the select list streams the elements (in FROM it would fill a tuplestore per row).
 bins AS (
     SELECT {keys}, (e >> 32)::int AS bin, sum((e & 4294967295)::int) AS n
-      FROM (SELECT {keys}, unnest(units.hist) AS e FROM units) AS elements
+      FROM (SELECT {keys}, unnest(u.hist) AS e FROM {source} AS u) AS elements
      GROUP BY {keys}, bin
 ), cum AS (
     SELECT {keys}, bin, sum(n) OVER (PARTITION BY {keys} ORDER BY bin) AS c,

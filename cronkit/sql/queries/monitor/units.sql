@@ -33,11 +33,9 @@ raw AS MATERIALIZED (
      WHERE r.day >= %(day_start)s::timestamptz AND r.day < %(day_end)s::timestamptz
        AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))
     UNION ALL
-    SELECT r.jobid, r.jobname, r.bucket, r.runs,
-           CASE WHEN r.status = 'succeeded' THEN r.runs ELSE 0 END, CASE WHEN r.status = 'failed' THEN r.runs ELSE 0 END,
-           0::bigint, r.timed_runs, r.dur_sum_ms, r.dur_max_ms, r.hist,
-           r.max_runid, CASE WHEN r.status = 'failed' THEN r.max_runid END
-      FROM cronkit.run_rollup r
+    SELECT r.jobid, r.jobname, r.bucket, r.succeeded + r.failed AS runs, r.succeeded, r.failed,
+           0::bigint, r.timed_runs, r.dur_sum_ms, r.dur_max_ms, r.hist, r.max_runid, r.max_failed_runid
+      FROM cronkit.run_rollup_hour r
      WHERE ((r.bucket >= %(full_start)s::timestamptz AND r.bucket < %(day_start)s::timestamptz)
             OR (r.bucket >= %(day_end)s::timestamptz AND r.bucket < %(full_end)s::timestamptz))
        AND (%(jobids)s::bigint[] IS NULL OR r.jobid = ANY(%(jobids)s::bigint[]))
