@@ -9,7 +9,9 @@ select l.request_id, l.jobname, l.url, l.created_at,
        h.outcome as harvested_outcome
   from cronkit.request_ledger l
   left join net._http_response r on r.id = l.request_id
-  left join cronkit.http_responses h on h.request_id = l.request_id
+  -- a kept copy's requested_at is its ledger row's created_at: the bound lets the join use an index
+  -- instead of reading every kept response
+  left join cronkit.http_responses h on h.request_id = l.request_id and h.requested_at >= %(since)s
  where l.created_at >= %(since)s
  order by l.created_at desc
  limit 20000

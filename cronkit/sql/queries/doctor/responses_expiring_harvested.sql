@@ -8,5 +8,7 @@ select count(*) filter (where (r.id is null and l.created_at < %(expired)s and h
        min(r.created) filter (where r.id is not null and r.created < %(expiring)s and h.request_id is null) as oldest_expiring
   from cronkit.request_ledger l
   left join net._http_response r on r.id = l.request_id
-  left join cronkit.http_responses h on h.request_id = l.request_id
+  -- a kept copy's requested_at is its ledger row's created_at: the bound lets the join use an index
+  -- instead of reading every kept response
+  left join cronkit.http_responses h on h.request_id = l.request_id and h.requested_at >= %(since)s
  where l.created_at >= %(since)s
