@@ -864,6 +864,10 @@ def test_history_bloat_and_missing_retention(labs: Labs, tmp: Path) -> None:
     assert bloat.evidence["rows"] >= 5000 and bloat.evidence["method"] == "pg_class.reltuples"
     retention = _one(report, "NO_RETENTION")
     assert retention.evidence["scheduled_runs_per_day"] >= 2 * 1440  # doctor-fails + doctor-sleeps
+    assert retention.severity == "warning"  # the history has grown: 6,300+ rows, warning from 500
+    # a young history (a freshly set-up project) gets the advice as info, not a warning
+    young = _one(lab.diagnose(checks=checks, history_rows=10_000_000), "NO_RETENTION")
+    assert young.severity == "info" and young.evidence["warns_from_rows"] == 1_000_000
     # Supabase's own retention job makes NO_RETENTION go away
     lab.sql("select cron.schedule('delete-job-run-details', '0 12 * * *', "
             "$$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days'$$)")
@@ -1193,7 +1197,7 @@ def test_a_job_whose_runs_cannot_connect_fails_and_misses_its_times(labs: Labs) 
         assert not report.find("MISSED_RUNS", "doctor-database-gone")
         return
     missed = _one(report, "MISSED_RUNS", "doctor-database-gone")
-    assert missed.evidence["runs_failed_before_starting"] >= 1 and missed.evidence["since_basis"] == "cronkit last (re)scheduled it"
+    assert missed.evidence["runs_failed_before_starting"] >= 1 and missed.evidence["since_basis"] == "cronkit last (re)scheduled or resumed it"
     assert "failed before they could start" in missed.message
     assert not [f for f in report.find("MISSED_RUNS") if f.job in ("doctor-fails", "doctor-sleeps")]
 

@@ -47,9 +47,14 @@ def _run_history_bloat(ctx: Context) -> Iterator[Finding]:
     yield ctx.found("RUN_HISTORY_BLOAT", job=None, message=message, evidence={**size, "threshold": ctx.limits.history_rows})
 
 
+#: NO_RETENTION warns once the history holds 1/N of the RUN_HISTORY_BLOAT threshold (info before)
+RETENTION_WARN_FRACTION = 10
+
+
 @check(
     "NO_RETENTION", Severity.WARNING,
-    "No active job deletes old rows from cron.job_run_details: pg_cron keeps every run forever.",
+    "No active job deletes old rows from cron.job_run_details: pg_cron keeps every run forever (info until the "
+    "history holds a tenth of the RUN_HISTORY_BLOAT threshold).",
     "Schedule a purge: SELECT cron.schedule('delete-job-run-details', '0 12 * * *', $$DELETE FROM cron.job_run_details "
     "WHERE end_time < now() - interval '7 days'$$); (Supabase's own job name and schedule), or enable cronkit's "
     "monitoring ([monitoring] in the manifest: its cronkit-retention job keeps 7 days by default).",
@@ -82,4 +87,9 @@ def _no_retention(ctx: Context) -> Iterator[Finding]:
         message += f" ({per_day:,} runs a day: {ctx.limits.history_rows:,} rows in about {days:.0f} days)"
     if inactive:
         message += f"; the retention job(s) {', '.join(inactive)} are paused"
-    yield ctx.found("NO_RETENTION", job=None, message=message + ".", evidence=evidence)
+    # Advice, not a warning, while the history is small (a freshly set-up project): it warns once
+    # the table holds a tenth of the size RUN_HISTORY_BLOAT reports.
+    grown = size["rows"] >= ctx.limits.history_rows // RETENTION_WARN_FRACTION
+    evidence["warns_from_rows"] = ctx.limits.history_rows // RETENTION_WARN_FRACTION
+    yield ctx.found("NO_RETENTION", job=None, message=message + ".", evidence=evidence,
+                    severity=None if grown else Severity.INFO)
