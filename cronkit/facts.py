@@ -6,7 +6,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cronkit.db import Conn, dict_cursor
+from cronkit.errors import ExtensionMissing
 
+
+#: how pg_cron's scheduler shows in pg_stat_activity (application_name; backend_type from 1.5 on)
+SCHEDULER_APPNAME = "pg_cron scheduler"
+LAUNCHER_BACKEND = "pg_cron launcher"
 
 FACTS_SQL = """
 select current_setting('server_version') as postgresql,
@@ -22,7 +27,11 @@ select current_setting('server_version') as postgresql,
        -- (NULL) for a role without pg_read_all_settings, instead of an error.
        (select setting from pg_settings where name = 'cron.database_name') as cron_database,
        (select setting from pg_settings where name = 'cron.timezone') as cron_timezone,
-       (select setting from pg_settings where name = 'shared_preload_libraries') as preload
+       (select setting from pg_settings where name = 'shared_preload_libraries') as preload,
+       -- cron.database_name is superuser-only; where the scheduler's session is connected is not
+       (select coalesce(array_agg(distinct a.datname::text) filter (where a.datname is not null), '{}')
+          from pg_stat_activity a
+         where a.application_name = %(appname)s or a.backend_type = %(launcher)s) as scheduler_databases
   from pg_roles r
  where r.rolname = current_user
 """
@@ -42,9 +51,21 @@ class ServerFacts:
     cron_database: str | None
     cron_timezone: str | None
     preload: str | None
+    scheduler_databases: list[str]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def cron_databases(self) -> set[str]:
+        """The databases pg_cron's scheduler serves: its sessions' and ``cron.database_name`` (when visible)."""
+        return set(self.scheduler_databases) | ({self.cron_database} if self.cron_database else set())
+
+    @property
+    def cron_elsewhere(self) -> str | None:
+        """A database pg_cron's scheduler serves when it does not serve this one (WRONG_CRON_DATABASE)."""
+        others = sorted(self.cron_databases - {self.database})
+        return others[0] if others and self.database not in self.cron_databases else None
 
     @property
     def versions(self) -> dict[str, str | None]:
@@ -54,6 +75,22 @@ class ServerFacts:
 def server_facts(conn: Conn) -> ServerFacts:
     """Read versions and role attributes in one round trip (works for any role)."""
     cur = dict_cursor(conn)
-    row = cur.execute(FACTS_SQL).fetchone()
+    row = cur.execute(FACTS_SQL, {"appname": SCHEDULER_APPNAME, "launcher": LAUNCHER_BACKEND}).fetchone()
     assert row is not None, "current_user always has a pg_roles row"
     return ServerFacts(**row)
+
+
+def require_pg_cron(facts: ServerFacts) -> None:
+    """:class:`ExtensionMissing` unless pg_cron is installed in this database, naming the database it
+    runs in when that is another one (what the doctor reports as WRONG_CRON_DATABASE)."""
+    if facts.pg_cron:
+        return
+    if facts.cron_elsewhere:
+        raise ExtensionMissing(
+            f"pg_cron runs in database {facts.cron_elsewhere!r}, not in {facts.database!r} where cronkit is connected "
+            "(WRONG_CRON_DATABASE): jobs cannot be created or seen from here.",
+            remedy=f"Point DATABASE_URL (or --dsn) at database {facts.cron_elsewhere!r} (on Supabase always `postgres`); "
+                   "run jobs for other databases with cron.schedule_in_database(...).")
+    raise ExtensionMissing("pg_cron is not installed in this database.",
+                           remedy="On Supabase: Dashboard → Integrations → Cron (or Database → Extensions → pg_cron); "
+                                  "elsewhere add pg_cron to shared_preload_libraries and `CREATE EXTENSION pg_cron`.")

@@ -11,7 +11,7 @@ from cronkit import registry
 from cronkit.db import Conn, Rollback, notices, translated
 from cronkit.errors import CronkitError, JobNotFound
 from cronkit.manifest import Manifest
-from cronkit.registry import CronJob, active_statement, removal_statements
+from cronkit.registry import CronJob, active_statements, removal_statements
 from cronkit.secrets import backend_for
 
 
@@ -41,8 +41,9 @@ def set_active(conn: Conn, name: str, active: bool, *, foreign: bool = False) ->
     """Pause or resume one job with ``cron.alter_job`` (history and jobid are kept)."""
     job = find_job(conn, name)
     _ours_or_told(job, "resume" if active else "pause", foreign)
-    with translated(f"{'resume' if active else 'pause'} job {name!r}"):
-        active_statement(job.jobid, active).execute(conn)
+    with translated(f"{'resume' if active else 'pause'} job {name!r}"), conn.transaction():
+        for statement in active_statements(job.jobid, job.jobname, active, managed=job.managed_by is not None):
+            statement.execute(conn)
     return find_job(conn, name)
 
 

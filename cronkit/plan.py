@@ -13,6 +13,7 @@ removed; every other ``cron.job`` row is reported as *foreign* and left alone.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -27,12 +28,12 @@ from psycopg import sql
 from cronkit import registry, schedules
 from cronkit.db import Conn, in_transaction, syntax_error, translated
 from cronkit.errors import CronkitError, ExtensionMissing
-from cronkit.facts import ServerFacts, server_facts
+from cronkit.facts import ServerFacts, require_pg_cron, server_facts
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask
 from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretState, SecretStatus, backend_for
-from cronkit.registry import active_statement, removal_statements  # noqa: F401  (until every caller imports registry)
+from cronkit.registry import removal_statements  # noqa: F401  (until every caller imports registry)
 from cronkit.statement import Statement
 from cronkit.wrappers import Wrapper, render_wrapper, spec_hash
 
@@ -61,6 +62,8 @@ class Step:
     detail: str
     statements: tuple[Statement, ...] = ()
     run: Callable[[Conn], object] | None = field(default=None, repr=False, compare=False)
+    #: what changes, one line each, as a person reviews it (the SQL is in ``statements``)
+    changes: tuple[str, ...] = ()
 
     def execute(self, conn: Conn) -> None:
         if self.run is not None:
@@ -109,14 +112,13 @@ class Plan:
             "server": self.facts.versions,
         }
 
-    def render(self, conn: Conn, show_sql: bool = True) -> str:
+    def render(self) -> str:
+        """The plan as a person reviews it: one line per step and, under each job that changes, what
+        changes (Terraform-style). ``script`` is the exact SQL."""
         lines = [f"plan for project {self.project!r} ({self.environment}) on {self.facts.database} as {self.facts.role}"]
         for step in self.steps:
             lines.append(f"  {step.action.symbol} {step.action:<9} {step.job or ''}  {step.detail}".rstrip())
-            if show_sql and step.action != StepAction.UNCHANGED:
-                for statement in step.statements:
-                    for sql_line in statement.display(conn).splitlines():
-                        lines.append(f"        {sql_line}")
+            lines.extend(f"        {change}" for change in step.changes)
         for job in self.foreign:
             lines.append(f"  ? foreign   {job['jobname']}  (not created by cronkit; left alone)")
         for warning in self.warnings:
@@ -128,7 +130,26 @@ class Plan:
             f"summary: {s['create']} to create, {s['update']} to update, {s['remove']} to remove, "
             f"{s['unchanged']} unchanged, {s['setup'] + s['secret']} setup/secret steps"
         )
+        if self.changes:
+            lines.append("the exact SQL: `cronkit plan --sql` (a script for psql; secret values are never in it)")
         return "\n".join(lines)
+
+    def script(self, conn: Conn) -> str:
+        """Every change as the SQL ``apply`` runs, as one script that pastes into psql: in one
+        transaction, each statement terminated. A secret is stored by ``apply`` itself (its value
+        is never written out): the script says so in a comment."""
+        lines = [f"-- cronkit plan for project {self.project!r} ({self.environment}) on {self.facts.database} "
+                 f"as {self.facts.role}", "BEGIN;", f"SELECT pg_advisory_xact_lock(hashtext('{APPLY_LOCK}'));"]
+        for step in self.changes:
+            lines.append("")
+            lines.append(f"-- {step.action.symbol} {step.action} {step.job or ''} {step.detail}".rstrip())
+            if step.run is not None:
+                lines.append("-- (stored by `cronkit apply` or `cronkit secrets set`; the value is not shown)")
+            for statement in step.statements:
+                text = statement.display(conn).rstrip()
+                lines.append(text if text.endswith(";") else text + ";")
+        lines.extend(["", "COMMIT;"])
+        return "\n".join(lines) + "\n"
 
 
 # -- reading the live state -----------------------------------------------------------------------
@@ -181,9 +202,7 @@ def make_plan(
     facts = server_facts(conn)
     env_name = environment or manifest.default_environment
     plan = Plan(project=manifest.project, environment=env_name, facts=facts)
-    if not facts.pg_cron:
-        raise ExtensionMissing("pg_cron is not installed in this database.",
-                               remedy="On Supabase: Dashboard → Integrations → Cron (or Database → Extensions → pg_cron).")
+    require_pg_cron(facts)
     specs = manifest.resolve(env_name, environ) + maintenance_jobs(manifest)
     backend = backend_for(manifest.secrets)
     if any(s.kind == "http" for s in specs) and not facts.pg_net:
@@ -330,9 +349,11 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
     statements = _job_statements(spec, wrapper, command, digest, project, live)
 
     if live is None:
-        plan.steps.append(Step(StepAction.CREATE, spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"), statements))
+        plan.steps.append(Step(StepAction.CREATE, spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"),
+                               statements, changes=_what_it_runs(spec, wrapper)))
         return
-    reasons = []
+    reasons: list[str] = []
+    changes: list[str] = []
     if live["schedule"] != spec.schedule:
         reasons.append(f"schedule {live['schedule']!r} → {spec.schedule!r}")
     if live["command"] != command:
@@ -341,15 +362,43 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         reasons.append(f"active {live['active']} → {spec.active}")
     if managed is None or managed.jobid != live["jobid"]:
         reasons.append("adopt a job cronkit did not create")
-    elif _wrapper_source(conn, wrapper.function) != wrapper.body:
+    elif (source := _wrapper_source(conn, wrapper.function)) != wrapper.body:
         # The registry's hash also covers schedule and active: only the source says the wrapper changed.
         reasons.append("wrapper" if managed.spec_hash != digest else "wrapper changed outside cronkit")
+        changes.extend(_body_diff(source or "", wrapper.body))
     elif (managed.spec_hash != digest or managed.recorded_jobid is None) and not reasons:
         reasons.append("registry")  # a row from before jobids were recorded gets its jobid
     if reasons:
-        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements))
+        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=tuple(changes)))
     else:
         plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}"))
+
+
+def _what_it_runs(spec: JobSpec, wrapper: Wrapper) -> tuple[str, ...]:
+    """A new job in a few lines: what it calls or runs, through which function."""
+    if spec.kind == "http":
+        what = [f"calls {spec.method} {spec.url} (timeout {spec.timeout_ms} ms)"]
+    else:
+        lines = (spec.sql or "").strip().splitlines()
+        what = [f"runs SQL: {lines[0][:100]}" + (f" … ({len(lines)} lines)" if len(lines) > 1 else "")] if lines else []
+    if spec.guard:
+        guard = " ".join(spec.guard.split())
+        what.append(f"only when: {guard if len(guard) <= 100 else guard[:99] + '…'}")
+    return (*what, f"through {wrapper.regprocedure}")
+
+
+#: lines of a wrapper's change shown in a plan; the rest is in `cronkit plan --sql`
+_DIFF_LINES = 24
+
+
+def _body_diff(old: str, new: str) -> list[str]:
+    """What changes in a wrapper's body, as a unified diff of the changed lines (capped)."""
+    diff = [line.rstrip() for line in difflib.unified_diff(old.splitlines(), new.splitlines(), "live", "manifest",
+                                                            n=0, lineterm="")
+            if not line.startswith(("---", "+++"))]
+    if len(diff) > _DIFF_LINES:
+        diff = [*diff[:_DIFF_LINES], f"… {len(diff) - _DIFF_LINES} more line(s) of the wrapper change"]
+    return diff
 
 
 def _unparsable(conn: Conn, spec: JobSpec) -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@
 ``cronkit.managed_jobs`` is the ownership marker: a job is cronkit's only when it is listed
 there. Every module that asks "is this job ours?", "which jobs does this project have?" or "who
 reads this secret?" asks here; every removal or pause, whether applied or previewed in a runbook,
-is built by :func:`removal_statements` / :func:`active_statement`.
+is built by :func:`removal_statements` / :func:`active_statements`.
 """
 
 from __future__ import annotations
@@ -127,9 +127,14 @@ def removal_statements(jobname: str, jobid: int | None, wrapper: str | None) -> 
     return tuple(statements)
 
 
-def active_statement(jobid: int, active: bool) -> Statement:
-    """Pause or resume a job; history and jobid are kept."""
-    return Statement(sql.SQL("SELECT cron.alter_job(%s::bigint, active := %s)"), (jobid, active))
+def active_statements(jobid: int, jobname: str, active: bool, *, managed: bool) -> tuple[Statement, ...]:
+    """Pause or resume a job; history and jobid are kept. Resuming one of cronkit's jobs also records
+    it as (re)scheduled now: missed-run detection expects slots from when cronkit last scheduled a
+    job, so the minutes of a deliberate pause are not missed runs."""
+    alter = Statement(sql.SQL("SELECT cron.alter_job(%s::bigint, active := %s)"), (jobid, active))
+    if not (active and managed):
+        return (alter,)
+    return (alter, Statement(sql.SQL("UPDATE cronkit.managed_jobs SET updated_at = now() WHERE jobname = %s"), (jobname,)))
 
 
 def register_statement(jobname: str, project: str, wrapper: str, spec_json: str, digest: str) -> Statement:

@@ -120,6 +120,17 @@ def dsn_for_database(dsn: str, dbname: str) -> str:
     return make_conninfo(dsn, dbname=dbname)
 
 
+@pytest.fixture
+def database_without_pg_cron(project: Project, su: psycopg.Connection[Any]) -> Iterator[str]:
+    """A database of the test cluster without pg_cron (its scheduler serves another one)."""
+    from psycopg import sql
+
+    name = project.prefix + "db"
+    su.execute(sql.SQL("CREATE DATABASE {} OWNER postgres").format(sql.Identifier(name)))
+    yield dsn_for_database(project.dsn, name)
+    su.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def password_of(dsn: str) -> str:
     """The DSN's password when a leak check can look for it: not empty and not the role's or the
     database's name (a database whose password is ``postgres`` prints "postgres" for other reasons)."""
@@ -289,10 +300,12 @@ class Project:
         return cli(*args, cwd=self.dir, env=env, input=input, timeout=timeout)
 
     def plan(self, data: Mapping[str, Any], environ: Mapping[str, str] | None = None, **kwargs: Any) -> tuple[Plan, str, dict[str, Any]]:
-        """(plan, its text, its JSON form), read in a transaction that is rolled back."""
+        """(plan, its text — what `cronkit plan` shows, then the script `cronkit plan --sql` prints —, its
+        JSON form), read in a transaction that is rolled back."""
         with cdb.connect(self.dsn) as conn:
             plan = make_plan(conn, self.manifest(data), environ=environ or {}, **kwargs)
-            text, as_json = plan.render(conn), json.loads(json.dumps(plan.as_dict(conn), default=str))
+            text = plan.render() + "\n" + plan.script(conn)
+            as_json = json.loads(json.dumps(plan.as_dict(conn), default=str))
             conn.rollback()
         return plan, text, as_json
 

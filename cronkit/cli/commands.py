@@ -49,6 +49,10 @@ def _emit_env(args: argparse.Namespace, env: Any) -> int:
     """The sandbox's connection variables: JSON, or KEY=value lines for `eval`/.env."""
     if args.json:
         _emit_json(env.as_dict())
+    elif getattr(args, "export", False):
+        import shlex
+
+        print("\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.as_dict().items()))
     else:
         print("\n".join(f"{key}={value}" for key, value in env.as_dict().items()))
     return 0
@@ -119,8 +123,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         plan = _plan(args, conn, manifest)
         if args.json:
             _emit_json(plan.as_dict(conn))
+        elif args.sql:
+            print(plan.script(conn), end="")
         else:
-            print(plan.render(conn, show_sql=not args.brief))
+            print(plan.render())
         conn.rollback()
     return 1 if plan.problems else 0
 
@@ -136,7 +142,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         preview = _plan(args, conn, manifest)
         conn.rollback()
         if not args.json:
-            print(preview.render(conn, show_sql=not args.brief))
+            print(preview.render())
         if preview.problems:
             if args.json:
                 _emit_json({**preview.as_dict(conn), "applied": False})
@@ -170,11 +176,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0 if not after.changes else 1
 
 
+def _require_cron(conn: Any) -> None:
+    from cronkit.facts import require_pg_cron, server_facts
+
+    require_pg_cron(server_facts(conn))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from cronkit.jobs import list_jobs
     from cronkit.privileges import Section, missing
 
     with _connect(args, autocommit=True) as conn:
+        _require_cron(conn)
         lacking = {s: m for s, m in missing(conn).items() if s in (Section.JOBS, Section.REGISTRY)}
         jobs = [] if Section.JOBS in lacking else list_jobs(conn, ownership=Section.REGISTRY not in lacking)
     for gap in lacking.values():  # on stderr: --json keeps stdout a list of jobs
@@ -195,6 +208,7 @@ def _job_action(args: argparse.Namespace, action: str) -> int:
     from cronkit import jobs
 
     with _connect(args, autocommit=True) as conn:
+        _require_cron(conn)
         if action in ("pause", "resume"):
             job = jobs.set_active(conn, args.job, action == "resume", foreign=args.foreign)
             result: dict[str, Any] = {"job": job.jobname, "jobid": job.jobid, "active": job.active}
@@ -262,6 +276,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     selection = Selection(tuple(args.job or ()), args.match)
     with _connect(args, autocommit=True) as conn:
+        _require_cron(conn)
         result = import_manifest(conn, jobs.list_jobs(conn), args.project, selection, args.timezone)
     if result.missing:
         raise JobNotFound(f"No job cronkit does not already manage is named {', '.join(repr(n) for n in result.missing)}.",
@@ -377,6 +392,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _self_command() -> str:
+    """How to run this cronkit again from here: ``cronkit`` when that is on PATH, else its path
+    (``./dev demo`` runs ``.venv/bin/cronkit`` without activating the virtualenv)."""
+    import os
+    import shutil
+
+    me = os.path.abspath(sys.argv[0])
+    found = shutil.which("cronkit")
+    if found and os.path.realpath(found) == os.path.realpath(me):
+        return "cronkit"
+    relative = os.path.relpath(me)
+    return relative if not relative.startswith("..") else me
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cronkit.errors import SandboxNotInstalled
 
@@ -391,7 +420,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _emit_json(report)
     else:
         print(render_report(report))
+        me = _self_command()
         print("report written to reports/demo.md and reports/demo.json")
-        print("the sandbox keeps running for you to explore (`eval \"$(cronkit sandbox env | sed 's/^/export /')\"`); "
-              "`cronkit sandbox down` stops it")
+        print(f"the sandbox keeps running for you to explore (`eval \"$({me} sandbox env --export)\"`); "
+              f"`{me} sandbox down` stops it")
     return 0 if report["complete"] else 1

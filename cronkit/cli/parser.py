@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local Supabase-like database (real pg_cron, pg_net/Vault stand-ins, Edge Functions server)",
         description="A throwaway local PostgreSQL (17 with pg_cron 1.6, or 15 with the host's pg_cron) with "
         "Supabase-like roles, pg_net and Vault stand-ins and an Edge Functions server. State lives in "
-        "CRONKIT_SANDBOX_DIR (default .cronkit/sandbox).",
-        epilog="examples:\n  cronkit sandbox up\n  eval \"$(cronkit sandbox env)\"\n  cronkit sandbox down --reset",
+        "CRONKIT_SANDBOX_DIR (default: the nearest .cronkit/sandbox here or in a directory above).",
+        epilog="examples:\n  cronkit sandbox up\n  eval \"$(cronkit sandbox env --export)\"   # the variables in this shell\n"
+               "  cronkit sandbox down --reset",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sandbox.add_argument("--state-dir", type=_path, default=None, help="state directory (CRONKIT_SANDBOX_DIR)")
@@ -91,11 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "  CRONKIT_SANDBOX_PORT=55432 cronkit sandbox up   # choose the port of a new sandbox\n",
     )
     postgres_arg(up)
-    _command(
+    env_cmd = _command(
         sandbox_cmds, "env", cmd_sandbox_env,
         "print the sandbox's connection variables (DATABASE_URL, SUPABASE_URL, keys) as KEY=value lines",
-        "  cronkit sandbox env > .env\n  export $(cronkit sandbox env | xargs)\n",
+        "  cronkit sandbox env > .env\n  eval \"$(cronkit sandbox env --export)\"   # set them in this shell\n",
     )
+    env_cmd.add_argument("--export", action="store_true", help="print `export KEY='value'` lines for eval in a shell")
     down = _command(
         sandbox_cmds, "down", cmd_sandbox_down,
         "stop every process the sandbox started (state is kept unless --reset)",
@@ -117,24 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
     def db_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dsn", help="database URL (default: DATABASE_URL, then .env, then PG* variables)")
 
-    def manifest_args(p: argparse.ArgumentParser) -> None:
+    def manifest_args(p: argparse.ArgumentParser, *, planned: bool = True) -> None:
+        """The manifest, and (for what is planned from it) its environment and --adopt."""
         p.add_argument("manifest", help="the manifest file (e.g. cronkit.toml)")
-        p.add_argument("--env", help="environment in the manifest (default: CRONKIT_ENV or the manifest's default)")
-        p.add_argument("--adopt", action="store_true", help="let cronkit take over same-named jobs it did not create")
+        if planned:
+            p.add_argument("--env", help="environment in the manifest (default: CRONKIT_ENV or the manifest's default)")
+            p.add_argument("--adopt", action="store_true", help="let cronkit take over same-named jobs it did not create")
         db_args(p)
 
     p = _command(commands, "plan", cmd_plan,
-                 "compare a manifest with the database and show every change with its exact SQL (changes nothing)",
-                 "  cronkit plan cronkit.toml\n  cronkit plan cronkit.toml --env cloud --json | jq .summary\n")
+                 "compare a manifest with the database and show what would change, job by job (changes nothing)",
+                 "  cronkit plan cronkit.toml\n"
+                 "  cronkit plan cronkit.toml --sql > plan.sql    # the exact SQL, a script for psql\n"
+                 "  cronkit plan cronkit.toml --env cloud --json | jq .summary\n")
     manifest_args(p)
-    p.add_argument("--brief", action="store_true", help="hide the SQL of each step")
+    p.add_argument("--sql", action="store_true",
+                   help="print the exact SQL of every change as one script for psql (secret values are never in it)")
     p = _command(commands, "apply", cmd_apply,
                  "apply a manifest in one transaction after confirmation; then verify (dry-run unless confirmed)",
                  "  cronkit apply cronkit.toml            # shows the plan and asks\n"
                  "  cronkit apply cronkit.toml --yes      # for scripts and CI\n")
     manifest_args(p)
     p.add_argument("--yes", action="store_true", help="apply without asking")
-    p.add_argument("--brief", action="store_true", help="hide the SQL of each step")
     p = _command(commands, "status", cmd_status, "list every pg_cron job and which cronkit project manages it",
                  "  cronkit status\n  cronkit status --json\n")
     db_args(p)
@@ -158,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(commands, "teardown", cmd_teardown,
                  "remove everything a manifest's project created (dry run unless --yes)",
                  "  cronkit teardown cronkit.toml\n  cronkit teardown cronkit.toml --yes --secrets\n")
-    manifest_args(p)
+    manifest_args(p, planned=False)  # removes what the project's registry rows name, in every environment
     p.add_argument("--yes", action="store_true", help="really remove")
     p.add_argument("--secrets", action="store_true", help="also delete the secrets the jobs use")
     p = _command(commands, "doctor", cmd_doctor,

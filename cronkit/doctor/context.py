@@ -15,7 +15,7 @@ from cronkit import db, recover, registry, schedules
 from cronkit.doctor.catalogue import CATALOGUE
 from cronkit.doctor.model import Finding, Severity, Skip, Thresholds, jsonable
 from cronkit.errors import CronkitError
-from cronkit.facts import ServerFacts
+from cronkit.facts import LAUNCHER_BACKEND, SCHEDULER_APPNAME, ServerFacts
 from cronkit.manifest import JobSpec, Manifest, SecretsConfig
 from cronkit.monitor import missed
 from cronkit.queries import query
@@ -28,7 +28,6 @@ from cronkit.secrets import (
     VaultBackend,
 )
 
-SCHEDULER_APPNAME = "pg_cron scheduler"
 #: job_run_details states of a run that has not finished
 RUNNING_STATES = ("starting", "connecting", "sending", "running")
 #: runs the missed-run check reads at most (a longer history needs a shorter window)
@@ -154,7 +153,7 @@ class Context:
 
     def scheduler_rows(self) -> list[dict[str, Any]]:
         return [a for a in self.activity()
-                if a["application_name"] == SCHEDULER_APPNAME or (a["backend_type"] or "") == "pg_cron launcher"]
+                if a["application_name"] == SCHEDULER_APPNAME or (a["backend_type"] or "") == LAUNCHER_BACKEND]
 
     def pg_net_workers(self) -> list[dict[str, Any]]:
         return [a for a in self.activity()

@@ -2,7 +2,7 @@
 
 Guide 000 "Rollback / Feature Removal", guide 004 "Management". The preview renders the very
 statements the write path runs (:func:`cronkit.registry.removal_statements` and
-:func:`cronkit.registry.active_statement`, executed by :mod:`cronkit.jobs`).
+:func:`cronkit.registry.active_statements`, executed by :mod:`cronkit.jobs`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import polars as pl
 from cronkit import db, jobs, registry
 from cronkit.db import Conn
 from cronkit.errors import ConfigError, CronkitError
-from cronkit.registry import active_statement, removal_statements
+from cronkit.registry import active_statements, removal_statements
 from cronkit.runbooks.context import (
     RunbookContext,
     registered_jobs,
@@ -129,7 +129,8 @@ def rollback_plan(ctx: RunbookContext, action: str, job: str | None = None, with
                 elif r["active"] == want:
                     skipped.append(f"{r['job']}: already {'active' if want else 'inactive'}")
                 else:
-                    steps.append((f"{action} {r['job']}", _shown(conn, [active_statement(r["jobid"], want)])))
+                    steps.append((f"{action} {r['job']}",
+                                  _shown(conn, active_statements(r["jobid"], r["job"], want, managed=True))))
         else:
             for r in targets:
                 steps.append((f"remove job {r['job']} and its wrapper {r['wrapper']}",

@@ -93,9 +93,22 @@ class SandboxEnv:
         return f"SandboxEnv(database_url={db.redact_dsn(self.database_url)!r}, supabase_url={self.supabase_url!r})"
 
 
-def default_state_dir(environ: dict[str, str] | None = None) -> Path:
+#: where a sandbox lives, relative to the directory it was started in
+DEFAULT_DIR = Path(".cronkit/sandbox")
+
+
+def default_state_dir(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """``CRONKIT_SANDBOX_DIR``; else the nearest ``.cronkit/sandbox`` holding a sandbox in this directory
+    or one above it (as git finds ``.git``: commands work from any subdirectory of the project);
+    else ``.cronkit/sandbox`` here, for a new one."""
     environ = dict(os.environ if environ is None else environ)
-    return Path(environ.get("CRONKIT_SANDBOX_DIR", ".cronkit/sandbox")).absolute()
+    if "CRONKIT_SANDBOX_DIR" in environ:
+        return Path(environ["CRONKIT_SANDBOX_DIR"]).absolute()
+    here = (cwd or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_DIR / "state.json").is_file():
+            return folder / DEFAULT_DIR
+    return here / DEFAULT_DIR
 
 
 class Sandbox:

@@ -136,7 +136,7 @@ def applied(sandbox_only: Any, pg_cron_version: Any) -> Iterator[Applied]:
         for example in chosen:
             with cdb.connect(sandbox_only.database_url) as conn:
                 plan = make_plan(conn, manifests[example.name], "sandbox", environ=environ)
-                first_plans[example.name] = (plan, plan.render(conn))
+                first_plans[example.name] = (plan, plan.render())
                 conn.rollback()
                 apply(conn, manifests[example.name], "sandbox", environ=environ)
         yield Applied({e.name: e for e in chosen}, manifests, environ, first_plans, since, mark, time.monotonic())

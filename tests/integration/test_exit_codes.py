@@ -6,14 +6,12 @@ The rows that need none (64 usage, 69 cannot connect, 78 configuration) are in t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from psycopg import sql
 
 from cronkit import db as cdb
 from cronkit.errors import ExitCode
-from tests.jobs_support import Project, dsn_for_database, output, project  # noqa: F401  (fixture)
+from tests.jobs_support import Project, database_without_pg_cron, output, project  # noqa: F401  (fixtures)
 
 Conn = cdb.Conn
 
@@ -76,14 +74,6 @@ def test_secrets_exit_1_while_a_secret_is_missing_and_0_once_it_is_stored(projec
     _expect(project, ExitCode.PROBLEMS, "secrets", "status", manifest)
     _expect(project, ExitCode.OK, "secrets", "set", name, "--backend", "vault", input="an-exit-code-test-value")
     _expect(project, ExitCode.OK, "secrets", "status", manifest)
-
-
-@pytest.fixture
-def database_without_pg_cron(project: Project, su: Conn) -> Iterator[str]:
-    name = project.prefix + "db"
-    su.execute(sql.SQL("CREATE DATABASE {} OWNER postgres").format(sql.Identifier(name)))
-    yield dsn_for_database(project.dsn, name)
-    su.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_the_doctor_exits_2_on_a_critical_finding(project: Project, database_without_pg_cron: str) -> None:

@@ -187,9 +187,10 @@ CASES = [
                              ("Could not connect to", "host=127.0.0.1 port=1", "Connection refused", "fix: Check DATABASE_URL")),
                          Run(("status", "--dsn", UNREACHABLE), 69, ("host=127.0.0.1 port=1",)),
                          manifest=lambda p: p.data(job(p))), id="unreachable DSN"),
+    # pg_cron's scheduler serves the cluster's main database: the error says where to connect
     pytest.param(refused(Run(("plan", "{file}", "--dsn", "{other_dsn}"), 1,
-                             ("pg_cron is not installed in this database", "Integrations → Cron")),
-                         Run(("apply", "{file}", "--yes", "--dsn", "{other_dsn}"), 1, ("pg_cron is not installed",)),
+                             ("pg_cron runs in database", "(WRONG_CRON_DATABASE)", "Point DATABASE_URL")),
+                         Run(("apply", "{file}", "--yes", "--dsn", "{other_dsn}"), 1, ("pg_cron runs in database",)),
                          manifest=lambda p: p.data(job(p)), setup="database without pg_cron"), id="missing extension"),
     pytest.param(refused_by_plan(lambda p: p.data(job(p)), "already exists (jobid", "was not created by cronkit",
                                  "re-run with --adopt", setup="foreign job"), id="foreign job name clash"),
@@ -283,12 +284,12 @@ def test_names_and_sql_with_quotes_dollar_quotes_and_semicolons_are_stored_liter
     data = project.data(*({"name": n, "schedule": "0 0 1 1 *", "sql": statement} for n in names))
     path = project.write(data)
 
-    plan = project.cli("plan", str(path), "--dsn", project.dsn)
+    plan = project.cli("plan", str(path), "--sql", "--dsn", project.dsn)
     applied = project.cli("apply", str(path), "--yes", "--dsn", project.dsn)
 
     assert plan.returncode == 0 and applied.returncode == 0, output(plan) + output(applied)
     for name in names:
-        # the plan shows the SQL it runs, with the name as one literal
+        # the plan's SQL shows what it runs, with the name as one literal
         assert f"SELECT cron.schedule({sql.Literal(name).as_string(db)}, '0 0 1 1 *', " in plan.stdout
         row, registered = job_row(db, name), registry_row(db, name)
         assert row is not None and row["jobname"] == name and row["command"] == f'SELECT "cronkit"."{wrapper_name(name)}"()'

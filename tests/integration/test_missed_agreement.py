@@ -31,7 +31,7 @@ GRACE = DEFAULTS.missed_grace
 def facts(pg_cron: str, zone: str | None) -> ServerFacts:
     return ServerFacts(postgresql="15", database="postgres", role="postgres", superuser=True, bypassrls=True,
                        pg_cron=pg_cron, pg_net=None, vault=None, pgmq=None, cron_database=None,
-                       cron_timezone=zone, preload="pg_cron")
+                       cron_timezone=zone, preload="pg_cron", scheduler_databases=["postgres"])
 
 
 class Runs:

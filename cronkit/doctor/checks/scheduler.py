@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from cronkit.doctor.catalogue import check
-from cronkit.doctor.context import SCHEDULER_APPNAME, Context, session
+from cronkit.doctor.context import Context, session
+from cronkit.facts import SCHEDULER_APPNAME
 from cronkit.doctor.model import Finding, Severity, Skip
 
 _HTTP_CALL = re.compile(r"\bnet\s*\.\s*http_(?:post|get|delete)\s*\(", re.IGNORECASE)
@@ -92,10 +93,7 @@ def _wrong_cron_database(ctx: Context) -> Iterator[Finding]:
 
 
 def _cron_databases(ctx: Context) -> set[str]:
-    found = {a["datname"] for a in ctx.scheduler_rows() if a["datname"]}
-    if ctx.facts.cron_database:
-        found.add(ctx.facts.cron_database)
-    return found
+    return {a["datname"] for a in ctx.scheduler_rows() if a["datname"]} | ctx.facts.cron_databases
 
 
 @check(

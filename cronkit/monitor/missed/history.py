@@ -50,7 +50,7 @@ def cron_zone(version: PgCronVersion | None, setting: str | None) -> str:
 class AnchorRule(StrEnum):
     """How the time before which no slot of a job is expected is inferred (``cron.job`` has none)."""
 
-    #: when cronkit last (re)scheduled the job; other jobs from the start of the read context
+    #: when cronkit last (re)scheduled or resumed the job; other jobs from the start of the read context
     REGISTRY = "registry"
     #: as REGISTRY for cronkit's jobs; another job is checked from the window's start when it ran
     #: before it, from just before its first run in the window otherwise, and not at all when it
@@ -70,7 +70,7 @@ def anchor(rule: AnchorRule, registered_at: datetime | None, last_before: dateti
            first_in_window: datetime | None) -> Anchor | None:
     """A job's anchor under ``rule``; None when the job is left out."""
     if registered_at is not None:
-        return Anchor(registered_at, "cronkit last (re)scheduled it")
+        return Anchor(registered_at, "cronkit last (re)scheduled or resumed it")
     if rule is AnchorRule.REGISTRY:
         return Anchor(None, "not managed by cronkit")
     if last_before is not None:
