@@ -69,6 +69,25 @@ def _(data):
 @app.cell(hide_code=True)
 def _():
     mo.md(r"""
+    ## Health board
+
+    One row per job, most trouble first: its state, the schedule in words, last and next run, runs and
+    failures in the window, what its HTTP calls got back, and the last error.
+    """)
+    return
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    board = monitor.health_board(data)
+    mo.ui.table(board, selection=None, page_size=max(10, board.height), show_column_summaries=False)
+    return (board,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
     ## Run history
 
     Per job: runs, failures, duration percentiles (ms) and the last failure's message

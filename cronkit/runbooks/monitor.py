@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import marimo as mo
@@ -22,7 +23,9 @@ from cronkit.monitor import charts, missed, queues
 from cronkit.privileges import Section
 from cronkit.outcomes import FAILED, OUTCOMES, Outcome
 from cronkit.runbooks.context import RunbookContext, registered_jobs, scrubber, specs
+from cronkit.facts import server_facts
 from cronkit.runbooks.runtime import esc, say
+from cronkit.schedules import parse_pg_cron_version, parse_schedule
 from cronkit.text import human_duration
 
 #: windows up to this long chart every run; longer ones chart hourly percentiles
@@ -51,6 +54,8 @@ class MonitorData:
     queues: pl.DataFrame  # cronkit.monitor.queues.queue_health
     trend: pl.DataFrame  # cronkit.monitor.queues.queue_trend
     notes: tuple[str, ...] = ()
+    #: the zone pg_cron reads cron schedules in (cronkit.monitor.missed.cron_zone)
+    zone: str = "GMT"
 
 
 def monitor_scope(ctx: RunbookContext, job: str | None = None) -> tuple[str, ...] | None:
@@ -81,6 +86,8 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
     names = list(scope) if scope is not None else None
     notes: list[str] = []
     with ctx.read(MONITOR_TIMEOUT_MS) as conn:
+        facts = server_facts(conn)
+        zone = missed.cron_zone(parse_pg_cron_version(facts.pg_cron) if facts.pg_cron else None, facts.cron_timezone)
         lacking = privileges.missing(conn)
         # A section the role may not read is skipped with one line naming the GRANT (cronkit.privileges).
         notes += [gap.line() for gap in lacking.values()]
@@ -126,7 +133,7 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
         notes.append("No queue snapshots in the window: add `[monitoring]` to the manifest so the "
                      "`cronkit-queues` job records depth and age every few minutes.")
     return MonitorData(since, until, scope, summary, runs, http, http_timeline,
-                       clean.frame(report.summary), report.slots, health, trend, tuple(notes))
+                       clean.frame(report.summary), report.slots, health, trend, tuple(notes), zone)
 
 
 def refresh_options(wanted: str | None) -> list[str]:
@@ -140,6 +147,103 @@ def monitor_header(data: MonitorData) -> mo.Html:
     scope = "every job" if data.jobs is None else f"{len(data.jobs)} job(s): {', '.join(data.jobs)}"
     notes = "".join(f"\n\n⚠️ {esc(n)}" for n in data.notes)
     return say(f"Window: the last **{human_duration(data.until - data.since)}** (UTC), {esc(scope)}.{notes}")
+
+
+class JobState(StrEnum):
+    """A job's state on the health board, most trouble first (the board sorts by this order)."""
+
+    STOPPED = "stopped"  # its last expected runs did not happen (missed-run engine: trailing misses)
+    FAILING = "failing"  # its last run failed, or none of its HTTP calls in the window got a 2xx
+    DEGRADED = "degraded"  # some runs or HTTP calls failed in the window, and some got through
+    MISSED = "missed"  # runs the schedule expected did not start (not the last ones)
+    LATE = "late"  # runs started late, or ran past the next start
+    NEVER_RAN = "never ran"  # no run in the window, and none was due
+    PAUSED = "paused"  # inactive in cron.job: deliberate, so below every problem
+    OK = "ok"
+
+    @property
+    def icon(self) -> str:
+        return {"stopped": "🛑", "failing": "❌", "degraded": "🟠", "missed": "⚠️", "late": "🕒",
+                "never ran": "⚪", "paused": "⏸️", "ok": "✅"}[self.value]
+
+
+#: the board's state from the missed-run engine's status (cronkit.monitor.missed.analysis)
+_MISSED_STATES = {"stopped": JobState.STOPPED, "missed": JobState.MISSED, "late": JobState.LATE,
+                  "overrun": JobState.LATE}
+
+
+def job_state(run: Mapping[str, Any], http: Mapping[str, Any] | None, missed_status: str | None) -> JobState:
+    """One job's state from its run summary row, its HTTP outcome counts and its missed-run status:
+    the one rule the board and its sort use."""
+    http_failed = sum(int(http.get(o) or 0) for o in FAILED) if http else 0
+    http_ok = int(http.get(Outcome.OK) or 0) if http else 0
+    if run.get("active") is False:
+        return JobState.PAUSED
+    if missed_status == "stopped":
+        return JobState.STOPPED
+    if run.get("last_status") == "failed" or (http_failed and not http_ok):
+        return JobState.FAILING
+    if run.get("failed") or http_failed:
+        return JobState.DEGRADED
+    if missed_status in _MISSED_STATES:
+        return _MISSED_STATES[missed_status]
+    if not run.get("runs"):
+        return JobState.NEVER_RAN
+    return JobState.OK
+
+
+def _ago(moment: datetime | None, now: datetime) -> str | None:
+    if moment is None:
+        return None
+    delta = now - moment
+    return f"in {human_duration(-delta)}" if delta < timedelta(0) else f"{human_duration(delta)} ago"
+
+
+def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame:
+    """One row per job, most trouble first: state, schedule in words, last and next run, runs and
+    failures in the window, HTTP answers (2xx / failed / pending) and the last error, p95."""
+    now = now or data.until
+    http = {r["jobname"]: r for r in data.http.iter_rows(named=True)}
+    status = {r["jobid"]: r["status"] for r in data.missed.iter_rows(named=True)}
+    order = list(JobState)
+    rows = []
+    for run in data.summary.iter_rows(named=True):
+        calls = http.get(run["jobname"])
+        state = job_state(run, calls, status.get(run["jobid"]))
+        words = next_run = None
+        if run["schedule"]:
+            try:
+                schedule = parse_schedule(run["schedule"])
+                words = schedule.explain(data.zone, brief=True)
+                if run["active"]:
+                    # an interval counts from the previous start; a cron schedule from the clock
+                    after = (run["last_start"] or now) if schedule.interval_seconds else now
+                    upcoming = schedule.next_runs(after, 1, data.zone)
+                    next_run = (_ago(upcoming[0], now) if upcoming[0] > now else "due now") if upcoming else None
+            except CronkitError:
+                words = run["schedule"]
+        last = _ago(run["last_start"], now)
+        rows.append({
+            "state": f"{state.icon} {state}", "_rank": order.index(state), "job": _job(run),
+            "schedule": words, "last run": f"{last} ({run['last_status']})" if last else None, "next run": next_run,
+            "runs": run["runs"], "failed": run["failed"],
+            "HTTP 2xx": int(calls.get(Outcome.OK) or 0) if calls else None,
+            "HTTP failed": sum(int(calls.get(o) or 0) for o in FAILED) if calls else None,
+            "pending": int(calls.get(Outcome.PENDING) or 0) if calls else None,
+            "last error": ((calls.get("last_error") or "").strip()[:120] or None) if calls and calls.get("last_error_at")
+            else ((run["last_failure_message"] or "").strip()[:120] or None),
+            "p95 ms": round(run["p95_ms"], 1) if run["p95_ms"] is not None else None,
+        })
+    frame = pl.DataFrame(rows, schema=BOARD_SCHEMA | {"_rank": pl.Int64()}) if rows else \
+        pl.DataFrame(schema=BOARD_SCHEMA | {"_rank": pl.Int64()})
+    return frame.sort("_rank", "job").drop("_rank")
+
+
+BOARD_SCHEMA: dict[str, pl.DataType] = {
+    "state": pl.String(), "job": pl.String(), "schedule": pl.String(), "last run": pl.String(),
+    "next run": pl.String(), "runs": pl.Int64(), "failed": pl.Int64(), "HTTP 2xx": pl.Int64(),
+    "HTTP failed": pl.Int64(), "pending": pl.Int64(), "last error": pl.String(), "p95 ms": pl.Float64(),
+}
 
 
 def run_table(data: MonitorData) -> pl.DataFrame:
@@ -194,8 +298,12 @@ def health_view(data: MonitorData) -> mo.Html:
         if row["stuck_processing"] or row["exhausted"]:
             lines.append(f"⚠️ queue **{esc(row['queue'])}**: {row['stuck_processing'] or 0} stuck, "
                          f"{row['exhausted'] or 0} out of retries")
+    paused = [esc(_job(row)) for row in data.summary.iter_rows(named=True) if row["active"] is False]
     if not lines:
-        return say("✅ No failed runs, failed HTTP calls, missed runs or stuck queue items in the window.")
+        calm = "✅ No failed runs, failed HTTP calls, missed runs or stuck queue items in the window."
+        return say(calm + (f"\n\n⏸️ Paused: {', '.join(paused)}." if paused else ""))
+    if paused:
+        lines.append(f"⏸️ Paused: {', '.join(paused)}.")
     return say("\n\n".join(lines) + "\n\nWalk through causes and fixes with `runbooks/incident.py`.")
 
 

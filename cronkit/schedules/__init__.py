@@ -137,12 +137,16 @@ class Schedule:
         """True for a cron schedule that matches no time at all (e.g. ``0 0 30 2 *``)."""
         return self.fields is not None and not self._calendar.can_run()
 
-    def explain(self, tz: str = "GMT") -> str:
-        """The schedule in English, e.g. ``'At 11:00 every day, in GMT'``; ``tz`` is cron.timezone."""
+    def explain(self, tz: str = "GMT", *, brief: bool = False) -> str:
+        """The schedule in English, e.g. ``'At 11:00 every day, in GMT'``; ``tz`` is cron.timezone.
+        ``brief`` leaves out how pg_cron counts intervals and what starts a reboot job (for tables)."""
         if self.kind == "reboot":
-            return "Once each time the pg_cron scheduler starts (server start or scheduler restart)"
+            return "At scheduler start" if brief else \
+                "Once each time the pg_cron scheduler starts (server start or scheduler restart)"
         if self.interval_seconds is not None:
             unit = "second" if self.interval_seconds == 1 else f"{self.interval_seconds} seconds"
+            if brief:
+                return f"Every {unit}"
             return f"Every {unit}, counted from the start of the previous run (runs of a job never overlap)"
         assert self.fields is not None
         if self.never_runs:

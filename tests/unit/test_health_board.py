@@ -1,0 +1,84 @@
+"""The monitor's health board: one row per job, its state from one rule, most trouble first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from cronkit import monitor as mon
+from cronkit.monitor import missed
+from cronkit.outcomes import OUTCOMES
+from cronkit.runbooks.monitor import JobState, MonitorData, health_board, job_state
+
+NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
+SCHEDULE_WORDS = "Every fifth minute of every hour, in GMT"
+
+
+def _run(jobid: int, name: str | None, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {k: None for k in mon.SUMMARY_SCHEMA}
+    row.update(jobid=jobid, jobname=name, active=True, schedule="*/5 * * * *", runs=12, succeeded=12, failed=0,
+               running=0, last_start=NOW - timedelta(minutes=3), last_status="succeeded", p95_ms=120.0)
+    row.update(values)
+    return row
+
+
+def _http(name: str, **counts: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"jobname": name, "requests": sum(counts.values()), "last_error_at": None, "last_error": None}
+    row.update({str(o): counts.get(str(o), 0) for o in OUTCOMES})
+    if any(v for k, v in counts.items() if k != "2xx"):
+        row.update(last_error_at=NOW - timedelta(minutes=1), last_error='{"error":"Invalid JWT"}')
+    return row
+
+
+def _data(runs: list[dict[str, Any]], http: list[dict[str, Any]], statuses: dict[int, str]) -> MonitorData:
+    empty = {name: pl.DataFrame(schema=schema) for name, schema in (
+        ("slots", missed.SLOTS_SCHEMA), ("timeline", mon.HTTP_TIMELINE_SCHEMA), ("runs", mon.RUNS_SCHEMA))}
+    missed_rows = [{**{k: None for k in missed.SUMMARY_SCHEMA}, "jobid": j, "status": s} for j, s in statuses.items()]
+    return MonitorData(
+        since=NOW - timedelta(hours=1), until=NOW, jobs=None,
+        summary=pl.DataFrame(runs, schema=mon.SUMMARY_SCHEMA), runs=empty["runs"],
+        http=pl.DataFrame(http, schema=mon.HTTP_SCHEMA), http_timeline=empty["timeline"],
+        missed=pl.DataFrame(missed_rows, schema=missed.SUMMARY_SCHEMA), slots=empty["slots"],
+        queues=pl.DataFrame(), trend=pl.DataFrame(),
+    )
+
+
+def test_a_job_state_comes_from_its_runs_its_http_answers_and_its_missed_runs_in_that_order() -> None:
+    ok = _run(1, "a")
+    assert job_state(ok, None, "ok") is JobState.OK
+    assert job_state({**ok, "active": False}, _http("a", **{"4xx": 3}), "inactive") is JobState.PAUSED
+    assert job_state(ok, None, "stopped") is JobState.STOPPED
+    assert job_state({**ok, "last_status": "failed", "failed": 1}, None, "ok") is JobState.FAILING
+    assert job_state(ok, _http("a", **{"4xx": 3}), "ok") is JobState.FAILING  # no call got through
+    assert job_state(ok, _http("a", **{"2xx": 9, "5xx": 1}), "ok") is JobState.DEGRADED
+    assert job_state(ok, _http("a", **{"2xx": 9}), "late") is JobState.LATE
+    assert job_state({**ok, "runs": 0, "last_start": None}, None, "ok") is JobState.NEVER_RAN
+
+
+def test_the_board_puts_the_most_trouble_first_and_names_removed_jobs() -> None:
+    data = _data(
+        [_run(1, "a-ok"), _run(2, "b-key", last_status="succeeded"), _run(3, "c-paused", active=False),
+         _run(4, None, schedule=None), _run(5, "e-stopped", last_start=NOW - timedelta(hours=2))],
+        [_http("a-ok", **{"2xx": 12}), _http("b-key", **{"4xx": 12})],
+        {1: "ok", 2: "ok", 3: "inactive", 5: "stopped"},
+    )
+
+    board = health_board(data)
+
+    assert board.get_column("job").to_list() == ["e-stopped", "b-key", "c-paused", "a-ok", "jobid 4 (removed)"]
+    assert board.get_column("state").to_list()[:4] == ["🛑 stopped", "❌ failing", "⏸️ paused", "✅ ok"]
+    key = board.row(1, named=True)
+    assert (key["HTTP 2xx"], key["HTTP failed"], key["last error"]) == (0, 12, '{"error":"Invalid JWT"}')
+    ok = board.row(3, named=True)
+    assert (ok["schedule"], ok["last run"], ok["next run"]) == (SCHEDULE_WORDS, "3 min ago (succeeded)", "in 4 min")
+    assert board.row(2, named=True)["next run"] is None  # a paused job has no next run
+
+
+def test_an_interval_job_is_next_due_an_interval_after_its_last_start() -> None:
+    data = _data([_run(1, "every-30s", schedule="30 seconds", last_start=NOW - timedelta(seconds=10)),
+                  _run(2, "overdue", schedule="30 seconds", last_start=NOW - timedelta(seconds=50))], [], {})
+    board = health_board(data)
+    assert board.select("job", "schedule", "next run").rows() == [
+        ("every-30s", "Every 30 seconds", "in 20 s"), ("overdue", "Every 30 seconds", "due now")]
