@@ -30,7 +30,8 @@ def _():
 
 @app.cell
 def _():
-    p = runtime.params(manifest=None, env=None, dsn=None, apply=False, action="disable", job=None, secrets=False)
+    p = runtime.params(manifest=None, env=None, dsn=None, apply=False, action="disable", job=None, secrets=False,
+                       confirm=None)
     return (p,)
 
 
@@ -67,11 +68,19 @@ def _(ctx, p):
 
 
 @app.cell
-def _(action_choice, ctx, job_choice, secrets_box):
+def _(action_choice, ctx, job_choice, rollback_button, secrets_box):
     # NBVAL_IGNORE_OUTPUT
+    _ = rollback_button.value  # the preview is read again after each action
     plan = rollback.rollback_plan(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value)
     rollback.rollback_view(plan)
     return (plan,)
+
+
+@app.cell
+def _(action_choice, ctx, job_choice, p):
+    typed = rollback.confirm_box(action_choice.value, rollback.chosen_job(job_choice.value), ctx.project, p["confirm"])
+    typed
+    return (typed,)
 
 
 @app.cell
@@ -82,9 +91,10 @@ def _():
 
 
 @app.cell
-def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box):
+def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box, typed):
+    _missing = rollback.untyped(action_choice.value, rollback.chosen_job(job_choice.value), ctx.project, typed.value)
     _go = runtime.gate(runtime.confirmed(rollback_button, p), "Carry out", needed=not plan.nothing_to_do,
-                  idle="Nothing to do: every target is already in the wanted state.")
+                       idle="Nothing to do: every target is already in the wanted state.", missing=_missing)
     rollback.rollback(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value, _go).view()
     return
 

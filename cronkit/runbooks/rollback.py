@@ -96,6 +96,31 @@ class RollbackPlan:
         return not self.steps and self.error is None
 
 
+def name_to_type(action: str, job: str | None, project: str) -> str | None:
+    """What must be typed before a destructive action runs: the job for remove, the project for
+    teardown (a slip of the mouse must not tear down a project); None for pause and resume."""
+    if action == RollbackAction.REMOVE:
+        return job
+    if action == RollbackAction.TEARDOWN:
+        return project
+    return None
+
+
+def untyped(action: str, job: str | None, project: str, typed: str | None) -> str | None:
+    """What is still missing before a destructive action may run (None: nothing): the exact name."""
+    wanted = name_to_type(action, job, project)
+    if wanted is None or (typed or "").strip() == wanted:
+        return None
+    return f"Type **{esc(wanted)}** in the box above to confirm the {action} (headless: `--confirm {esc(wanted)}`)."
+
+
+def confirm_box(action: str, job: str | None, project: str, value: str | None = None) -> Any:
+    """The text box the name is typed into (shown only for remove and teardown)."""
+    wanted = name_to_type(action, job, project)
+    label = f"Type **{wanted}** to confirm the {action}" if wanted else "Nothing to type for this action"
+    return mo.ui.text(value=value or "", label=label, disabled=wanted is None, full_width=True)
+
+
 def _shown(conn: Conn, statements: Sequence[Statement]) -> str:
     return "\n".join(st.display(conn) + ";" for st in statements)
 

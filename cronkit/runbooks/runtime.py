@@ -234,14 +234,22 @@ class Gate:
         return self.ok
 
 
-def gate(go: bool, action: str, *, needed: bool = True, idle: str = "Nothing to do.") -> Gate:
+def gate(go: bool, action: str, *, needed: bool = True, idle: str = "Nothing to do.",
+         missing: str | None = None) -> Gate:
     """The apply gate: inside marimo, ``mo.stop`` the cell (and its descendants) unless ``go``.
 
     ``needed=False`` (the preview found nothing to change) lets the cell go on without stopping;
     the effect helper then changes nothing and shows ``idle``. Outside marimo ``mo.stop`` would
     raise into the cell, so the gate only answers, and the effect helper called with it does
     nothing when it is falsy (and says why: :data:`JUPYTER_GATE`).
+
+    ``missing`` names what the person must still do besides pressing the button (type a name):
+    while it is set, a press changes nothing and the cell says what is missing.
     """
+    if go and needed and missing:
+        if in_marimo():
+            mo.stop(True, say(f"**Not applied.** {missing} Nothing was changed."))
+        go = False
     if not go and needed and in_marimo():
         mo.stop(True, not_confirmed_note(action))
     return Gate(bool(go), action, needed, idle)

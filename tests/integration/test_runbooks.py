@@ -90,6 +90,11 @@ class Project:
         return f"{self.prefix}key"
 
     @property
+    def name(self) -> str:
+        """The manifest's project (what teardown asks to be typed)."""
+        return f"{self.prefix}rb"
+
+    @property
     def url_secret(self) -> str:
         return f"{self.prefix}url"
 
@@ -101,7 +106,7 @@ class Project:
         """Every parameter any runbook reads (each reads its own subset)."""
         base = {"manifest": str(self.manifest), "env": "sandbox", "dsn": self.dsn, "apply": False, "secret": None,
                 "secret_from_env": None, "wait_seconds": 10.0, "job": None, "hours": 1.0, "refresh": "1m",
-                "action": "disable", "secrets": False}
+                "action": "disable", "secrets": False, "confirm": None}
         return {**base, **overrides}
 
     def context(self) -> RunbookContext:
@@ -393,17 +398,23 @@ def test_rollback_previews_then_disables_enables_removes_and_tears_down_idempote
     assert job_row(p.dsn, p.health)["active"] is True
     assert job_row(p.dsn, p.guarded)["active"] is False
 
-    outputs, defs = run("rollback", p.params(apply=True, action="remove", job=p.guarded))
+    # remove and teardown run only once the job's or the project's name is typed
+    outputs, defs = run("rollback", p.params(apply=True, action="remove", job=p.guarded, confirm=p.health))
+    assert job_row(p.dsn, p.guarded) is not None
+    assert "in the box above to confirm the remove" in text(outputs) and f"--confirm {p.guarded}" in text(outputs)
+    outputs, defs = run("rollback", p.params(apply=True, action="remove", job=p.guarded, confirm=p.guarded))
     assert job_row(p.dsn, p.guarded) is None
     assert defs["after"]["job"].to_list() == [p.health]
 
     outputs, defs = run("rollback", p.params(apply=True, action="teardown", secrets=True))
+    assert job_row(p.dsn, p.health) is not None and "to confirm the teardown" in text(outputs)
+    outputs, defs = run("rollback", p.params(apply=True, action="teardown", secrets=True, confirm=p.name))
     assert job_row(p.dsn, p.health) is None
     assert defs["after"].is_empty()
     state = snapshot(p.dsn)
     assert not [s for s in state["secrets"] if s["name"].startswith(p.prefix)]
     assert not [f for f in state["functions"] if p.prefix.rstrip("_") in f["fn"]]
-    outputs, defs = run("rollback", p.params(apply=True, action="teardown", secrets=True))
+    outputs, defs = run("rollback", p.params(apply=True, action="teardown", secrets=True, confirm=p.name))
     assert defs["plan"].nothing_to_do
     assert snapshot(p.dsn) == state
 
