@@ -256,12 +256,14 @@ def run_table(data: MonitorData) -> pl.DataFrame:
 
 
 def http_table(data: MonitorData) -> pl.DataFrame:
-    """HTTP outcomes of each job's calls; only the outcome columns that occur (plus 2xx and pending)."""
-    present = [o for o in OUTCOMES if o in data.http.columns]
-    keep = [str(o) for o in present if o in (Outcome.OK, Outcome.PENDING) or data.http.get_column(o).sum()]
+    """HTTP outcomes of each job's calls, every outcome class a column (a zero says it did not
+    happen; a hidden column would not), the jobs with failed calls first, and the last error."""
+    outcomes = [str(o) for o in OUTCOMES]
     # An answer is an error only with an error time (monitor may fill last_error from a 2xx body).
     error = pl.when(pl.col("last_error_at").is_not_null()).then(pl.col("last_error")).otherwise(None)
-    return data.http.select("jobname", "requests", *keep, "last_error_at", error.alias("last_error")).sort("jobname")
+    failed = pl.sum_horizontal([pl.col(str(o)) for o in FAILED]).alias("failed")
+    return (data.http.select("jobname", "requests", *outcomes, "last_error_at", error.alias("last_error"))
+            .with_columns(failed).sort(["failed", "jobname"], descending=[True, False]).drop("failed"))
 
 
 def missed_table(data: MonitorData) -> pl.DataFrame:
@@ -327,4 +329,12 @@ def missed_chart(data: MonitorData) -> Any:
 
 
 def queue_chart(data: MonitorData) -> Any:
-    return charts.queue_chart(data.trend, title="Queues")
+    """Depth and oldest pending age over time; where there is no snapshot yet, why, instead of empty axes."""
+    if not data.trend.is_empty():
+        return charts.queue_chart(data.trend, title="Queues")
+    if data.queues.is_empty():
+        return say("No queue is declared: add `[[queues]]` to the manifest to chart a queue table's depth "
+                   "and oldest pending item.")
+    return say("No queue snapshot in this window yet, so there is no trend to draw (the table above is read now). "
+               "Add `[monitoring]` to the manifest and apply it: its `cronkit-queues` job records depth and age "
+               "every 5 minutes.")

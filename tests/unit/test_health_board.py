@@ -82,3 +82,22 @@ def test_an_interval_job_is_next_due_an_interval_after_its_last_start() -> None:
     board = health_board(data)
     assert board.select("job", "schedule", "next run").rows() == [
         ("every-30s", "Every 30 seconds", "in 20 s"), ("overdue", "Every 30 seconds", "due now")]
+
+
+def test_the_http_table_shows_every_outcome_class_and_the_failing_jobs_first() -> None:
+    from cronkit.runbooks.monitor import http_table
+
+    data = _data([], [_http("a-fine", **{"2xx": 5}), _http("z-key", **{"4xx": 2, "timeout": 1})], {})
+    table = http_table(data)
+    assert table.columns == ["jobname", "requests", *[str(o) for o in OUTCOMES], "last_error_at", "last_error"]
+    assert table.get_column("jobname").to_list() == ["z-key", "a-fine"]
+    assert table.row(0, named=True)["timeout"] == 1 and table.row(1, named=True)["last_error"] is None
+
+
+def test_a_queue_chart_without_snapshots_says_why_instead_of_drawing_empty_axes() -> None:
+    from cronkit.runbooks.monitor import queue_chart
+
+    data = _data([], [], {})
+    assert "No queue is declared" in queue_chart(data).text
+    declared = MonitorData(**{**data.__dict__, "queues": pl.DataFrame([{"queue": "public.q"}])})
+    assert "No queue snapshot in this window yet" in queue_chart(declared).text
