@@ -366,7 +366,16 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
         value = getpass.getpass(f"value for {args.name} (input hidden): ")
     else:
         value = sys.stdin.read().rstrip("\n")
-    config = _manifest(args).secrets if args.manifest else SecretsConfig(backend=args.backend)
+    if args.table and args.backend not in (None, "table"):
+        raise ConfigError(f"--table names a secrets table, but --backend is {args.backend}.",
+                          remedy="Drop --backend, or --table.")
+    if args.manifest:
+        config = _manifest(args).secrets
+    elif args.table or args.backend == "table":
+        config = SecretsConfig(backend="table", table=args.table or SecretsConfig.table,
+                               key_column=args.key_column, value_column=args.value_column)
+    else:
+        config = SecretsConfig(backend=args.backend or "vault")
     if not value:
         raise ConfigError(f"No value was given for secret {args.name!r}: nothing was stored.",
                           remedy="Pipe the value on stdin, type it at the prompt, or use --from-env VARIABLE.")
@@ -382,7 +391,8 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json({"name": args.name, "outcome": outcome, "value": mask(value)})
     else:
-        print(f"{outcome} secret {args.name!r} ({config.backend}) {mask(value)}")
+        where = f"table {config.table}" if config.backend == "table" else config.backend
+        print(f"{outcome} secret {args.name!r} ({where}) {mask(value)}")
     return 0
 
 

@@ -214,10 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
                  "store or rotate one secret (value from stdin, a hidden prompt, or --from-env; never an argument)",
                  "  cronkit secrets set service_role_key --manifest cronkit.toml   # hidden prompt\n"
                  "  printf %s \"$KEY\" | cronkit secrets set service_role_key --backend vault\n"
-                 "  cronkit secrets set service_role_key --from-env SUPABASE_SERVICE_ROLE_KEY\n")
+                 "  cronkit secrets set service_role_key --from-env SUPABASE_SERVICE_ROLE_KEY\n"
+                 "  cronkit secrets set service_role_key --table public.cron_secrets   # a secrets table\n")
     p.add_argument("name")
     p.add_argument("--manifest", help="take the backend from this manifest's [secrets]")
-    p.add_argument("--backend", default="vault", choices=["vault", "table", "guc"], help="backend when no manifest is given")
+    p.add_argument("--backend", default=None, choices=["vault", "table", "guc"],
+                   help="backend when no manifest is given (default vault; table with --table)")
+    p.add_argument("--table", help="the secrets table (implies --backend table), e.g. public.cron_secrets")
+    p.add_argument("--key-column", default="key", help="the table's name column (default key)")
+    p.add_argument("--value-column", default="value", help="the table's value column (default value)")
     p.add_argument("--from-env", help="read the value from this environment variable")
     p.add_argument("--description", default="", help="description stored with the secret (Vault)")
     db_args(p)

@@ -529,6 +529,19 @@ def backend_object(key: BackendKey) -> SecretBackend:
     return GucBackend(SecretsConfig(backend="guc", guc_prefix=key[1]))
 
 
+def store_command(key: BackendKey, name: str, manifest: Manifest | None = None) -> str:
+    """The command that stores secret ``name`` where the jobs read it — in the job's own backend,
+    never Vault for a table-backed job. With the manifest whose backend it is, its path says it all."""
+    if manifest is not None and backend_key(manifest.secrets) == key:
+        return f"cronkit secrets set {name} --manifest {manifest.path}"
+    if key[0] == "vault":
+        return f"cronkit secrets set {name} --backend vault"
+    if key[0] == "table":
+        columns = "" if key[2:] == ("key", "value") else f" --key-column {key[2]} --value-column {key[3]}"
+        return f"cronkit secrets set {name} --table {key[1]}{columns}"
+    return f"cronkit secrets set {name} --backend guc"  # as a superuser; app.settings.<name>
+
+
 def backend_label(key: BackendKey) -> str:
     if key[0] == "vault":
         return "Vault"

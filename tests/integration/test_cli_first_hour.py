@@ -153,3 +153,22 @@ def test_resuming_a_job_moves_where_missed_run_detection_starts(project: Project
 
     resumed = _updated_at(project, name)
     assert resumed > applied  # slots while it was paused are not expected: a deliberate pause is no missed run
+
+
+def test_secrets_set_stores_into_a_named_secrets_table(project: Project) -> None:
+    table = f"public.{project.prefix}secrets"
+    with cdb.connect(project.dsn, autocommit=True) as conn:
+        conn.execute(f"create table {table} (key text primary key, value text not null)")  # type: ignore[arg-type]
+    try:
+        stored = project.cli("secrets", "set", "k1", "--table", table, "--dsn", project.dsn, input=SECRET_VALUE)
+        assert stored.returncode == ExitCode.OK, output(stored)
+        assert f"(table {table})" in stored.stdout and SECRET_VALUE not in output(stored)
+        with cdb.connect(project.dsn, autocommit=True) as conn:
+            row = conn.execute(f"select value from {table} where key = 'k1'").fetchone()  # type: ignore[arg-type]
+        assert row == {"value": SECRET_VALUE}
+        clash = project.cli("secrets", "set", "k1", "--table", table, "--backend", "vault", "--dsn", project.dsn,
+                            input=SECRET_VALUE)
+        assert clash.returncode == ExitCode.CONFIG and "--table names a secrets table" in clash.stderr
+    finally:
+        with cdb.connect(project.dsn, autocommit=True) as conn:
+            conn.execute(f"drop table if exists {table}")  # type: ignore[arg-type]

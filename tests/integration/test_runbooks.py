@@ -511,6 +511,52 @@ def test_incident_walks_a_401_from_a_stale_key_with_evidence_and_fix(applied: Pr
     assert "guide 000" in shown
 
 
+@pytest.mark.parametrize("backend", ["table"])
+def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_the_job(applied: Project) -> None:
+    """The 401 of a job whose key lives in a secrets table: a Vault secret of the same name holding the
+    right key must not make the evidence say the key is fine, and the fix must store into the table."""
+    from cronkit.doctor import diagnose
+    from cronkit.secrets import VaultBackend
+    from tests.jobs_support import cli
+
+    p = applied
+    right = os.environ[p.key_variable]
+    ctx = p.context()
+    secret_store.store_secret(ctx, p.key, "stale-key-" + uuid.uuid4().hex, True)  # into the table
+    with cdb.connect(p.dsn) as conn:
+        VaultBackend().set(conn, p.key, right, "same name, another backend")
+        conn.commit()
+    try:
+        with cdb.connect(p.dsn) as conn:
+            from cronkit import jobs
+
+            jobs.run_now(conn, p.health)
+        job_checks.verify(ctx, 10)
+        with cdb.connect(p.dsn) as conn:
+            report = diagnose(conn, ctx.manifest, environment="sandbox", environ={})
+            conn.rollback()
+        [finding] = report.find("HTTP_UNAUTHORIZED", p.health)
+        [sent] = finding.evidence["auth_secrets"]
+        assert sent["backend"] == f"table public.{p.prefix}secrets" and sent["secret"] == p.key
+        command = f"cronkit secrets set {p.key} --manifest {p.manifest}"
+        assert sent["store_with"] == command and f"`{command}`" in finding.fix
+
+        fixed = cli(*command.split()[1:], "--dsn", p.dsn, cwd=p.manifest.parent, input=right)
+        assert fixed.returncode == 0, fixed.stderr
+        with cdb.connect(p.dsn) as conn:
+            jobs.run_now(conn, p.health)
+        job_checks.verify(ctx, 10)
+        with cdb.connect(p.dsn) as conn:
+            after = diagnose(conn, ctx.manifest, environment="sandbox", environ={})
+            conn.rollback()
+        recovered = after.find("HTTP_UNAUTHORIZED", p.health)
+        assert all(f.severity == "info" and f.evidence["recovered_at"] for f in recovered)  # the newest call got 2xx
+    finally:
+        with cdb.connect(p.dsn) as conn:
+            VaultBackend().delete(conn, p.key)
+            conn.commit()
+
+
 # -- Jupyter degradation -------------------------------------------------------------------------
 
 

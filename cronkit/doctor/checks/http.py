@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronkit.doctor.catalogue import CATALOGUE, check
-from cronkit.doctor.context import Context
+from cronkit.doctor.context import Context, backend_label, store_command
 from cronkit.doctor.hosts import container_hints, is_local_url
 from cronkit.doctor.model import Finding, Severity, Skip
 from cronkit.manifest import TEMPLATE
@@ -210,8 +210,14 @@ def _http_unauthorized(ctx: Context) -> Iterator[Finding]:
                 message += " " + "; ".join(
                     f"secret {a['secret']!r} ({a['fingerprint']}) differs from {a['source']} ({a['source_fingerprint']}): it is stale"
                     for a in stale) + "."
-            fix = ("Store the current key: `cronkit secrets set NAME` (or re-run `cronkit apply`, which re-syncs secrets "
-                   "with [secrets.sources]); for sb_secret_ keys send apikey and set verify_jwt = false.")
+            sent = [a for a in auth if a.get("store_with")]
+            if sent:
+                message += " The key it sends: " + "; ".join(
+                    f"secret {a['secret']!r} in {a['backend']} ({a['state']}, updated {a['updated_at'] or 'never'})"
+                    for a in sent) + "."
+            stores = " and ".join(f"`{a['store_with']}`" for a in sent) or "`cronkit secrets set NAME`"
+            fix = (f"Store the current key where the job reads it: {stores} (or re-run `cronkit apply`, which re-syncs "
+                   "secrets with [secrets.sources]); for sb_secret_ keys send apikey and set verify_jwt = false.")
         else:
             message = (f"{head} 401 from the function's own check (the body names neither a missing header nor an "
                        "invalid JWT): the shared secret it expects (CRON_SECRET, a scheduler token) does not match.")
@@ -244,11 +250,16 @@ def _auth_secrets(ctx: Context, job: str) -> list[dict[str, Any]]:
             names += [name for kind, name in TEMPLATE.findall(template) if kind == "secret"]
     if not names:
         return []
-    statuses = {name: status for (backend, name), status in ctx.safe_statuses().items()}
+    # the backend this job reads each secret from (a Vault secret of the same name is another secret)
+    backends = {need.name: need.backend for need in ctx.secret_needs() if job in need.jobs}
+    statuses = ctx.safe_statuses()
     result = []
     for name in dict.fromkeys(names):
-        status = statuses.get(name)
-        entry: dict[str, Any] = {"secret": name, "state": status.state if status else "unknown",
+        key = backends.get(name)
+        status = statuses.get((key, name)) if key is not None else None
+        entry: dict[str, Any] = {"secret": name, "backend": backend_label(key) if key else "unknown",
+                                 "store_with": store_command(key, name, ctx.manifest) if key else None,
+                                 "state": status.state if status else "unknown",
                                  "length": status.length if status else None,
                                  "fingerprint": status.fingerprint if status else None,
                                  "updated_at": status.updated_at if status else None}

@@ -10,7 +10,7 @@ from typing import Any
 
 from cronkit.db import DatabaseError
 from cronkit.doctor.catalogue import check
-from cronkit.doctor.context import Context, backend_label, ident
+from cronkit.doctor.context import Context, backend_label, ident, store_command
 from cronkit.doctor.model import Finding, Severity, Skip
 from cronkit.recover import MissingSecret
 from cronkit.redact import KEY_PATTERN, fingerprint, mask
@@ -37,7 +37,7 @@ def _secret_findings(ctx: Context, state: str, code: str) -> Iterator[Finding]:
                                         "return_message": (r["return_message"] or "").strip()[:200]} for r in runs[:3]]
         job = need.jobs[0] if len(need.jobs) == 1 else None
         jobs = ", ".join(repr(j) for j in need.jobs[:8]) + (" …" if len(need.jobs) > 8 else "")
-        set_cmd = f"cronkit secrets set {need.name}"
+        set_cmd = store_command(need.backend, need.name, ctx.manifest)
         if need.backend[0] == "vault":
             manual = f"select vault.create_secret('<value>', '{need.name}');"
         elif need.backend[0] == "table":
