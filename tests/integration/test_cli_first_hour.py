@@ -172,3 +172,10 @@ def test_secrets_set_stores_into_a_named_secrets_table(project: Project) -> None
     finally:
         with cdb.connect(project.dsn, autocommit=True) as conn:
             conn.execute(f"drop table if exists {table}")  # type: ignore[arg-type]
+
+
+def test_import_with_nothing_to_import_says_so_instead_of_printing_an_empty_manifest(project: Project) -> None:
+    result = project.cli("import", "--match", f"^{project.prefix}nothing-matches-this$", "--dsn", project.dsn)
+
+    assert result.returncode == ExitCode.PROBLEMS and result.stdout == ""
+    assert "There is no job to import" in result.stderr and "cronkit status" in result.stderr
