@@ -142,6 +142,20 @@ def in_marimo() -> bool:
     return runtime_mode() in ("edit", "run", "script")
 
 
+def offline_charts_in_jupyter() -> bool:
+    """In a Jupyter kernel, draw altair charts as embedded SVG (rendered by vl-convert, in process)
+    instead of HTML that loads vega from a CDN: an exported notebook opened offline, or printed,
+    still shows its charts. True when it switched. marimo draws charts itself and is left alone."""
+    if in_marimo() or "ipykernel" not in sys.modules:
+        return False
+    import altair as alt
+
+    alt.renderers.enable("svg")
+    return True
+
+
+offline_charts_in_jupyter()
+
 #: True while :func:`reporting` runs a runbook: the report shows the outputs, nothing is printed
 _reporting = False
 

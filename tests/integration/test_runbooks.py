@@ -649,3 +649,8 @@ def test_no_secret_value_appears_in_any_output_report_or_notebook(project: Proje
     for where, content in seen.items():
         assert canary not in content, f"a secret value leaked into {where}"
     assert not list(ROOT.glob("runbooks/__marimo__/**/*")), "a run left marimo session files next to the runbooks"
+    # the Jupyter rendition carries its charts as images: it opens (and prints) without a network
+    exported = json.loads(seen["monitor.ipynb"])
+    kinds = [kind for cell in exported["cells"] for out in cell.get("outputs", []) for kind in out.get("data", {})]
+    assert kinds.count("image/svg+xml") >= 3 and "application/vnd.vegalite.v5+json" not in kinds
+    assert "cdn.jsdelivr" not in seen["monitor.ipynb"] and "<script" not in seen["monitor.ipynb"].split('"outputs"', 1)[-1]
