@@ -526,16 +526,20 @@ def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_
     with cdb.connect(p.dsn) as conn:
         VaultBackend().set(conn, p.key, right, "same name, another backend")
         conn.commit()
-    try:
-        with cdb.connect(p.dsn) as conn:
-            from cronkit import jobs
+    def call_then_diagnose() -> Any:
+        """Run the job once, wait for its answer, and ask the doctor."""
+        from cronkit import jobs
 
+        with cdb.connect(p.dsn) as conn:
             jobs.run_now(conn, p.health)
         job_checks.verify(ctx, 10)
         with cdb.connect(p.dsn) as conn:
             report = diagnose(conn, ctx.manifest, environment="sandbox", environ={})
             conn.rollback()
-        [finding] = report.find("HTTP_UNAUTHORIZED", p.health)
+        return report.find("HTTP_UNAUTHORIZED", p.health)
+
+    try:
+        [finding] = call_then_diagnose()
         [sent] = finding.evidence["auth_secrets"]
         assert sent["backend"] == f"table public.{p.prefix}secrets" and sent["secret"] == p.key
         command = f"cronkit secrets set {p.key} --manifest {p.manifest}"
@@ -543,13 +547,7 @@ def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_
 
         fixed = cli(*command.split()[1:], "--dsn", p.dsn, cwd=p.manifest.parent, input=right)
         assert fixed.returncode == 0, fixed.stderr
-        with cdb.connect(p.dsn) as conn:
-            jobs.run_now(conn, p.health)
-        job_checks.verify(ctx, 10)
-        with cdb.connect(p.dsn) as conn:
-            after = diagnose(conn, ctx.manifest, environment="sandbox", environ={})
-            conn.rollback()
-        recovered = after.find("HTTP_UNAUTHORIZED", p.health)
+        recovered = call_then_diagnose()
         assert all(f.severity == "info" and f.evidence["recovered_at"] for f in recovered)  # the newest call got 2xx
     finally:
         with cdb.connect(p.dsn) as conn:
