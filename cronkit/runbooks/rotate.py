@@ -50,14 +50,14 @@ class Rotation:
     runs: tuple[tuple[str, str], ...]  # (job, manual run result)
 
     def view(self) -> mo.Html:
-        first = self.change.view().text
+        first = self.change.view()  # already rendered: stacked, never pasted into markdown as text
         if not self.change.stored and self.change.outcome != "unchanged":
-            return say(first)
+            return first
         lines = []
         if self.change.outcome == "unchanged":
             lines.append("The stored value already was this one: no job was run again.")
         lines += [f"- manual run of **{esc(job)}**: {esc(result)}" for job, result in self.runs]
-        return say(first + "\n\n" + "\n".join(lines))
+        return mo.vstack([first, say("\n".join(lines))]) if lines else first
 
 
 def rotate(ctx: RunbookContext, name: str | None, value: str | None, ok: bool | Gate) -> Rotation | NotApplied:
@@ -168,15 +168,24 @@ def rotation_view(check: pl.DataFrame, name: str | None) -> mo.Html:
         return mo.md(f"No job reads **{name}**.")
     failed = check.filter(pl.col("manual_check").str.starts_with("failed") | pl.col("next_scheduled").str.starts_with("failed"))
     waiting = check.filter(pl.col("manual_check").str.starts_with("waiting") | pl.col("next_scheduled").str.starts_with("waiting"))
+    # a guarded job with nothing to do made no call: the value is not verified for it
+    unverified = check.filter(pl.col("manual_check").str.starts_with("skipped")).get_column("job").to_list()
+    since = check.get_column("since").min()
+    stored = f"the value stored at {since:%Y-%m-%d %H:%M} UTC" if since is not None else "the stored value"
     if not failed.is_empty():
-        verdict = ("❌ A job fails with the stored value. Put the previous value back (rotate again with it) or fix the key, "
+        verdict = (f"❌ A job fails with {stored}. Put the previous value back (rotate again with it) or fix the key, "
                    "and do **not** revoke the old key at the provider yet.")
     elif not waiting.is_empty():
         verdict = ("⏳ So far so good; waiting for "
                    + ", ".join(f"{r['job']} ({r['next_scheduled'] if r['manual_check'] == 'ok' else r['manual_check']})"
                                for r in waiting.iter_rows(named=True))
                    + ". Re-run this cell after the next scheduled run.")
+    elif len(unverified) == check.height:
+        verdict = (f"— Not verified: no job that reads **{esc(name)}** has called out with {stored} (their guards find "
+                   "nothing to do). Keep the old key until one has.")
     else:
-        verdict = ("✅ Every job works with the new value, manually and on schedule. "
-                   "Now revoke the old key at the provider (guide 003 step 5).")
+        verdict = (f"✅ Every job that called out since works with {stored}, manually and on schedule. If that was "
+                   "your rotation, revoke the old key at the provider now (guide 003 step 5).")
+        if unverified:
+            verdict += f" Not verified yet: {esc(', '.join(unverified))} (nothing to do, so no call)."
     return mo.vstack([say(verdict), check])
