@@ -225,8 +225,9 @@ def _():
 @app.cell
 def _(apply_button, ctx, p, run_once_button):
     _ = apply_button.value
-    _go = runtime.gate(runtime.confirmed(run_once_button, p), "Run each job once now", needed=job_checks.manual_run_needed(ctx),
-                  idle="Nothing to run: no HTTP job is waiting for its first answer (or its guard has no work).")
+    _needed = job_checks.manual_run_needed(ctx)
+    _go = runtime.gate(runtime.confirmed(run_once_button, p), "Run each job once now", needed=_needed,
+                       idle="" if _needed else job_checks.manual_run_idle(ctx), idle_mark="—")
     job_checks.manual_run(ctx, _go).view()
     return
 

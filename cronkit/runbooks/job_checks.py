@@ -168,6 +168,18 @@ def manual_run_needed(ctx: RunbookContext) -> bool:
     return any(m.jobname not in skip for m in managed)
 
 
+def manual_run_idle(ctx: RunbookContext) -> str:
+    """Why there is nothing to run, as it is: nothing applied yet, or every HTTP job verified or idle."""
+    managed, skip = _untested(ctx)
+    if not managed:
+        return "Nothing to run yet: no HTTP job of this project is in the database (apply the plan first)."
+    idle = [m.jobname for m in managed if skip.get(m.jobname, "").startswith("not run")]
+    if idle:
+        return (f"Nothing to run: {', '.join(idle)} find(s) nothing to do (guard), so a run would call nothing; "
+                "the others already got a 2xx since they were applied.")
+    return "Nothing to run: every HTTP job already got a 2xx answer since it was applied."
+
+
 def manual_run(ctx: RunbookContext, ok: bool | Gate) -> ManualRun | NotApplied:
     """Run each HTTP job of the project once now, unless it already had a 2xx answer since it was
     (re)applied: re-running the runbook does not call the functions again."""

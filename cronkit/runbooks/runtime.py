@@ -243,13 +243,16 @@ class Gate:
     action: str
     needed: bool = True
     idle: str = "Nothing to do."
+    #: how ``idle`` is marked: ✅ when nothing is needed because the state is verified, — when
+    #: nothing can be done yet (nothing applied, no work): that verifies nothing
+    idle_mark: str = "✅"
 
     def __bool__(self) -> bool:
         return self.ok
 
 
 def gate(go: bool, action: str, *, needed: bool = True, idle: str = "Nothing to do.",
-         missing: str | None = None) -> Gate:
+         missing: str | None = None, idle_mark: str = "✅") -> Gate:
     """The apply gate: inside marimo, ``mo.stop`` the cell (and its descendants) unless ``go``.
 
     ``needed=False`` (the preview found nothing to change) lets the cell go on without stopping;
@@ -266,7 +269,7 @@ def gate(go: bool, action: str, *, needed: bool = True, idle: str = "Nothing to 
         go = False
     if not go and needed and in_marimo():
         mo.stop(True, not_confirmed_note(action))
-    return Gate(bool(go), action, needed, idle)
+    return Gate(bool(go), action, needed, idle, idle_mark)
 
 
 @dataclass(frozen=True)
@@ -276,14 +279,15 @@ class NotApplied:
     action: str
     needed: bool = True
     idle: str = "Nothing to do."
+    idle_mark: str = "✅"
 
     @classmethod
     def of(cls, ok: bool | Gate, action: str) -> NotApplied:
         if isinstance(ok, Gate):
-            return cls(ok.action, ok.needed, ok.idle)
+            return cls(ok.action, ok.needed, ok.idle, ok.idle_mark)
         return cls(action)
 
     def view(self) -> mo.Html:
         if not self.needed:
-            return say(f"✅ {self.idle}")
+            return say(f"{self.idle_mark} {self.idle}")
         return not_confirmed_note(self.action)

@@ -335,7 +335,8 @@ def apply_plan(ctx: RunbookContext, ok: bool | Gate) -> ApplyOutcome | NotApplie
 # -- step 6: the success checklist ---------------------------------------------------------------
 
 CHECKLIST_SCHEMA: dict[str, Any] = {"step": pl.String, "status": pl.String, "detail": pl.String}
-_MARK = {"done": "✅", "todo": "❌", "waiting": "⏳"}
+#: done and verified · failed or missing · waiting for pg_cron · nothing to do yet (so not verified)
+_MARK = {"done": "✅", "todo": "❌", "waiting": "⏳", "idle": "—"}
 
 
 def answered_state(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -349,7 +350,7 @@ def answered_state(row: Mapping[str, Any]) -> tuple[str, str]:
     if last == Outcome.OK:
         return "done", detail
     if last == NO_REQUEST and row["work"] == "nothing to do":
-        return "done", "its guard finds nothing to do, so it calls nothing until there is work"
+        return "idle", "no call yet: its guard finds nothing to do, so its key and endpoint are not verified"
     return "waiting", detail
 
 
@@ -390,6 +391,9 @@ def checklist_view(items: pl.DataFrame) -> mo.Html:
     lines = [f"- {_MARK[r['status']]} {esc(r['step'])}" for r in items.iter_rows(named=True)]
     todo = items.filter(pl.col("status") == "todo").height
     waiting = items.filter(pl.col("status") == "waiting").height
+    idle = items.filter(pl.col("status") == "idle").height
     verdict = ("**All done.**" if not todo and not waiting else
                f"**{todo} to do, {waiting} waiting** (waiting items complete on their own: pg_cron fires on the minute).")
+    if idle:
+        verdict += f" {idle} item(s) had nothing to do yet (—): not verified until there is work."
     return say("### Success checklist\n\n" + "\n".join(lines) + "\n\n" + verdict)

@@ -314,6 +314,8 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
     assert (health["http_2xx"], health["http_failed"], health["http_pending"]) == (1, 0, 0)
     assert verification.filter(pl.col("job") == project.guarded)["work"].to_list() == ["nothing to do"]
     checks = statuses(defs["checks"])
+    # the guarded job made no call: its endpoint is "nothing to do yet", never "done"
+    assert checks.pop(f"{project.guarded} answered by its endpoint") == "idle"
     assert {v for k, v in checks.items() if "ran on schedule" not in k} == {"done"}
     assert {v for k, v in checks.items() if "ran on schedule" in k} == {"waiting"}
     assert setup.preview_plan(project.context()).changes == 0

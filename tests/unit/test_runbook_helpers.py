@@ -175,3 +175,19 @@ def test_the_store_preview_shows_the_statements_with_the_mask_in_place_of_the_va
     assert shown.count(mask(value)) == 1 and "'service_role_key'" in shown and value not in shown
     assert "FROM STDIN" in shown and "not logged" in shown
     assert "-- when present" in shown and "-- when absent" in shown
+
+
+def test_a_guard_with_nothing_to_do_leaves_the_endpoint_unverified_not_done() -> None:
+    status, detail = setup.answered_state({"last_http": job_checks.NO_REQUEST, "http": "no request yet",
+                                           "work": "nothing to do"})
+    assert status == "idle" and "not verified" in detail
+    items = pl.DataFrame([{"step": "a answered by its endpoint", "status": status, "detail": detail}],
+                         schema=setup.CHECKLIST_SCHEMA)
+    assert "— a answered by its endpoint" in setup.checklist_view(items).text
+    assert "not verified until there is work" in setup.checklist_view(items).text
+
+
+def test_an_idle_step_is_marked_as_nothing_to_do_not_as_done() -> None:
+    idle = runtime.NotApplied.of(runtime.gate(False, "Run", needed=False, idle="Nothing to run yet.", idle_mark="—"), "Run")
+    assert "— Nothing to run yet." in idle.view().text and "✅" not in idle.view().text
+    assert "✅ Nothing to do." in runtime.NotApplied.of(runtime.gate(False, "Apply", needed=False), "Apply").view().text
