@@ -101,8 +101,10 @@ def _(ctx, server):
 
 
 @app.cell
-def _():
-    ext_button = mo.ui.run_button(kind="danger", label="Enable extensions")
+def _(ext):
+    _idle = not steps.extensions_needed(ext)  # a button with nothing to do is greyed out
+    ext_button = mo.ui.run_button(kind="danger", label="Enable extensions", disabled=_idle,
+                                  tooltip="every extension is enabled: nothing to do" if _idle else None)
     ext_button
     return (ext_button,)
 
@@ -190,8 +192,10 @@ def _(plan):
 
 
 @app.cell
-def _():
-    apply_button = mo.ui.run_button(kind="danger", label="Apply")
+def _(plan):
+    _idle = not (plan.changes > 0 or plan.problems)
+    apply_button = mo.ui.run_button(kind="danger", label="Apply", disabled=_idle,
+                                    tooltip="the database already matches the manifest: nothing to do" if _idle else None)
     apply_button
     return (apply_button,)
 

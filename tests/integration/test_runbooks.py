@@ -301,6 +301,7 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
     assert "SELECT cron.schedule(" in shown
     assert statuses(defs["checks"])[f"wrapper of {project.health} created"] == "todo"
     assert requests_of(project.dsn, project.health) == 0
+    assert "disabled='true'" not in defs["apply_button"].text  # work to do: the button is live
 
     # Confirmed: secret stored, plan applied, each HTTP job run once and answered.
     outputs, defs = run("setup", project.params(apply=True, secret=project.key, secret_from_env=project.key_variable))
@@ -327,6 +328,8 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
     outputs, defs = run("setup", project.params(apply=True, secret=project.key, secret_from_env=project.key_variable))
     assert snapshot(project.dsn) == after
     assert defs["plan"].changes == 0
+    # buttons with nothing to do are greyed out
+    assert "disabled='true'" in defs["apply_button"].text and "disabled='true'" in defs["ext_button"].text
     assert requests_of(project.dsn, project.health) == 1
     shown = text(outputs)
     assert "Nothing to do: the database already matched the manifest; nothing was changed" in shown
