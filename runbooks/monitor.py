@@ -37,7 +37,7 @@ def _(p):
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = context.resolve(p, manifest_required=False)
+    ctx = context.resolve_or_stop(p, manifest_required=False)
     context.view(ctx)
     return (ctx,)
 

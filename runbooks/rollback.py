@@ -45,7 +45,7 @@ def _(p):
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = context.resolve(p)
+    ctx = context.resolve_or_stop(p)
     context.view(ctx)
     return (ctx,)
 
@@ -84,8 +84,8 @@ def _(action_choice, ctx, job_choice, p):
 
 
 @app.cell
-def _():
-    rollback_button = mo.ui.run_button(kind="danger", label="Carry out")
+def _(action_choice):
+    rollback_button = mo.ui.run_button(kind="danger", label=f"Carry out: {action_choice.value}")
     rollback_button
     return (rollback_button,)
 

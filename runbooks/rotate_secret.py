@@ -43,7 +43,7 @@ def _(p):
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = context.resolve(p)
+    ctx = context.resolve_or_stop(p)
     context.view(ctx)
     return (ctx,)
 
@@ -98,8 +98,8 @@ def _(ctx, p, secret_choice, secret_input):
 
 
 @app.cell
-def _():
-    rotate_button = mo.ui.run_button(kind="danger", label="Rotate")
+def _(secret_choice):
+    rotate_button = mo.ui.run_button(kind="danger", label="Rotate", disabled=not secret_choice.value)
     rotate_button
     return (rotate_button,)
 
@@ -125,8 +125,8 @@ def _():
 
 
 @app.cell
-def _():
-    check_button = mo.ui.run_button(label="Check again")
+def _(secret_choice):
+    check_button = mo.ui.run_button(label="Check again", disabled=not secret_choice.value)
     check_button
     return (check_button,)
 

@@ -39,7 +39,7 @@ def _(p):
 @app.cell
 def _(p):
     # NBVAL_IGNORE_OUTPUT
-    ctx = context.resolve(p)
+    ctx = context.resolve_or_stop(p)
     context.view(ctx)
     return (ctx,)
 
@@ -220,8 +220,11 @@ def _():
 
 
 @app.cell
-def _():
-    run_once_button = mo.ui.run_button(kind="danger", label="Run each job once now")
+def _(apply_button, ctx):
+    _ = apply_button.value  # asked again after applying
+    _idle = not job_checks.manual_run_needed(ctx)
+    run_once_button = mo.ui.run_button(kind="danger", label="Run each job once now", disabled=_idle,
+                                       tooltip="no HTTP job is waiting for a first answer" if _idle else None)
     run_once_button
     return (run_once_button,)
 

@@ -20,7 +20,7 @@ from cronkit.errors import ConfigError, CronkitError
 from cronkit.manifest import Manifest, load_manifest, parse_manifest
 from cronkit.redact import Scrubber
 from cronkit.registry import ManagedJob
-from cronkit.runbooks.runtime import say
+from cronkit.runbooks.runtime import esc, in_marimo, say
 from cronkit.secrets import SecretStatus, backend_for
 
 #: statement_timeout of every read a runbook does
@@ -85,6 +85,19 @@ def resolve(p: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
             remedy=f"Pass --env with one of: {', '.join(sorted(manifest.environments))}.",
         )
     return RunbookContext(dsn=settings.database_url, manifest=manifest, environment=environment, environ=settings.values)
+
+
+def resolve_or_stop(p: Mapping[str, Any], *, manifest_required: bool = True) -> RunbookContext:
+    """:func:`resolve`, and in marimo a clear stop instead of an error cell when it cannot be done
+    (no manifest, a broken one, an unknown environment): the message and its fix, and every cell
+    that needs the context waits (no empty sections, no live buttons)."""
+    try:
+        return resolve(p, manifest_required=manifest_required)
+    except CronkitError as exc:
+        if not in_marimo():
+            raise
+        mo.stop(True, say(f"❌ {esc(exc.message)}\n\n**Fix:** {esc(exc.remedy or '')}"))
+        raise  # mo.stop raises; this line is for type checkers
 
 
 def view(ctx: RunbookContext) -> mo.Html:

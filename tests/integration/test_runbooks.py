@@ -286,6 +286,15 @@ def test_each_runbook_has_one_config_cell_that_defines_only_p(path: Path) -> Non
 # -- setup ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["setup", "rotate_secret", "rollback"])
+def test_a_runbook_without_a_manifest_says_so_and_shows_no_empty_sections_or_live_buttons(project: Project, name: str) -> None:
+    outputs, defs = run(name, project.params(manifest=None, apply=True))
+
+    shown = text(outputs)
+    assert "No manifest: this runbook works on the jobs a manifest declares." in shown and "--manifest" in shown
+    assert "ctx" not in defs and not [k for k in defs if k.endswith("_button")]
+
+
 @pytest.mark.parametrize("backend", ["vault", "table"])
 def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_nothing_to_do(project: Project) -> None:
     before = snapshot(project.dsn)
