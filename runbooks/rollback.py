@@ -93,7 +93,7 @@ def _(action_choice):
 @app.cell
 def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box, typed):
     _missing = rollback.untyped(action_choice.value, rollback.chosen_job(job_choice.value), ctx.project, typed.value)
-    _go = runtime.gate(runtime.confirmed(rollback_button, p), "Carry out", needed=not plan.nothing_to_do,
+    _go = runtime.gate(runtime.confirmed(rollback_button, p), f"Carry out: {action_choice.value}", needed=not plan.nothing_to_do,
                        idle="Nothing to do: every target is already in the wanted state.", missing=_missing)
     rollback.rollback(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value, _go).view()
     return

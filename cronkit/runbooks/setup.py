@@ -277,6 +277,10 @@ def preview_plan(ctx: RunbookContext) -> PlanPreview:
     )
 
 
+#: how a step's SQL is shown: its own scroll box, at most ~30 lines high, never wider than the page
+_SQL_BOX = "max-height: 30em; max-width: 100%; overflow: auto; white-space: pre; font-size: 0.85em"
+
+
 def plan_view(plan: PlanPreview) -> mo.Html:
     if plan.error:
         return say(f"❌ No plan yet:\n\n```\n{plan.error}\n```\n\nFix the steps above first.")
@@ -295,9 +299,12 @@ def plan_view(plan: PlanPreview) -> mo.Html:
         if step["action"] == "unchanged":
             continue
         title = html.escape(f"{step['action']} {step['job'] or ''} — {step['detail']}", quote=False)
-        body = html.escape("\n".join(step["sql"]) or "(runs through the secret backend; the value is a bind parameter)",
+        statements = [text if text.rstrip().endswith(";") else text.rstrip() + ";" for text in step["sql"]]
+        body = html.escape("\n".join(statements) or "(runs through the secret backend; the value is a bind parameter)",
                            quote=False)
-        blocks.append(f"<details><summary>{title}</summary><pre><code class='language-sql'>{body}</code></pre></details>")
+        # a long wrapper scrolls inside its own box instead of running past the page's right edge
+        blocks.append(f"<details><summary>{title}</summary><pre style='{_SQL_BOX}'><code class='language-sql'>"
+                      f"{body}</code></pre></details>")
     summary = say("\n\n".join(parts))
     return mo.vstack([summary, mo.Html("\n".join(blocks))] if blocks else [summary])
 

@@ -191,3 +191,11 @@ def test_an_idle_step_is_marked_as_nothing_to_do_not_as_done() -> None:
     idle = runtime.NotApplied.of(runtime.gate(False, "Run", needed=False, idle="Nothing to run yet.", idle_mark="—"), "Run")
     assert "— Nothing to run yet." in idle.view().text and "✅" not in idle.view().text
     assert "✅ Nothing to do." in runtime.NotApplied.of(runtime.gate(False, "Apply", needed=False), "Apply").view().text
+
+
+def test_each_plan_step_shows_its_sql_terminated_in_a_box_that_scrolls() -> None:
+    preview = setup.PlanPreview("p", "prod", {"create": 1, "update": 0, "remove": 0, "unchanged": 0, "setup": 0,
+                                               "secret": 0}, (), (), ({"action": "create", "job": "j", "detail": "d",
+                                                                       "sql": ["SELECT 1", "SELECT 2;"]},), ())
+    shown = setup.plan_view(preview).text
+    assert "SELECT 1;\nSELECT 2;" in shown and "overflow: auto" in shown and "max-width: 100%" in shown
