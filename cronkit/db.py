@@ -29,6 +29,7 @@ from cronkit.errors import (
     ExtensionMissing,
     PrivilegeError,
 )
+from cronkit.text import first_line
 
 APPLICATION_NAME = "cronkit"
 
@@ -139,7 +140,7 @@ def error_summary(exc: BaseException) -> str:
     """What an error says, safe to show: a server error's first message line only (its DETAIL,
     CONTEXT and the statement text quoted around a position can hold values); other errors' text."""
     if isinstance(exc, psycopg.Error):
-        return _first_line(exc.diag.message_primary or str(exc))
+        return first_line(exc.diag.message_primary or str(exc))
     return str(exc)
 
 
@@ -191,19 +192,14 @@ def connect(
             **kwargs,
         )
     except psycopg.OperationalError as exc:
-        reason = _first_line(str(exc)).replace(dsn, redact_dsn(dsn))
+        reason = first_line(str(exc)).replace(dsn, redact_dsn(dsn))
         raise ConnectionFailed(f"Could not connect to {redact_dsn(dsn)}: {reason}") from None
     except psycopg.ProgrammingError as exc:
         # a malformed URL is configuration, not an unreachable server; never echo it (it may hold a password)
-        reason = _first_line(str(exc)).replace(dsn, redact_dsn(dsn)) if dsn else _first_line(str(exc))
+        reason = first_line(str(exc)).replace(dsn, redact_dsn(dsn)) if dsn else first_line(str(exc))
         raise ConfigError(f"The database URL is malformed: {reason}",
                           remedy="Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special "
                           "characters in the password), in DATABASE_URL, .env or --dsn.") from None
-
-
-def _first_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0] if text else text
 
 
 @contextlib.contextmanager
@@ -225,7 +221,7 @@ def translated(action: str) -> Iterator[None]:
             raise ExtensionMissing(f"Could not {action}: {message} (is {missing} installed?)") from exc
         raise CronkitError(f"Could not {action}: {message}") from exc
     except psycopg.OperationalError as exc:
-        raise ConnectionFailed(f"Could not {action}: {_first_line(str(exc))}") from exc
+        raise ConnectionFailed(f"Could not {action}: {first_line(str(exc))}") from exc
     except psycopg.Error as exc:
         raise CronkitError(f"Could not {action}: {error_summary(exc)}") from exc
 

@@ -32,6 +32,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from cronkit.redact import KEY_PATTERN
+from cronkit.text import error_line
 
 #: where a secret lives, as the doctor names backends: ("vault",), ("table", "schema.table", key, value), ("guc", prefix)
 BackendKey = tuple[str, ...]
@@ -287,7 +288,7 @@ class _Reader:
         try:
             [tree] = parse_plpgsql(function.definition)
         except (ParseError, ValueError) as exc:
-            raise Unsupported(f"{where}() is not a PL/pgSQL function cronkit can read ({_first_line(exc)})") from None
+            raise Unsupported(f"{where}() is not a PL/pgSQL function cronkit can read ({error_line(exc)})") from None
         create = parse_sql(function.definition)[0].stmt
         names = [p.name for p in (create.parameters or ()) if p.mode is None or p.mode.name in ("FUNC_PARAM_IN", "FUNC_PARAM_DEFAULT")]
         args = list(call.args or ())
@@ -632,7 +633,7 @@ def _single_select(text: str, where: str) -> ast.SelectStmt:
     try:
         statements = parse_sql(text)
     except ParseError as exc:
-        raise Unsupported(f"{where} is not SQL cronkit can parse ({_first_line(exc)})") from None
+        raise Unsupported(f"{where} is not SQL cronkit can parse ({error_line(exc)})") from None
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
         raise Unsupported(f"{where} is not a single SELECT")
     select = statements[0].stmt
@@ -793,7 +794,3 @@ def _key_name(job: str, index: int) -> str:
 
 def _statement_name(kind: str) -> str:
     return kind.removeprefix("PLpgSQL_stmt_").replace("_", " ")
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,4 +1,4 @@
-"""How cronkit words numbers for people: the one humanizer of durations."""
+"""How cronkit words things for people: durations, and an error in one line."""
 
 from __future__ import annotations
 
@@ -15,3 +15,16 @@ def human_duration(delta: timedelta) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds / 3600:.1f} h"
     return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds / 86400:.1f} days"
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text`` (stripped), or ``""``."""
+    text = text.strip()
+    return text.splitlines()[0] if text else text
+
+
+def error_line(exc: BaseException) -> str:
+    """An error in one line: a server error's primary message, another error's text, first line
+    only (a DETAIL, CONTEXT or quoted statement below it can hold values); its type when empty."""
+    diag = getattr(exc, "diag", None)
+    return first_line(getattr(diag, "message_primary", None) or str(exc)) or type(exc).__name__

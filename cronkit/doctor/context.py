@@ -20,6 +20,7 @@ from cronkit.manifest import JobSpec, Manifest, SecretsConfig
 from cronkit.monitor import missed
 from cronkit.queries import query
 from cronkit.redact import scrub
+from cronkit.text import error_line
 from cronkit.secrets import (
     GucBackend,
     SecretBackend,
@@ -555,23 +556,17 @@ def reason(exc: BaseException, facts: ServerFacts) -> str:
     if isinstance(exc, Skip):
         return str(exc)
     if isinstance(exc, db.sqlstate.InsufficientPrivilege):
-        return f"role {facts.role!r} lacks a privilege: {_first_line(exc)}"
+        return f"role {facts.role!r} lacks a privilege: {error_line(exc)}"
     if isinstance(exc, db.sqlstate.QueryCanceled):
-        return f"a query took longer than the doctor's statement_timeout: {_first_line(exc)}"
+        return f"a query took longer than the doctor's statement_timeout: {error_line(exc)}"
     if isinstance(exc, (db.sqlstate.UndefinedTable, db.sqlstate.UndefinedFunction, db.sqlstate.InvalidSchemaName,
                         db.sqlstate.UndefinedColumn)):
-        return f"missing object: {_first_line(exc)}"
+        return f"missing object: {error_line(exc)}"
     if isinstance(exc, db.DatabaseError):
-        return f"{type(exc).__name__}: {_first_line(exc)}"
+        return f"{type(exc).__name__}: {error_line(exc)}"
     if isinstance(exc, CronkitError):
         return exc.message
     return f"internal error {type(exc).__name__}: {exc}"
-
-
-def _first_line(exc: BaseException) -> str:
-    diag = getattr(exc, "diag", None)
-    text = (getattr(diag, "message_primary", None) or str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def session(a: Mapping[str, Any]) -> dict[str, Any]:
