@@ -64,8 +64,8 @@ class ServerFacts:
     @property
     def cron_elsewhere(self) -> str | None:
         """A database pg_cron's scheduler serves when it does not serve this one (WRONG_CRON_DATABASE)."""
-        others = sorted(self.cron_databases - {self.database})
-        return others[0] if others and self.database not in self.cron_databases else None
+        served = self.cron_databases
+        return None if self.database in served else min(served, default=None)
 
     @property
     def versions(self) -> dict[str, str | None]:

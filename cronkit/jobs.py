@@ -86,11 +86,6 @@ def run_job_now(conn: Conn, name: str, *, foreign: bool = False) -> RunNow:
     return RunNow(name, int(value) if isinstance(value, int) else None, skipped)
 
 
-def run_now(conn: Conn, name: str, *, foreign: bool = False) -> int | None:
-    """:func:`run_job_now`'s request id (None: nothing was queued)."""
-    return run_job_now(conn, name, foreign=foreign).request_id
-
-
 def remove_job(conn: Conn, name: str, *, foreign: bool = False) -> None:
     """Unschedule one cronkit job and drop its wrapper, in one transaction (``foreign``: only unschedule
     a job cronkit did not create, touching nothing else)."""

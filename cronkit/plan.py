@@ -33,7 +33,7 @@ from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask
 from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretState, SecretStatus, backend_for
-from cronkit.registry import removal_statements  # noqa: F401  (until every caller imports registry)
+from cronkit.registry import removal_statements
 from cronkit.statement import Statement
 from cronkit.wrappers import Wrapper, render_wrapper, spec_hash
 

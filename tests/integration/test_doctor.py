@@ -92,7 +92,7 @@ class Lab:
 
     def run_now(self, job: str) -> int | None:
         with self.app() as conn:
-            return jobs.run_now(conn, job)
+            return jobs.run_job_now(conn, job).request_id
 
     def wait_answered(self, request_ids: list[int], timeout: float = 30) -> None:
         def answered() -> bool:

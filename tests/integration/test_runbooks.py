@@ -509,7 +509,7 @@ def test_incident_walks_a_401_from_a_stale_key_with_evidence_and_fix(applied: Pr
     with cdb.connect(p.dsn) as conn:
         from cronkit import jobs
 
-        jobs.run_now(conn, p.health)
+        jobs.run_job_now(conn, p.health)
     job_checks.verify(ctx, 10)
     before = snapshot(p.dsn)
     outputs, defs = run("incident", p.params(hours=1.0))
@@ -545,7 +545,7 @@ def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_
         from cronkit import jobs
 
         with cdb.connect(p.dsn) as conn:
-            jobs.run_now(conn, p.health)
+            jobs.run_job_now(conn, p.health)
         job_checks.verify(ctx, 10)
         with cdb.connect(p.dsn) as conn:
             report = diagnose(conn, ctx.manifest, environment="sandbox", environ={})
