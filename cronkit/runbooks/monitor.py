@@ -23,9 +23,9 @@ from cronkit.monitor import charts, missed, queues
 from cronkit.privileges import Section
 from cronkit.outcomes import FAILED, OUTCOMES, Outcome
 from cronkit.runbooks.context import RunbookContext, registered_jobs, scrubber, specs
-from cronkit.facts import server_facts
+from cronkit.runbooks.job_checks import failed_calls
 from cronkit.runbooks.runtime import esc, say
-from cronkit.schedules import parse_pg_cron_version, parse_schedule
+from cronkit.schedules import parse_schedule
 from cronkit.text import human_duration
 
 #: windows up to this long chart every run; longer ones chart hourly percentiles
@@ -86,8 +86,6 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
     names = list(scope) if scope is not None else None
     notes: list[str] = []
     with ctx.read(MONITOR_TIMEOUT_MS) as conn:
-        facts = server_facts(conn)
-        zone = missed.cron_zone(parse_pg_cron_version(facts.pg_cron) if facts.pg_cron else None, facts.cron_timezone)
         lacking = privileges.missing(conn)
         # A section the role may not read is skipped with one line naming the GRANT (cronkit.privileges).
         notes += [gap.line() for gap in lacking.values()]
@@ -133,7 +131,7 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
         notes.append("No queue snapshots in the window: add `[monitoring]` to the manifest so the "
                      "`cronkit-queues` job records depth and age every few minutes.")
     return MonitorData(since, until, scope, summary, runs, http, http_timeline,
-                       clean.frame(report.summary), report.slots, health, trend, tuple(notes), zone)
+                       clean.frame(report.summary), report.slots, health, trend, tuple(notes), report.zone)
 
 
 def refresh_options(wanted: str | None) -> list[str]:
@@ -175,7 +173,7 @@ _MISSED_STATES = {"stopped": JobState.STOPPED, "missed": JobState.MISSED, "late"
 def job_state(run: Mapping[str, Any], http: Mapping[str, Any] | None, missed_status: str | None) -> JobState:
     """One job's state from its run summary row, its HTTP outcome counts and its missed-run status:
     the one rule the board and its sort use."""
-    http_failed = sum(int(http.get(o) or 0) for o in FAILED) if http else 0
+    http_failed = failed_calls(http)
     http_ok = int(http.get(Outcome.OK) or 0) if http else 0
     if run.get("active") is False:
         return JobState.PAUSED
@@ -228,7 +226,7 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
             "schedule": words, "last run": f"{last} ({run['last_status']})" if last else None, "next run": next_run,
             "runs": run["runs"], "failed": run["failed"],
             "HTTP 2xx": int(calls.get(Outcome.OK) or 0) if calls else None,
-            "HTTP failed": sum(int(calls.get(o) or 0) for o in FAILED) if calls else None,
+            "HTTP failed": failed_calls(calls) if calls else None,
             "pending": int(calls.get(Outcome.PENDING) or 0) if calls else None,
             "last error": ((calls.get("last_error") or "").strip()[:120] or None) if calls and calls.get("last_error_at")
             else ((run["last_failure_message"] or "").strip()[:120] or None),

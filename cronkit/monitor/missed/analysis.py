@@ -80,6 +80,8 @@ class MissedReport:
     events: pl.DataFrame
     summary: pl.DataFrame
     downtime: pl.DataFrame
+    #: the zone the cron schedules were read in (``cron_zone``: what a view showing them must use too)
+    zone: str = "GMT"
 
 
 @dataclass
@@ -183,7 +185,7 @@ def analyze(
     summary = _summary(jobs, slots_frame, events_frame, last_starts)
     down = _frame([{"start": a, "end": b, "reason": r} for a, b, r in intervals if b >= since and a < until],
                   DOWNTIME_SCHEMA)
-    return MissedReport(slots_frame, events_frame, summary, down)
+    return MissedReport(slots_frame, events_frame, summary, down, tz)
 
 
 def _begin(job: JobInfo, since: datetime) -> datetime:
