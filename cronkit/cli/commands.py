@@ -357,15 +357,7 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     from cronkit.redact import looks_like_placeholder
     from cronkit.secrets import backend_for
 
-    if args.from_env:
-        value = merged_environment().get(args.from_env)  # the environment over .env, as apply reads it
-        if not value:
-            raise ConfigError(f"{args.from_env} is not set (in the environment or .env).",
-                              remedy=f"export {args.from_env}=... or add it to .env first.")
-    elif sys.stdin.isatty():
-        value = getpass.getpass(f"value for {args.name} (input hidden): ")
-    else:
-        value = sys.stdin.read().rstrip("\n")
+    # where it goes is settled before the value is asked for: a bad option never costs a typed key
     if args.table and args.backend not in (None, "table"):
         raise ConfigError(f"--table names a secrets table, but --backend is {args.backend}.",
                           remedy="Drop --backend, or --table.")
@@ -376,6 +368,15 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
                                key_column=args.key_column, value_column=args.value_column)
     else:
         config = SecretsConfig(backend=args.backend or "vault")
+    if args.from_env:
+        value = merged_environment().get(args.from_env)  # the environment over .env, as apply reads it
+        if not value:
+            raise ConfigError(f"{args.from_env} is not set (in the environment or .env).",
+                              remedy=f"export {args.from_env}=... or add it to .env first.")
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"value for {args.name} (input hidden): ")
+    else:
+        value = sys.stdin.read().rstrip("\n")
     if not value:
         raise ConfigError(f"No value was given for secret {args.name!r}: nothing was stored.",
                           remedy="Pipe the value on stdin, type it at the prompt, or use --from-env VARIABLE.")
