@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from cronkit import registry
-from cronkit.db import Conn, DatabaseError, copy_out
+from cronkit.db import Conn, DatabaseError
 from cronkit.errors import CronkitError
 from cronkit.monitor.missed.analysis import (
     _TS,
@@ -26,6 +26,7 @@ from cronkit.monitor.missed.analysis import (
 from cronkit.monitor.window import (
     DEFAULT_TIMEOUT_MS,
     Window,
+    _copied_frame,
     _job_ids,
     guarded,
     runid_floor,
@@ -178,24 +179,15 @@ def read_runs(conn: Conn, since: datetime, until: datetime | None, *, max_runs: 
     ``lo`` (default: found with :func:`~cronkit.monitor.window.runid_floor`); :class:`TooManyRuns`
     above ``max_runs``."""
     lo = runid_floor(conn, since) if lo is None else lo
-    text = copy_out(conn, query("missed/runs"), {"lo": lo, "since": since, "until": until, "limit": max_runs + 1,
-                                                 "jobids": list(jobids) if jobids is not None else None})
-    raw = pl.read_csv(text, has_header=False, new_columns=list(_CSV), schema_overrides=_CSV) if text else \
-        pl.DataFrame(schema=_CSV)
-    if raw.height > max_runs:
+    runs = _copied_frame(conn, query("missed/runs"), {"lo": lo, "since": since, "until": until, "limit": max_runs + 1,
+                                                      "jobids": list(jobids) if jobids is not None else None},
+                         RUNS_SCHEMA)
+    if runs.height > max_runs:
         raise TooManyRuns(f"More than {max_runs} runs since {since:%Y-%m-%d %H:%M} UTC; "
                           "missed-run detection reads every run.")
-    return raw.select(
-        "jobid", "runid", "status",
-        pl.col("start_us").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("start_time"),
-        pl.col("end_us").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("end_time"),
-        "return_message",
-    ).cast(RUNS_SCHEMA)  # type: ignore[arg-type]
+    return runs
 
 
-#: the columns of missed/runs as COPY writes them
-_CSV: dict[str, pl.DataType] = {"jobid": pl.Int64(), "runid": pl.Int64(), "status": pl.String(),
-                                "start_us": pl.Int64(), "end_us": pl.Int64(), "return_message": pl.String()}
 
 
 def read_history(conn: Conn, since: datetime, until: datetime, *, jobs: Sequence[int | str] | None = None,

@@ -1,11 +1,9 @@
 -- Every job's runs from the context start (a runid range on the primary key); no upper bound
 -- when until is NULL; only the jobs in jobids when given. One row more than the limit tells the
 -- caller the window is too big.
--- Times as epoch microseconds (read in bulk as CSV); only a failed run's message is read (the
--- engine looks for 'server restarted' there), not a million '1 row's.
-SELECT d.jobid, d.runid, d.status,
-       (extract(epoch FROM d.start_time) * 1000000)::bigint AS start_us,
-       (extract(epoch FROM d.end_time) * 1000000)::bigint AS end_us,
+-- Read in bulk through COPY (monitor.window._copied_frame); only a failed run's message is read
+-- (the engine looks for 'server restarted' there), not a million '1 row's.
+SELECT d.jobid, d.runid, d.status, d.start_time, d.end_time,
        CASE WHEN d.status = 'failed' THEN left(d.return_message, 200) END AS return_message
   FROM cron.job_run_details d
  WHERE d.runid >= %(lo)s
