@@ -2,7 +2,10 @@
 
 A ``[monitoring]`` table turns on these pg_cron jobs, which plan/apply create like any other job
 (``kind = "sql"``; the wrapper runs the statement). The manifest loader cannot tell an empty
-table from a missing one, so write at least one key; ``enabled = true`` takes every default:
+table from a missing one, so write at least one key; ``enabled = true`` takes every default.
+Without ``[monitoring]``, a manifest that declares ``[[queues]]`` still gets the queue snapshot
+job (the queue charts have nothing to draw without it); ``[monitoring]`` with
+``queue_snapshots = false`` or ``enabled = false`` turns it off:
 
 =======================  =====================  =====================================================
 key                      default                job / meaning
@@ -34,6 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from psycopg import sql
@@ -126,7 +130,25 @@ def monitoring_settings(manifest: Manifest) -> dict[str, Any]:
     return settings
 
 
-def _job_name(kind: str, project: str, manifest: Manifest) -> str:
+class MaintenanceKind(StrEnum):
+    """What a maintenance job does; its name is ``cronkit-<kind>:<project>``."""
+
+    HARVEST = "harvest"
+    ROLLUPS = "rollups"
+    RETENTION = "retention"
+    QUEUES = "queues"
+
+
+_MAINTENANCE_NAME = re.compile(r"cronkit-(harvest|rollups|retention|queues):.+")
+
+
+def maintenance_kind(jobname: str) -> MaintenanceKind | None:
+    """The kind of maintenance job ``jobname`` names, or None for a job of the project's own."""
+    match = _MAINTENANCE_NAME.fullmatch(jobname)
+    return MaintenanceKind(match.group(1)) if match else None
+
+
+def _job_name(kind: MaintenanceKind, project: str, manifest: Manifest) -> str:
     name = f"cronkit-{kind}:{project}"
     if len(name.encode()) > MAX_JOBNAME_BYTES:
         raise ManifestError(
@@ -141,23 +163,24 @@ def _interval_literal(delta: timedelta) -> sql.Composable:
 
 
 def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
-    """The SQL jobs that keep monitoring data; none unless the manifest has ``[monitoring]``."""
-    if not manifest.monitoring:
-        return []
+    """The SQL jobs that keep monitoring data: every one ``[monitoring]`` asks for; without it,
+    only the queue snapshots of declared ``[[queues]]``."""
     settings = monitoring_settings(manifest)
     if not settings["enabled"]:
         return []
     project = manifest.project
     jobs: list[JobSpec] = []
+    if not manifest.monitoring:
+        settings = {**settings, "harvest": None, "rollups": None, "retention": None}
     if settings["harvest"]:
         jobs.append(JobSpec(
-            name=_job_name("harvest", project, manifest), schedule=settings["harvest"], kind="sql",
+            name=_job_name(MaintenanceKind.HARVEST, project, manifest), schedule=settings["harvest"], kind="sql",
             sql="SELECT cronkit.harvest_responses()",
             description="cronkit: copy pg_net responses of cronkit's requests before pg_net.ttl",
         ))
     if settings["rollups"]:
         jobs.append(JobSpec(
-            name=_job_name("rollups", project, manifest), schedule=settings["rollups"], kind="sql",
+            name=_job_name(MaintenanceKind.ROLLUPS, project, manifest), schedule=settings["rollups"], kind="sql",
             sql="SELECT cronkit.refresh_rollups()",
             description="cronkit: keep the hourly run and outcome rollups current",
         ))
@@ -165,7 +188,7 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
         statement = sql.SQL("SELECT cronkit.apply_retention({}, {})").format(
             _interval_literal(settings["retention"]), _interval_literal(settings["rollup_retention"]))
         jobs.append(JobSpec(
-            name=_job_name("retention", project, manifest), schedule=settings["retention_schedule"], kind="sql",
+            name=_job_name(MaintenanceKind.RETENTION, project, manifest), schedule=settings["retention_schedule"], kind="sql",
             sql=statement.as_string(None),
             description="cronkit: delete run history and responses older than the retention horizon",
         ))
@@ -173,7 +196,7 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
         from cronkit.monitor.queues import snapshot_statement
 
         jobs.append(JobSpec(
-            name=_job_name("queues", project, manifest), schedule=settings["queue_snapshots"], kind="sql",
+            name=_job_name(MaintenanceKind.QUEUES, project, manifest), schedule=settings["queue_snapshots"], kind="sql",
             sql=snapshot_statement(manifest.queues, project, stuck_after=settings["stuck_after"],
                                    recent_window=settings["recent_window"]).as_string(None),
             description="cronkit: snapshot queue health for trend charts",

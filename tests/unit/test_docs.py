@@ -36,6 +36,13 @@ def test_the_reference_documents_every_job_key() -> None:
     assert undocumented == []
 
 
+def test_the_reference_documents_every_monitoring_key() -> None:
+    from cronkit.maintenance import DEFAULTS
+
+    text = (ROOT / "docs/manifest.md").read_text(encoding="utf-8").split("## `[monitoring]`", 1)[1]
+    assert [key for key in DEFAULTS if f"| `{key}` |" not in text] == []
+
+
 def test_every_bundled_example_manifest_loads() -> None:
     for path in sorted((ROOT / "examples").glob("*/cronkit.toml")):
         from cronkit.manifest import load_manifest
