@@ -38,7 +38,7 @@ from __future__ import annotations
 from cronkit.monitor.history import (
     RUNS_SCHEMA, SUMMARY_SCHEMA, TIMELINE_SCHEMA, recent_runs, run_summary, run_timeline,
 )
-from cronkit.monitor.http import HTTP_SCHEMA, HTTP_TIMELINE_SCHEMA, http_outcomes, http_timeline
+from cronkit.monitor.http import HTTP_SCHEMA, HTTP_TIMELINE_SCHEMA, http_outcomes, http_timeline, timeline_bucket
 from cronkit.monitor.upkeep import (
     MonitorState, apply_retention, harvest_responses, monitor_state, rebuild_rollups, refresh_rollups,
 )
@@ -52,6 +52,6 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS", "HTTP_SCHEMA", "HTTP_TIMELINE_SCHEMA", "MAX_WINDOW", "OUTCOMES", "ROLLUP_BUCKET",
     "RUNID_MARGIN", "RUNS_SCHEMA", "SUMMARY_SCHEMA", "TIMELINE_SCHEMA", "Jobs", "MonitorState", "Window",
     "_frame", "_job_ids", "_job_names", "_require_schema", "apply_retention", "guarded", "harvest_responses",
-    "has_monitoring_schema", "http_outcomes", "http_timeline", "monitor_state", "rebuild_rollups", "recent_runs",
+    "has_monitoring_schema", "http_outcomes", "http_timeline", "timeline_bucket", "monitor_state", "rebuild_rollups", "recent_runs",
     "refresh_rollups", "run_summary", "run_timeline", "runid_floor",
 ]

@@ -7,7 +7,8 @@ headless notebook runs.
 
 * :func:`duration_chart` — :func:`cronkit.monitor.run_timeline` (p50/p95/max per hour) or
   :func:`cronkit.monitor.recent_runs` (one point per run);
-* :func:`outcome_chart` — :func:`cronkit.monitor.http_timeline` (stacked outcomes per hour);
+* :func:`outcome_heatmap` — :func:`cronkit.monitor.http_timeline` (job × time, each cell what the
+  calls in that bucket got back);
 * :func:`missed_chart` — ``MissedReport.slots`` from :mod:`cronkit.monitor.missed` (slots on a timeline);
 * :func:`queue_chart` — :func:`cronkit.monitor.queues.queue_trend` (depth and oldest pending age).
 """
@@ -21,6 +22,8 @@ from typing import Any
 import altair as alt
 import polars as pl
 import vl_convert
+
+from cronkit.outcomes import FAILED, Outcome
 
 #: colours that mean the same thing in every chart
 OUTCOME_COLORS = {
@@ -60,40 +63,97 @@ def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
     return alt.Scale(domain=domain, range=[colors[k] for k in domain])
 
 
-def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.LayerChart | alt.Chart:
+#: a legend of more jobs than this is unreadable (categorical palettes have 10-20 colours): the
+#: duration chart draws one small panel per job instead
+MAX_COLORED_JOBS = 10
+
+
+def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.LayerChart | alt.FacetChart:
     """Duration over time per job: lines of p50 and p95 per hour (timeline frame) or one point per
-    run (recent_runs frame)."""
-    job = alt.Color("jobname:N", title="job")
+    run (recent_runs frame), failed runs (or hours with failures) marked with a red cross.
+
+    Up to :data:`MAX_COLORED_JOBS` jobs share one chart, a colour each; more get a small panel
+    each (a row per job), so 30 jobs stay told apart."""
+    named = pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid")))
     if "duration_ms" in frame.columns:
-        data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(
-            pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
-        return alt.Chart(_data(data), title=title, width=WIDTH).mark_point(size=12).encode(
-            x=alt.X("start_time:T", title="start (UTC)"),
-            y=alt.Y("duration_ms:Q", title="duration (ms)", scale=alt.Scale(type="log")),
-            color=job,
-            tooltip=["jobname:N", "runid:Q", "status:N", "start_time:T", "duration_ms:Q"],
-        )
-    data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(
-        pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
-    base = alt.Chart(_data(data), title=title, width=WIDTH).encode(
-        x=alt.X("bucket:T", title="hour (UTC)"), color=job)
-    p50 = base.mark_line(point=True).encode(
-        y=alt.Y("p50_ms:Q", title="duration (ms): p50 line, p95 dashed", scale=alt.Scale(type="log")),
-        tooltip=["jobname:N", "bucket:T", "runs:Q", "p50_ms:Q", "p95_ms:Q", "max_ms:Q"])
-    p95 = base.mark_line(strokeDash=[4, 3]).encode(y="p95_ms:Q")
-    return alt.layer(p50, p95)
+        data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(named)
+        x = alt.X("start_time:T", title="start (UTC)")
+        y = alt.Y("duration_ms:Q", title="duration (ms)", scale=alt.Scale(type="log"))
+        tooltip = ["jobname:N", "runid:Q", "status:N", "start_time:T", "duration_ms:Q"]
+        runs = _by_job(alt.Chart().mark_point(size=14), data).encode(x=x, y=y, tooltip=tooltip)
+        failures = alt.Chart().mark_point(shape="cross", size=70, color=FAILED_COLOR, filled=True).encode(
+            x=x, y=y, tooltip=tooltip).transform_filter("datum.status == 'failed'")
+        return _arrange([runs, failures], data, title)
+    data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(named)
+    x = alt.X("bucket:T", title="hour (UTC)")
+    tooltip = ["jobname:N", "bucket:T", "runs:Q", "failed:Q", "p50_ms:Q", "p95_ms:Q", "max_ms:Q"]
+    p50 = _by_job(alt.Chart().mark_line(point=True), data).encode(
+        x=x, y=alt.Y("p50_ms:Q", title="duration (ms): p50 line, p95 dashed", scale=alt.Scale(type="log")),
+        tooltip=tooltip)
+    p95 = _by_job(alt.Chart().mark_line(strokeDash=[4, 3]), data).encode(x=x, y="p95_ms:Q")
+    failures = alt.Chart().mark_point(shape="cross", size=70, color=FAILED_COLOR, filled=True).encode(
+        x=x, y="p95_ms:Q", tooltip=tooltip).transform_filter("datum.failed > 0")
+    return _arrange([p50, p95, failures], data, title)
 
 
-def outcome_chart(frame: pl.DataFrame, *, title: str = "HTTP outcomes per hour") -> alt.Chart:
-    """Stacked requests per hour by outcome class, one row of bars per job."""
-    present = frame.get_column("outcome").unique().to_list() if frame.height else []
-    return alt.Chart(_data(frame), title=title, width=WIDTH).mark_bar().encode(
-        x=alt.X("bucket:T", title="hour (UTC)"),
-        y=alt.Y("sum(requests):Q", title="requests"),
-        color=alt.Color("outcome:N", scale=_scale(OUTCOME_COLORS, present)),
-        row=alt.Row("jobname:N", title=None),
-        tooltip=["jobname:N", "bucket:T", "outcome:N", "requests:Q"],
+#: failed runs are marked in this colour in every chart
+FAILED_COLOR = "#d62728"
+
+
+def _many_jobs(data: pl.DataFrame) -> bool:
+    return data.get_column("jobname").n_unique() > MAX_COLORED_JOBS if data.height else False
+
+
+def _by_job(chart: alt.Chart, data: pl.DataFrame) -> alt.Chart:
+    """Colour by job when few enough to tell apart; in panels the row says which job it is."""
+    return chart if _many_jobs(data) else chart.encode(color=alt.Color("jobname:N", title="job"))
+
+
+def _arrange(layers: list[alt.Chart], data: pl.DataFrame, title: str) -> alt.LayerChart | alt.FacetChart:
+    """The layers over one dataset: one chart, or a row per job when there are too many to colour."""
+    chart = alt.layer(*layers, data=_data(data))
+    if not _many_jobs(data):
+        return chart.properties(title=title, width=WIDTH)
+    return chart.properties(width=WIDTH, height=36).facet(
+        row=alt.Row("jobname:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+        title=title).resolve_scale(y="independent")
+
+
+#: a heatmap cell: what the calls of one job in one bucket got back
+CELL_COLORS = {"all 2xx": "#2ca02c", "some failed": "#ff7f0e", "all failed": "#d62728", "waiting": "#c7c7c7"}
+
+
+def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outcomes") -> alt.Chart:
+    """Job × time: one cell per job and bucket (``bucket`` long), coloured by what its calls got
+    back (all 2xx, some failed, all failed, only waiting for an answer); the tooltip counts every
+    outcome class. Jobs with failed calls first."""
+    failed = [str(o) for o in FAILED]
+    cells = (frame.group_by("jobname", "bucket")
+             .agg(requests=pl.col("requests").sum(),
+                  ok=pl.col("requests").filter(pl.col("outcome") == str(Outcome.OK)).sum(),
+                  failed=pl.col("requests").filter(pl.col("outcome").is_in(failed)).sum(),
+                  answers=pl.format("{} ×{}", "outcome", "requests").sort_by("outcome").str.join(", "))
+             .with_columns(
+                 bucket_end=pl.col("bucket") + pl.duration(seconds=int(bucket.total_seconds())),
+                 cell=pl.when(pl.col("failed") == 0).then(pl.when(pl.col("ok") > 0).then(pl.lit("all 2xx"))
+                                                           .otherwise(pl.lit("waiting")))
+                 .when(pl.col("ok") > 0).then(pl.lit("some failed")).otherwise(pl.lit("all failed")))
+             .sort("jobname", "bucket"))
+    order = (cells.group_by("jobname").agg(pl.col("failed").sum())
+             .sort(["failed", "jobname"], descending=[True, False]).get_column("jobname").to_list())
+    present = cells.get_column("cell").unique().to_list() if cells.height else []
+    return alt.Chart(_data(cells), title=title, width=WIDTH, height=alt.Step(16)).mark_rect().encode(
+        x=alt.X("bucket:T", title=f"request time (UTC), {_words(bucket)} buckets"), x2="bucket_end:T",
+        y=alt.Y("jobname:N", title=None, sort=order),
+        color=alt.Color("cell:N", title="calls", scale=_scale(CELL_COLORS, present)),
+        tooltip=["jobname:N", "bucket:T", "requests:Q", "answers:N"],
     )
+
+
+def _words(bucket: Any) -> str:
+    minutes = int(bucket.total_seconds() // 60)
+    return f"{minutes // 1440}-day" if minutes % 1440 == 0 else f"{minutes // 60}-hour" if minutes % 60 == 0 \
+        else f"{minutes}-minute"
 
 
 #: a chart's data is bounded by its pixels: at most this many time bins per job line (4 px each)
@@ -149,23 +209,30 @@ def _stretches(data: pl.DataFrame) -> pl.DataFrame:
             .select(list(_STRETCH_SCHEMA)).cast(_STRETCH_SCHEMA))  # type: ignore[arg-type]
 
 
+#: a queue's items by status group, the same colours in every queue's chart
+QUEUE_COLORS = {"pending": "#1f77b4", "processing": "#ff7f0e", "failed": "#d62728"}
+
+
 def queue_chart(trend: pl.DataFrame, *, title: str = "Queues") -> alt.VConcatChart:
-    """Depth by status group and oldest pending age over time, per queue."""
-    long = trend.unpivot(index=["taken_at", "queue"], on=["pending", "processing", "failed"],
-                         variable_name="status", value_name="items")
-    depth = alt.Chart(_data(long), title=f"{title}: depth", width=WIDTH).mark_line().encode(
-        x=alt.X("taken_at:T", title="snapshot (UTC)"), y=alt.Y("items:Q", title="items"),
-        color=alt.Color("queue:N"), strokeDash=alt.StrokeDash("status:N"),
-        tooltip=["queue:N", "status:N", "taken_at:T", "items:Q"],
-    )
-    age = alt.Chart(_data(trend.select("taken_at", "queue", "oldest_pending_age_s")),
-                    title=f"{title}: oldest pending item", width=WIDTH).mark_line().encode(
-        x=alt.X("taken_at:T", title="snapshot (UTC)"),
-        y=alt.Y("oldest_pending_age_s:Q", title="age (s)"),
-        color=alt.Color("queue:N"),
-        tooltip=["queue:N", "taken_at:T", "oldest_pending_age_s:Q"],
-    )
-    return alt.vconcat(depth, age)
+    """Per queue, side by side: depth by status group and the oldest pending item's age over time
+    (points too, so a single snapshot shows)."""
+    rows = []
+    for queue in sorted(trend.get_column("queue").unique().to_list()):
+        one = trend.filter(pl.col("queue") == queue)
+        long = one.unpivot(index=["taken_at", "queue"], on=list(QUEUE_COLORS), variable_name="status", value_name="items")
+        x = alt.X("taken_at:T", title="snapshot (UTC)")
+        depth = alt.Chart(_data(long), title="depth", width=WIDTH // 2 - 40, height=140).mark_line(point=True).encode(
+            x=x, y=alt.Y("items:Q", title="items"),
+            color=alt.Color("status:N", scale=_scale(QUEUE_COLORS, list(QUEUE_COLORS))),
+            tooltip=["queue:N", "status:N", "taken_at:T", "items:Q"],
+        )
+        age = alt.Chart(_data(one.select("taken_at", "queue", "oldest_pending_age_s")), title="oldest pending item",
+                        width=WIDTH // 2 - 40, height=140).mark_line(point=True, color="#1f77b4").encode(
+            x=x, y=alt.Y("oldest_pending_age_s:Q", title="age (s)"),
+            tooltip=["queue:N", "taken_at:T", "oldest_pending_age_s:Q"],
+        )
+        rows.append(alt.hconcat(depth, age, title=alt.Title(f"{title}: {queue}", anchor="start")))
+    return alt.vconcat(*rows)
 
 
 def _spec(chart: alt.TopLevelMixin) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -11,6 +11,7 @@ from psycopg import sql
 from cronkit.db import Conn
 from cronkit.monitor.window import (
     DEFAULT_TIMEOUT_MS,
+    ROLLUP_BUCKET,
     TS,
     Jobs,
     Window,
@@ -47,11 +48,32 @@ _HTTP_BOUNDS = query("monitor/http_bounds")
 _HTTP_UNITS = query("monitor/http_units")
 
 
-def _http_params(conn: Conn, window: Window, names: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"since": window.since, "until": window.until, "names": names}
+#: buckets of the HTTP timeline, shortest first; sub-hour ones only for windows up to RAW_WINDOW
+BUCKETS = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080))
+#: windows up to this long are read from raw responses, so their buckets may be shorter than an hour
+RAW_WINDOW = timedelta(hours=6)
+#: about this many buckets across a window
+COLUMNS = 60
+#: buckets are counted from here (midnight UTC), so an hour bucket is a UTC hour
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def timeline_bucket(span: timedelta) -> timedelta:
+    """The bucket of an HTTP timeline over ``span``: the shortest of :data:`BUCKETS` that gives at
+    most :data:`COLUMNS` buckets; at least an hour when the window is read from hourly rollups."""
+    floor = BUCKETS[0] if span <= RAW_WINDOW else ROLLUP_BUCKET
+    return next((b for b in BUCKETS if b >= floor and b * COLUMNS >= span), BUCKETS[-1])
+
+
+def _http_params(conn: Conn, window: Window, names: list[str] | None,
+                 bucket: timedelta = ROLLUP_BUCKET) -> dict[str, Any]:
+    params: dict[str, Any] = {"since": window.since, "until": window.until, "names": names,
+                              "bucket": bucket, "origin": ORIGIN}
     row = conn.execute(_HTTP_BOUNDS, params).fetchone()
     assert row is not None
     params.update(row)
+    if bucket < ROLLUP_BUCKET:  # hourly rollup rows cannot be split: read the raw rows of the window
+        params.update(full_start=window.until, full_end=window.until)
     if params["full_start"] < params["full_end"]:  # since <= full_start < full_end <= until
         params.update(lead_lo=window.since, lead_hi=params["full_start"], trail_lo=params["full_end"], trail_hi=window.until)
     else:  # no whole hour: every durable row of the window is read
@@ -126,13 +148,20 @@ def http_timeline(
     until: datetime | None = None,
     *,
     jobs: Jobs = None,
+    bucket: timedelta | None = None,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
 ) -> pl.DataFrame:
-    """Requests per job per UTC hour (of the request) per outcome class; long format for charts."""
+    """Requests per job per time bucket (of the request) per outcome class; long format for charts.
+
+    ``bucket``: :func:`timeline_bucket` of the window unless given (an hour or longer when the
+    window is longer than :data:`RAW_WINDOW`, which is read from hourly rollups)."""
     window = Window.of(since, until)
+    bucket = bucket or timeline_bucket(window.until - window.since)
+    if bucket < ROLLUP_BUCKET and window.until - window.since > RAW_WINDOW:
+        raise ValueError(f"a {window.until - window.since} window is read from hourly rollups: buckets of an hour or more")
     with guarded(conn, timeout_ms, "read the HTTP outcomes", jit=False):
         _require_schema(conn)
-        params = _http_params(conn, window, _job_names(conn, jobs))
+        params = _http_params(conn, window, _job_names(conn, jobs), bucket)
         rows = conn.execute(_HTTP_TIMELINE.format(units=_http_units(conn)), params).fetchall()
     return _frame(rows, HTTP_TIMELINE_SCHEMA)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -38,6 +39,15 @@ MONITOR_TIMEOUT_MS = 60_000
 REFRESH_OPTIONS = ("10s", "30s", "1m", "5m")
 
 
+class Part(StrEnum):
+    """The monitor's parts that are read (and can fail) on their own."""
+
+    RUNS = "run history"  # run summary and runs: the board, the run table, the duration chart
+    HTTP = "HTTP outcomes"
+    MISSED = "missed runs"
+    QUEUES = "queues"
+
+
 @dataclass(frozen=True)
 class MonitorData:
     """Every frame the monitor runbook shows, read in one go for one window."""
@@ -56,6 +66,8 @@ class MonitorData:
     notes: tuple[str, ...] = ()
     #: the zone pg_cron reads cron schedules in (cronkit.monitor.missed.cron_zone)
     zone: str = "GMT"
+    #: the sections that could not be read, and why (each view shows its own in place)
+    errors: Mapping[Part, CronkitError] = field(default_factory=dict)
 
 
 def monitor_scope(ctx: RunbookContext, job: str | None = None) -> tuple[str, ...] | None:
@@ -74,64 +86,124 @@ def _empty(schema: Mapping[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(schema=dict(schema))
 
 
+class _Reads:
+    """Each section's read in a savepoint of the one READ ONLY transaction: a section that fails
+    keeps its error and empty frames; the others are still read."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.errors: dict[Part, CronkitError] = {}
+
+    def read(self, section: Part, reader: Any, *empty: pl.DataFrame) -> Any:
+        try:
+            with self.conn.transaction():
+                return reader()
+        except CronkitError as exc:
+            self.errors[section] = exc
+            return empty[0] if len(empty) == 1 else empty
+
+
 def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = None) -> MonitorData:
     """Run history, HTTP outcomes, missed runs and queue health of the scope over the last ``hours``.
 
     Parts that need cronkit's monitoring schema (outcomes, queue trend) come back empty with a
-    note when it is absent, instead of failing the whole view. One READ ONLY transaction.
+    note when it is absent; a part that cannot be read keeps its error (``errors``) and the others
+    are still shown; a database that cannot be reached is every part's error. One READ ONLY
+    transaction.
     """
     until = datetime.now(UTC) + timedelta(seconds=1)
     since = until - timedelta(hours=float(hours))
     scope = monitor_scope(ctx, job)
     names = list(scope) if scope is not None else None
     notes: list[str] = []
-    with ctx.read(MONITOR_TIMEOUT_MS) as conn:
-        lacking = privileges.missing(conn)
-        # A section the role may not read is skipped with one line naming the GRANT (cronkit.privileges).
-        notes += [gap.line() for gap in lacking.values()]
-        has_schema = monitor.has_monitoring_schema(conn)
-        history = Section.JOBS not in lacking and Section.RUNS not in lacking
-        if not history:
-            long_window = until - since > PER_RUN_WINDOW and has_schema
-            summary = _empty(monitor.SUMMARY_SCHEMA)
-            runs = _empty(monitor.TIMELINE_SCHEMA if long_window else monitor.RUNS_SCHEMA)
-        else:
-            summary = monitor.run_summary(conn, since, until, jobs=names)
-            crowded = int(summary.get_column("runs").sum() or 0) > MAX_RUN_POINTS
-            if (until - since > PER_RUN_WINDOW or crowded) and has_schema:
-                runs = monitor.run_timeline(conn, since, until, jobs=names)
-            else:
-                runs = monitor.recent_runs(conn, since, until, jobs=names)
-        if Section.HTTP in lacking:
-            http, http_timeline = _empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA)
-            trend = _empty(queues.TREND_SCHEMA)
-        elif has_schema:
-            http = monitor.http_outcomes(conn, since, until, jobs=names)
-            http_timeline = monitor.http_timeline(conn, since, until, jobs=names)
-            trend = queues.queue_trend(conn, since, until, project=ctx.project if ctx.has_manifest else None)
-        else:
-            notes.append("cronkit's monitoring tables are not in this database yet (run the setup runbook / "
-                         "`cronkit apply`), or this role may not read them: HTTP outcomes and queue trends are empty.")
-            http, http_timeline = _empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA)
-            trend = _empty(queues.TREND_SCHEMA)
-        if history:
-            report = missed.detect_missed(conn, max(since, until - timedelta(days=31)), until, jobs=names)
-        else:
-            report = missed.MissedReport(*(_empty(schema) for schema in (
-                missed.SLOTS_SCHEMA, missed.EVENTS_SCHEMA, missed.SUMMARY_SCHEMA, missed.DOWNTIME_SCHEMA)))
-        try:
-            with conn.transaction():  # a savepoint: an unreadable queue table must not end the read
+    empty_report = missed.MissedReport(*(_empty(schema) for schema in (
+        missed.SLOTS_SCHEMA, missed.EVENTS_SCHEMA, missed.SUMMARY_SCHEMA, missed.DOWNTIME_SCHEMA)))
+    no_runs = (_empty(monitor.SUMMARY_SCHEMA), _empty(monitor.RUNS_SCHEMA))
+    no_http = (_empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA))
+    no_queues = (_empty(queues.HEALTH_SCHEMA), _empty(queues.TREND_SCHEMA))
+    try:
+        with ctx.read(MONITOR_TIMEOUT_MS) as conn:
+            reads = _Reads(conn)
+            lacking = privileges.missing(conn)
+            # A section the role may not read is skipped with one line naming the GRANT (cronkit.privileges).
+            notes += [gap.line() for gap in lacking.values()]
+            has_schema = monitor.has_monitoring_schema(conn)
+            history = Section.JOBS not in lacking and Section.RUNS not in lacking
+
+            def read_history() -> tuple[pl.DataFrame, pl.DataFrame]:
+                summary = monitor.run_summary(conn, since, until, jobs=names)
+                crowded = int(summary.get_column("runs").sum() or 0) > MAX_RUN_POINTS
+                if (until - since > PER_RUN_WINDOW or crowded) and has_schema:
+                    return summary, monitor.run_timeline(conn, since, until, jobs=names)
+                return summary, monitor.recent_runs(conn, since, until, jobs=names)
+
+            def read_http() -> tuple[pl.DataFrame, pl.DataFrame]:
+                return (monitor.http_outcomes(conn, since, until, jobs=names),
+                        monitor.http_timeline(conn, since, until, jobs=names))
+
+            def read_queues() -> tuple[pl.DataFrame, pl.DataFrame]:
                 health = queues.queue_health(conn, list(ctx.manifest.queues))
-        except CronkitError as exc:
-            notes.append(f"queue health could not be read: {exc.message}")
-            health = _empty(queues.HEALTH_SCHEMA)
+                if not has_schema or Section.HTTP in lacking:
+                    return health, _empty(queues.TREND_SCHEMA)
+                return health, queues.queue_trend(conn, since, until, project=ctx.project if ctx.has_manifest else None)
+
+            summary, runs = reads.read(Part.RUNS, read_history, *no_runs) if history else no_runs
+            if Section.HTTP in lacking:
+                http, http_timeline = no_http
+            elif has_schema:
+                http, http_timeline = reads.read(Part.HTTP, read_http, *no_http)
+            else:
+                notes.append("cronkit's monitoring tables are not in this database yet (run the setup runbook / "
+                             "`cronkit apply`), or this role may not read them: HTTP outcomes and queue trends are empty.")
+                http, http_timeline = no_http
+            report = reads.read(Part.MISSED, lambda: missed.detect_missed(
+                conn, max(since, until - timedelta(days=31)), until, jobs=names), empty_report) if history else empty_report
+            health, trend = reads.read(Part.QUEUES, read_queues, *no_queues)
+            errors = reads.errors
+    except CronkitError as exc:  # the database cannot be reached: every part says so in place
+        (summary, runs), (http, http_timeline), (health, trend) = no_runs, no_http, no_queues
+        report = empty_report
+        errors = dict.fromkeys(Part, exc)
     clean = scrubber(ctx)
     summary, runs, http = clean.frame(summary), clean.frame(runs), clean.frame(http)
-    if trend.is_empty() and ctx.manifest.queues:
-        notes.append("No queue snapshots in the window: add `[monitoring]` to the manifest so the "
-                     "`cronkit-queues` job records depth and age every few minutes.")
     return MonitorData(since, until, scope, summary, runs, http, http_timeline,
-                       clean.frame(report.summary), report.slots, health, trend, tuple(notes), report.zone)
+                       clean.frame(report.summary), report.slots, health, trend, tuple(notes), report.zone,
+                       {section: _scrubbed_error(exc, clean) for section, exc in errors.items()})
+
+
+def _scrubbed_error(exc: CronkitError, clean: Any) -> CronkitError:
+    return CronkitError(clean.text(exc.message), remedy=clean.text(exc.remedy) if exc.remedy else None)
+
+
+def problem(data: MonitorData, *sections: Part) -> mo.Html | None:
+    """The error of the first of ``sections`` that could not be read, with its fix, to show in
+    place of the view; None when they were all read."""
+    failed = next((data.errors[s] for s in sections if s in data.errors), None)
+    if failed is None:
+        return None
+    fix = f"\n\n**Fix:** {esc(failed.remedy)}" if failed.remedy else ""
+    return say(f"❌ The {esc(next(s for s in sections if s in data.errors))} could not be read: "
+               f"{esc(failed.message)}{fix}")
+
+
+def panel(*sections: Part) -> Any:
+    """A view of ``sections``: it shows their read error in its place, and an error of its own
+    (a chart that cannot be drawn) too, so the other views still render."""
+    def wrap(view: Any) -> Any:
+        @functools.wraps(view)
+        def shown(data: MonitorData, *args: Any, **kwargs: Any) -> Any:
+            failed = problem(data, *sections)
+            if failed is not None:
+                return failed
+            try:
+                return view(data, *args, **kwargs)
+            except CronkitError as exc:
+                return say(f"❌ {esc(exc.message)}" + (f"\n\n**Fix:** {esc(exc.remedy)}" if exc.remedy else ""))
+            except Exception as exc:  # noqa: BLE001 - one view failing must not blank the page
+                return say(f"❌ This view could not be drawn ({type(exc).__name__}: {esc(str(exc)[:300])}). "
+                           "The other views are unaffected; please report this with the runbook's parameters.")
+        return shown
+    return wrap
 
 
 def refresh_options(wanted: str | None) -> list[str]:
@@ -237,6 +309,13 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
     return frame.sort("_rank", "job").drop("_rank")
 
 
+@panel(Part.RUNS)
+def board_view(data: MonitorData) -> Any:
+    """The health board as a table that shows every job on one page."""
+    board = health_board(data)
+    return mo.ui.table(board, selection=None, page_size=max(10, board.height), show_column_summaries=False)
+
+
 BOARD_SCHEMA: dict[str, pl.DataType] = {
     "state": pl.String(), "job": pl.String(), "schedule": pl.String(), "last run": pl.String(),
     "next run": pl.String(), "runs": pl.Int64(), "failed": pl.Int64(), "HTTP 2xx": pl.Int64(),
@@ -244,6 +323,7 @@ BOARD_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+@panel(Part.RUNS)
 def run_table(data: MonitorData) -> pl.DataFrame:
     """Runs per job: counts, failures, p50/p95/max duration (ms), last failure and its message."""
     return data.summary.select(
@@ -253,6 +333,7 @@ def run_table(data: MonitorData) -> pl.DataFrame:
     ).sort("jobname", nulls_last=True)
 
 
+@panel(Part.HTTP)
 def http_table(data: MonitorData) -> pl.DataFrame:
     """HTTP outcomes of each job's calls, every outcome class a column (a zero says it did not
     happen; a hidden column would not), the jobs with failed calls first, and the last error."""
@@ -264,6 +345,7 @@ def http_table(data: MonitorData) -> pl.DataFrame:
             .with_columns(failed).sort(["failed", "jobname"], descending=[True, False]).drop("failed"))
 
 
+@panel(Part.MISSED)
 def missed_table(data: MonitorData) -> pl.DataFrame:
     """Expected versus actual runs per job: on time, late, queued, missed, downtime; silent jobs."""
     return data.missed.select(
@@ -272,6 +354,7 @@ def missed_table(data: MonitorData) -> pl.DataFrame:
     ).sort("jobname", nulls_last=True)
 
 
+@panel(Part.QUEUES)
 def queue_table(data: MonitorData) -> pl.DataFrame:
     return data.queues.select(
         "queue", "kind", "pending", "processing", "failed", "done", pl.col("oldest_pending_age_s").round(1),
@@ -280,8 +363,15 @@ def queue_table(data: MonitorData) -> pl.DataFrame:
 
 
 def health_view(data: MonitorData) -> mo.Html:
-    """One line per problem the frames show, most urgent first (details: the incident runbook)."""
+    """One line per problem the frames show, most urgent first (details: the incident runbook);
+    never "all clear" when a part could not be read."""
     lines = []
+    if data.errors:
+        if len(set(map(id, data.errors.values()))) == 1 and len(data.errors) == len(Part):
+            failed = next(iter(data.errors.values()))
+            return say(f"❌ Nothing could be read: {esc(failed.message)}"
+                       + (f"\n\n**Fix:** {esc(failed.remedy)}" if failed.remedy else ""))
+        lines.append(f"⚠️ Not read: {', '.join(str(p) for p in data.errors)} (each section below says why).")
     for row in data.summary.iter_rows(named=True):
         if row["failed"]:
             lines.append(f"❌ **{esc(_job(row))}**: {row['failed']} of {row['runs']} run(s) failed; last: "
@@ -314,18 +404,26 @@ def _job(row: dict[str, Any]) -> str:
     return f"jobid {row['jobid']} (removed)" if row.get("jobid") is not None else "a removed job"
 
 
+@panel(Part.RUNS)
 def duration_chart(data: MonitorData) -> Any:
     return charts.duration_chart(data.runs, title="Run duration")
 
 
+@panel(Part.HTTP)
 def outcome_chart(data: MonitorData) -> Any:
-    return charts.outcome_chart(data.http_timeline, title="HTTP outcomes per hour")
+    """Job × time heatmap of what the HTTP calls got back, buckets sized to the window."""
+    if data.http_timeline.is_empty():
+        return say("No HTTP call in this window yet: the heatmap fills in as the jobs call their endpoints.")
+    return charts.outcome_heatmap(data.http_timeline, monitor.timeline_bucket(data.until - data.since),
+                                  title="HTTP outcomes")
 
 
+@panel(Part.MISSED)
 def missed_chart(data: MonitorData) -> Any:
     return charts.missed_chart(data.slots, title="Expected runs: on time, late, missed")
 
 
+@panel(Part.QUEUES)
 def queue_chart(data: MonitorData) -> Any:
     """Depth and oldest pending age over time; where there is no snapshot yet, why, instead of empty axes."""
     if not data.trend.is_empty():
@@ -334,5 +432,5 @@ def queue_chart(data: MonitorData) -> Any:
         return say("No queue is declared: add `[[queues]]` to the manifest to chart a queue table's depth "
                    "and oldest pending item.")
     return say("No queue snapshot in this window yet, so there is no trend to draw (the table above is read now). "
-               "Add `[monitoring]` to the manifest and apply it: its `cronkit-queues` job records depth and age "
-               "every 5 minutes.")
+               "Applying a manifest with `[[queues]]` creates its `cronkit-queues:<project>` job, which records "
+               "depth and age every 5 minutes; `cronkit run-now cronkit-queues:<project>` takes one now.")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psycopg
 import pytest
 from tests.helpers import wait_for
@@ -555,8 +556,13 @@ def test_http_outcomes_count_each_request_once_across_rollups_partial_hours_and_
     assert row["requests"] == len(inside) == 135
     assert (row["2xx"], row["5xx"]) == (sum(outcome[i] == "2xx" for i in inside), sum(outcome[i] == "5xx" for i in inside))
     assert row["last_error_at"] == at[max(i for i in inside if outcome[i] == "5xx")]
-    hours = monitor.http_timeline(iso, since, until, jobs=[name])
+    hours = monitor.http_timeline(iso, since, until, jobs=[name])  # a 2 h 15 min window: 5-minute buckets
     assert hours.get_column("requests").sum() == 135
+    assert hours.get_column("bucket").min() == BASE + timedelta(minutes=25)
+    assert hours.filter(pl.col("bucket") == BASE + timedelta(minutes=30)).get_column("requests").sum() == 5
+    whole = monitor.http_timeline(iso, since, until, jobs=[name], bucket=timedelta(hours=1))
+    assert whole.group_by("bucket").agg(pl.col("requests").sum()).sort("bucket").rows() == [
+        (BASE, 35), (BASE + timedelta(hours=1), 60), (BASE + timedelta(hours=2), 40)]
 
 
 def test_requests_without_a_response_past_pg_net_ttl_are_expired(iso: Conn) -> None:
@@ -608,6 +614,16 @@ def test_monitoring_jobs_follow_the_keys_and_queues_add_a_snapshot_job() -> None
     assert "INSERT INTO cronkit.queue_snapshots" in (jobs[2].sql or "")
     assert maintenance_jobs(manifest({"enabled": False})) == []
     assert maintenance_jobs(manifest({})) == []
+
+
+def test_declared_queues_get_their_snapshot_job_without_monitoring_unless_turned_off() -> None:
+    queue = [{"table": "public.jobs"}]
+
+    assert [(j.name, j.schedule) for j in maintenance_jobs(manifest({}, queues=queue))] == [
+        ("cronkit-queues:shop", "*/5 * * * *")]
+    turned_off = maintenance_jobs(manifest({"queue_snapshots": False}, queues=queue))
+    assert "cronkit-queues:shop" not in [j.name for j in turned_off]
+    assert maintenance_jobs(manifest({"enabled": False}, queues=queue)) == []
 
 
 @pytest.mark.parametrize(

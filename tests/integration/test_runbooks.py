@@ -34,6 +34,7 @@ import pytest
 
 from cronkit import db as cdb
 from cronkit.monitor import charts
+from cronkit.outcomes import OUTCOMES
 from cronkit.runbooks import context, job_checks, runtime, secret_store, setup
 from cronkit.runbooks import report as offline
 from cronkit.runbooks.context import RunbookContext
@@ -302,7 +303,8 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
     outputs, defs = run("setup", project.params(secret=project.key, secret_from_env=project.key_variable))
     assert snapshot(project.dsn) == before
     plan = defs["plan"]
-    assert {s["job"] for s in plan.steps if s["action"] == "create"} == {project.health, project.guarded}
+    assert {s["job"] for s in plan.steps if s["action"] == "create"} == {
+        project.health, project.guarded, f"cronkit-queues:{project.name}"}  # [[queues]]: its snapshot job
     assert any(project.key in problem and "missing" in problem for problem in plan.problems)
     shown = text(outputs)
     assert "Not applied" in shown and "Nothing was changed" in shown
@@ -317,9 +319,9 @@ def test_setup_changes_nothing_unconfirmed_converges_confirmed_and_then_has_noth
     after = snapshot(project.dsn)
     assert after != before
     verification = defs["verification"].sort("job")
-    assert verification["job"].to_list() == [project.guarded, project.health]
-    assert verification["active"].to_list() == [True, True]
-    assert verification["wrapper"].to_list() == [True, True]
+    assert verification["job"].to_list() == [f"cronkit-queues:{project.name}", project.guarded, project.health]
+    assert verification["active"].to_list() == [True, True, True]
+    assert verification["wrapper"].to_list() == [True, True, True]
     health = verification.filter(pl.col("job") == project.health).row(0, named=True)
     assert (health["http_2xx"], health["http_failed"], health["http_pending"]) == (1, 0, 0)
     assert verification.filter(pl.col("job") == project.guarded)["work"].to_list() == ["nothing to do"]
@@ -398,10 +400,10 @@ def test_rollback_previews_then_disables_enables_removes_and_tears_down_idempote
     assert snapshot(p.dsn) == before
     assert not defs["plan"].nothing_to_do
     assert "cron.alter_job" in text(outputs) and "Not applied" in text(outputs)
-    assert defs["before"]["active"].to_list() == [True, True]
+    assert defs["before"]["active"].to_list() == [True, True, True]  # the two jobs and the queue snapshots
 
     outputs, defs = run("rollback", p.params(apply=True))
-    assert defs["after"]["active"].to_list() == [False, False]
+    assert defs["after"]["active"].to_list() == [False, False, False]
     disabled = snapshot(p.dsn)
     outputs, defs = run("rollback", p.params(apply=True))
     assert defs["plan"].nothing_to_do
@@ -418,7 +420,7 @@ def test_rollback_previews_then_disables_enables_removes_and_tears_down_idempote
     assert "in the box above to confirm the remove" in text(outputs) and f"--confirm {p.guarded}" in text(outputs)
     outputs, defs = run("rollback", p.params(apply=True, action="remove", job=p.guarded, confirm=p.guarded))
     assert job_row(p.dsn, p.guarded) is None
-    assert defs["after"]["job"].to_list() == [p.health]
+    assert defs["after"]["job"].to_list() == [f"cronkit-queues:{p.name}", p.health]
 
     outputs, defs = run("rollback", p.params(apply=True, action="teardown", secrets=True))
     assert job_row(p.dsn, p.health) is not None and "to confirm the teardown" in text(outputs)
@@ -476,24 +478,27 @@ def test_monitor_shows_runs_outcomes_missed_runs_and_queues_with_their_charts(hi
     assert (http[p.health]["requests"], http[p.health]["2xx"]) == (1, 1)
     assert http[p.guarded]["requests"] == 0
     missed = defs["missed"]
-    assert set(missed["jobname"].to_list()) == {p.health, p.guarded}
+    assert set(missed["jobname"].to_list()) == {p.health, p.guarded, f"cronkit-queues:{p.name}"}  # [[queues]]: its snapshot job
     queue = defs["queue_health"].row(0, named=True)
     assert (queue["queue"], queue["pending"], queue["failed"]) == (p.table, 2, 1)
 
     duration = defs["duration"].to_dict()
-    assert duration["mark"]["type"] == "point"
-    assert duration["encoding"]["x"]["field"] == "start_time" and duration["encoding"]["y"]["field"] == "duration_ms"
+    runs_layer, failures_layer = duration["layer"]
+    assert runs_layer["mark"]["type"] == "point" and failures_layer["mark"]["shape"] == "cross"
+    assert runs_layer["encoding"]["x"]["field"] == "start_time" and runs_layer["encoding"]["y"]["field"] == "duration_ms"
     points = [v for v in charts.values(duration) if v["jobname"] == p.health]
     assert sorted(v["duration_ms"] for v in points) == pytest.approx([120, 250, 480], abs=1)
     outcomes = defs["outcomes"].to_dict()
-    assert outcomes["mark"]["type"] == "bar" and outcomes["encoding"]["color"]["field"] == "outcome"
-    assert {(v["jobname"], v["outcome"], v["requests"]) for v in charts.values(outcomes)} >= {(p.health, "2xx", 1)}
+    assert outcomes["mark"]["type"] == "rect" and outcomes["encoding"]["color"]["field"] == "cell"
+    assert "1-minute buckets" in outcomes["encoding"]["x"]["title"]  # an hour's window: 1-minute cells
+    assert {(v["jobname"], v["cell"], v["requests"]) for v in charts.values(outcomes)} >= {(p.health, "all 2xx", 1)}
+    assert defs["http"].columns[2:2 + len(OUTCOMES)] == [str(o) for o in OUTCOMES]
     timeline = defs["timeline"].to_dict()
     assert {layer["mark"]["type"] for layer in timeline["layer"]} == {"rule", "tick"}
     assert all(layer["encoding"]["color"]["field"] == "kind" for layer in timeline["layer"])
     trend = defs["queue_trend"].to_dict()
-    assert len(trend["vconcat"]) == 2
-    depth = [v for v in charts.values(trend, trend["vconcat"][0]) if v["queue"] == p.table]
+    [row] = [r for r in trend["vconcat"] if r["title"]["text"] == f"Queues: {p.table}"]  # a row per queue
+    depth = [v for v in charts.values(trend, row["hconcat"][0]) if v["queue"] == p.table]
     assert {(v["status"], v["items"]) for v in depth} == {("pending", 2), ("processing", 0), ("failed", 1)}
     shown = text(outputs)
     assert "1 of 3 run(s) failed" in shown

@@ -41,7 +41,7 @@ TREND = frame(TREND_SCHEMA, [{"taken_at": T0 + i * timedelta(minutes=5), "queue"
     [
         (lambda: charts.duration_chart(TIMELINE), {"line"}),
         (lambda: charts.duration_chart(RUNS), {"point"}),
-        (lambda: charts.outcome_chart(HTTP), {"bar"}),
+        (lambda: charts.outcome_heatmap(HTTP, HOUR), {"rect"}),
         (lambda: charts.missed_chart(SLOTS), {"tick"}),
         (lambda: charts.queue_chart(TREND), {"line"}),
     ],
@@ -59,6 +59,8 @@ def test_each_chart_renders_to_png_and_svg_offline(build: object, marks: set[str
 def _marks(spec: dict) -> list:  # type: ignore[type-arg]
     found = [spec["mark"]] if "mark" in spec else []
     for key in ("layer", "vconcat", "hconcat"):
+        if key == "layer" and "spec" in spec:
+            continue
         for part in spec.get(key, []):
             found += _marks(part)
     if "spec" in spec:
@@ -66,9 +68,48 @@ def _marks(spec: dict) -> list:  # type: ignore[type-arg]
     return found
 
 
-def test_outcome_colours_mean_the_same_thing_in_every_chart() -> None:
-    encoding = charts.outcome_chart(HTTP).to_dict()["encoding"]["color"]["scale"]
-    assert dict(zip(encoding["domain"], encoding["range"], strict=True)) == {"2xx": "#2ca02c", "5xx": "#d62728"}
+def test_the_heatmap_has_a_cell_per_job_and_bucket_coloured_by_what_its_calls_got_back() -> None:
+    rows = [("a-fine", 0, "2xx", 4), ("b-key", 0, "4xx", 3), ("c-mixed", 0, "2xx", 2), ("c-mixed", 0, "5xx", 1),
+            ("c-mixed", 1, "2xx", 3), ("d-wait", 1, "pending", 1)]
+    http = frame(HTTP_TIMELINE_SCHEMA, [{"bucket": T0 + b * timedelta(minutes=5), "jobname": j, "outcome": o,
+                                         "requests": n} for j, b, o, n in rows])
+    chart = charts.outcome_heatmap(http, timedelta(minutes=5)).to_dict()
+    cells = {(v["jobname"], v["bucket"][11:16]): (v["cell"], v["answers"]) for v in charts.values(chart)}
+
+    assert cells == {
+        ("a-fine", "10:00"): ("all 2xx", "2xx ×4"), ("b-key", "10:00"): ("all failed", "4xx ×3"),
+        ("c-mixed", "10:00"): ("some failed", "2xx ×2, 5xx ×1"), ("c-mixed", "10:05"): ("all 2xx", "2xx ×3"),
+        ("d-wait", "10:05"): ("waiting", "pending ×1"),
+    }
+    assert chart["encoding"]["y"]["sort"][:2] == ["b-key", "c-mixed"]  # failing jobs on top
+    assert chart["encoding"]["x"]["title"] == "request time (UTC), 5-minute buckets"
+    scale = chart["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"], strict=True))["all failed"] == charts.FAILED_COLOR
+
+
+def test_failed_runs_are_marked_on_the_duration_chart() -> None:
+    runs = RUNS.with_columns(status=pl.when(pl.col("runid") == 3).then(pl.lit("failed")).otherwise(pl.col("status")))
+    spec = charts.duration_chart(runs).to_dict()
+    marks = spec["layer"][1]
+    assert marks["mark"]["shape"] == "cross" and marks["mark"]["color"] == charts.FAILED_COLOR
+    assert marks["transform"] == [{"filter": "datum.status == 'failed'"}]
+
+
+def test_thirty_jobs_get_a_panel_each_instead_of_sharing_ten_colours() -> None:
+    many = frame(RUNS_SCHEMA, [{"runid": j, "jobid": j, "jobname": f"job-{j:02}", "status": "succeeded",
+                                "start_time": T0, "duration_ms": 10.0} for j in range(30)])
+    spec = charts.duration_chart(many).to_dict()
+    assert spec["facet"]["row"]["field"] == "jobname"
+    assert "color" not in spec["spec"]["layer"][0]["encoding"]
+    few = charts.duration_chart(RUNS).to_dict()
+    assert few["layer"][0]["encoding"]["color"]["field"] == "jobname"
+    assert charts.to_png(charts.duration_chart(many)).startswith(b"\x89PNG")
+
+
+def test_each_queue_gets_its_own_depth_and_age_chart() -> None:
+    two = pl.concat([TREND, TREND.with_columns(queue=pl.lit("public.other"))])
+    spec = charts.queue_chart(two).to_dict()
+    assert [row["title"]["text"] for row in spec["vconcat"]] == ["Queues: public.jobs", "Queues: public.other"]
 
 
 def test_missed_chart_can_leave_out_on_time_slots() -> None:
@@ -102,3 +143,15 @@ def test_a_days_slots_of_many_jobs_chart_as_a_few_stretches_and_a_single_miss_st
 def test_alternating_kinds_are_a_stretch_each() -> None:
     values = charts.values(charts.missed_chart(SLOTS).to_dict())
     assert [(v["kind"], v["slots"]) for v in values] == [(k, 1) for k in ["on_time", "missed", "queued"] * 3]
+
+
+@pytest.mark.parametrize(
+    ("window", "bucket"),
+    [(HOUR, timedelta(minutes=1)), (6 * HOUR, timedelta(minutes=10)), (24 * HOUR, HOUR),
+     (7 * 24 * HOUR, 3 * HOUR), (30 * 24 * HOUR, 12 * HOUR), (400 * 24 * HOUR, timedelta(days=7))],
+)
+def test_heatmap_buckets_fit_the_window_and_are_whole_hours_where_rollups_are_read(window: timedelta,
+                                                                                    bucket: timedelta) -> None:
+    from cronkit.monitor import timeline_bucket
+
+    assert timeline_bucket(window) == bucket

@@ -101,3 +101,38 @@ def test_a_queue_chart_without_snapshots_says_why_instead_of_drawing_empty_axes(
     assert "No queue is declared" in queue_chart(data).text
     declared = MonitorData(**{**data.__dict__, "queues": pl.DataFrame([{"queue": "public.q"}])})
     assert "No queue snapshot in this window yet" in queue_chart(declared).text
+
+
+def test_a_part_that_cannot_be_read_shows_its_error_and_fix_in_place_and_the_others_still_render() -> None:
+    from cronkit.errors import CronkitError
+    from cronkit.runbooks.monitor import Part, health_view, http_table, outcome_chart, run_table
+
+    broken = CronkitError("Could not read the HTTP outcomes: permission denied for table http_responses",
+                          remedy="GRANT SELECT ON ALL TABLES IN SCHEMA cronkit TO watcher;")
+    data = MonitorData(**{**_data([_run(1, "a")], [], {}).__dict__, "errors": {Part.HTTP: broken}})
+
+    assert "permission denied" in outcome_chart(data).text and "GRANT SELECT" in http_table(data).text
+    assert run_table(data).height == 1  # the run history was read and is shown
+    assert "Not read: HTTP outcomes" in health_view(data).text and "✅" not in health_view(data).text
+
+
+def test_with_the_database_down_every_part_says_so_and_nothing_claims_all_clear() -> None:
+    from cronkit.errors import ConnectionFailed
+    from cronkit.runbooks.monitor import Part, board_view, health_view, queue_chart
+
+    down = ConnectionFailed("Could not connect: connection refused", remedy="Start the database or fix DATABASE_URL.")
+    data = MonitorData(**{**_data([], [], {}).__dict__, "errors": dict.fromkeys(Part, down)})
+
+    assert health_view(data).text.count("Nothing could be read") == 1
+    for view in (board_view, queue_chart):
+        assert "connection refused" in view(data).text and "Fix:" in view(data).text
+
+
+def test_a_view_that_fails_to_draw_says_so_instead_of_blanking_the_page() -> None:
+    from cronkit.runbooks.monitor import Part, panel
+
+    @panel(Part.RUNS)
+    def broken(data: MonitorData) -> None:
+        raise KeyError("p95_ms")
+
+    assert "could not be drawn (KeyError" in broken(_data([], [], {})).text
