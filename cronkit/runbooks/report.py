@@ -1,4 +1,5 @@
-"""Offline HTML reports of headless runbook runs: every cell's code and output, charts as inline SVG, no network."""
+"""Offline HTML reports of headless runbook runs: every cell's output, charts as inline SVG, tables
+as plain HTML, one file that needs no network and prints on A4."""
 
 from __future__ import annotations
 
@@ -19,18 +20,32 @@ from cronkit.runbooks.runtime import reporting
 _MARIMO_ELEMENT = re.compile(r"<marimo-ui-element\b.*?</marimo-ui-element>", re.DOTALL)
 _MARIMO_ANY = re.compile(r"</?marimo-[a-z-]+\b[^>]*>", re.DOTALL)
 
+#: the page is as wide as A4's printable area (210 mm less 2 x 12 mm margins) on screen too, so
+#: what you see is what prints; tables wrap their text, charts scale down
 REPORT_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1f2328}
-header{border-bottom:1px solid #d0d7de;margin-bottom:1.5rem}
-section.cell{margin:1.2rem 0}
-details.code summary{cursor:pointer;color:#57606a;font-size:.85rem}
-pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.85rem}
-table{border-collapse:collapse;font-size:.85rem}
-td,th{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}
+@page{size:A4;margin:12mm}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:186mm;margin:1.5rem auto;padding:0 .5rem;
+     color:#1f2328;font-size:10.5pt;line-height:1.4}
+header{border-bottom:1px solid #d0d7de;margin-bottom:1rem}
+h1{font-size:16pt}h2{font-size:13pt;margin-top:1.4rem}h3{font-size:11pt}
+section.cell{margin:.8rem 0}
+pre,code{font-size:8.5pt}
+pre{background:#f6f8fa;padding:.5rem;white-space:pre-wrap;overflow-wrap:anywhere}
+table.frame{border-collapse:collapse;width:100%;font-size:8pt;table-layout:auto}
+table.frame th{background:#f6f8fa;text-align:left;font-weight:600}
+table.frame td,table.frame th{border:1px solid #d0d7de;padding:.15rem .3rem;vertical-align:top;overflow-wrap:anywhere}
+table.frame td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.frame td.none{color:#8c959f}
+p.more{color:#57606a;font-size:8pt;margin:.2rem 0}
 figure{margin:0}
+figure svg{max-width:100%;height:auto}
 .control{color:#57606a;font-style:italic}
 .error{color:#cf222e}
+@media print{body{margin:0;max-width:none}section.cell{break-inside:avoid}h2{break-after:avoid}}
 """
+#: rows of a table shown in the report (the rest are counted)
+MAX_ROWS = 60
 
 
 def load_app(path: str | Path) -> Any:
@@ -58,8 +73,9 @@ def render_output(value: Any) -> str:
         except Exception as exc:  # noqa: BLE001 - a chart that cannot render must not lose the report
             return f"<p class='error'>chart could not be rendered: {html.escape(str(exc))}</p>"
     if isinstance(value, pl.DataFrame):
-        with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=200):
-            return value._repr_html_()
+        return frame_table(value)
+    if isinstance(getattr(value, "data", None), pl.DataFrame):  # mo.ui.table: its rows, not a control
+        return frame_table(value.data.drop("_marimo_row_id", strict=False))
     text = getattr(value, "text", None)
     if isinstance(text, str):  # mo.Html and friends
         text = _MARIMO_ELEMENT.sub("<span class='control'>[interactive control: open the runbook in marimo]</span>", text)
@@ -69,9 +85,36 @@ def render_output(value: Any) -> str:
     return f"<pre>{html.escape(repr(value))}</pre>"
 
 
+def _cell(value: Any, dtype: pl.DataType) -> str:
+    if value is None:
+        return "<td class='none'>—</td>"
+    if isinstance(value, datetime):
+        return f"<td class='num'>{value:%Y-%m-%d %H:%M:%S}</td>"
+    if isinstance(value, bool):
+        return f"<td>{'yes' if value else 'no'}</td>"
+    if dtype.is_numeric():
+        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+        return f"<td class='num'>{shown}</td>"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def frame_table(frame: pl.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
+    """A frame as a plain HTML table: column names only (no dtype row, no shape line), numbers
+    right-aligned, empty cells as a dash, at most ``max_rows`` rows and a line saying how many more."""
+    if frame.is_empty():
+        return "<p class='more'>(no rows)</p>"
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in frame.columns)
+    dtypes = frame.dtypes
+    rows = "".join("<tr>" + "".join(_cell(v, t) for v, t in zip(row, dtypes, strict=True)) + "</tr>"
+                   for row in frame.head(max_rows).iter_rows())
+    more = f"<p class='more'>… and {frame.height - max_rows:,} more rows</p>" if frame.height > max_rows else ""
+    return f"<table class='frame'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}"
+
+
 def report(notebook: str | Path, output: str | Path, args: Sequence[str] = ()) -> Path:
     """Run a runbook headless (``app.run()``, marimo's script mode: no button is pressed) and write
-    every cell's code and output into one HTML file that needs no network to view.
+    every cell's output (not its code: the report is for reading, the runbook is the code) into one
+    HTML file that needs no network to view and prints on A4.
 
     ``args`` are the runbook's own parameters (``["--hours", "6"]``), as after ``--`` on the
     command line.
@@ -80,9 +123,6 @@ def report(notebook: str | Path, output: str | Path, args: Sequence[str] = ()) -
     app = load_app(notebook)
     with reporting([str(notebook), *args]):
         outputs, _defs = app.run()
-    cells = [c for c in app._cell_manager.cell_data() if c.name != "setup"]
-    if len(cells) != len(outputs):  # pragma: no cover - marimo changed its cell bookkeeping
-        raise CronkitError(f"{notebook}: {len(cells)} cells but {len(outputs)} outputs.")
     title = html.escape(getattr(app._config, "app_title", None) or notebook.stem)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -91,12 +131,10 @@ def report(notebook: str | Path, output: str | Path, args: Sequence[str] = ()) -
          f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC (marimo {html.escape(mo.__version__)}; nothing was applied unless "
          "<code>--apply true</code> was given).</p></header>"),
     ]
-    for cell, value in zip(cells, outputs, strict=True):
+    for value in outputs:
         body = render_output(value)
-        code = "" if cell.config.hide_code else (
-            f"<details class='code'><summary>code</summary><pre>{html.escape(cell.code)}</pre></details>")
-        if body or code:
-            parts.append(f"<section class='cell'>{code}{body}</section>")
+        if body:
+            parts.append(f"<section class='cell'>{body}</section>")
     parts.append("</body></html>")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(parts), encoding="utf-8")

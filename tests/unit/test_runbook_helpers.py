@@ -3,6 +3,7 @@ renderer, and the guides' troubleshooting map."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import altair as alt
@@ -124,6 +125,31 @@ def test_the_report_renders_charts_as_inline_svg_frames_as_tables_and_controls_a
     assert "hello" in control and "marimo-ui-element" not in control and "interactive control" in control
     assert render_output(None) == ""
     assert render_output("<b>") == "<pre>&lt;b&gt;</pre>"
+
+
+def test_report_tables_are_designed_html_not_polars_repr() -> None:
+    import marimo as mo
+
+    when = datetime(2026, 12, 6, 3, 4, 5, tzinfo=UTC)
+    frame = pl.DataFrame({"job": ["sync", "<b>x</b>"], "runs": [1200, 3], "p95 ms": [12.345, None],
+                          "last": [when, None], "active": [True, False]})
+    table = render_output(frame)
+
+    assert "shape:" not in table and "<th>i64</th>" not in table and "str</" not in table
+    assert "<th>job</th><th>runs</th><th>p95 ms</th><th>last</th><th>active</th>" in table
+    assert "<td class='num'>1,200</td>" in table and "<td class='num'>12.3</td>" in table
+    assert "<td class='num'>2026-12-06 03:04:05</td>" in table and "<td class='none'>—</td>" in table
+    assert "&lt;b&gt;x&lt;/b&gt;" in table and "<td>yes</td>" in table
+    assert render_output(mo.ui.table(frame)) == table  # the board table prints its rows, not a control note
+    many = render_output(pl.DataFrame({"n": list(range(100))}))
+    assert many.count("<tr>") == 61 and "… and 40 more rows" in many
+
+
+def test_the_report_page_is_as_wide_as_a4_and_has_no_code_toggles() -> None:
+    from cronkit.runbooks.report import REPORT_CSS
+
+    assert "@page{size:A4" in REPORT_CSS and "max-width:186mm" in REPORT_CSS
+    assert "figure svg{max-width:100%" in REPORT_CSS and "details" not in REPORT_CSS
 
 
 def test_every_troubleshooting_item_of_the_guides_maps_to_checks_the_doctor_has() -> None:
