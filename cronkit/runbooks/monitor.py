@@ -406,6 +406,9 @@ def _job(row: dict[str, Any]) -> str:
 
 @panel(Part.RUNS)
 def duration_chart(data: MonitorData) -> Any:
+    if data.runs.is_empty():
+        return say("No finished run in this window yet, so there is no duration to draw: pg_cron records a run "
+                   "in `cron.job_run_details` when a job fires (widen the window with `--hours`).")
     return charts.duration_chart(data.runs, title="Run duration")
 
 
@@ -420,6 +423,8 @@ def outcome_chart(data: MonitorData) -> Any:
 
 @panel(Part.MISSED)
 def missed_chart(data: MonitorData) -> Any:
+    if data.slots.is_empty():
+        return say("No run was due in this window, so there is nothing to compare with the schedules yet.")
     return charts.missed_chart(data.slots, title="Expected runs: on time, late, missed")
 
 

@@ -136,3 +136,12 @@ def test_a_view_that_fails_to_draw_says_so_instead_of_blanking_the_page() -> Non
         raise KeyError("p95_ms")
 
     assert "could not be drawn (KeyError" in broken(_data([], [], {})).text
+
+
+def test_charts_with_no_data_yet_say_why_instead_of_drawing_empty_axes() -> None:
+    from cronkit.runbooks.monitor import duration_chart, missed_chart, outcome_chart
+
+    data = _data([], [], {})
+    assert "No finished run in this window yet" in duration_chart(data).text
+    assert "No HTTP call in this window yet" in outcome_chart(data).text
+    assert "No run was due in this window" in missed_chart(data).text
