@@ -78,22 +78,23 @@ def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.L
     if "duration_ms" in frame.columns:
         data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(named)
         x = alt.X("start_time:T", title="start (UTC)")
-        y = alt.Y("duration_ms:Q", title="duration (ms)", scale=alt.Scale(type="log"))
+        y = alt.Y("duration_ms:Q", title=None if _many_jobs(data) else "duration (ms)", scale=alt.Scale(type="log"))
         tooltip = ["jobname:N", "runid:Q", "status:N", "start_time:T", "duration_ms:Q"]
         runs = _by_job(alt.Chart().mark_point(size=14), data).encode(x=x, y=y, tooltip=tooltip)
         failures = alt.Chart().mark_point(shape="cross", size=70, color=FAILED_COLOR, filled=True).encode(
             x=x, y=y, tooltip=tooltip).transform_filter("datum.status == 'failed'")
-        return _arrange([runs, failures], data, title)
+        return _arrange([runs, failures], data, title, "duration (ms, log scale), failed runs ✗")
     data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(named)
     x = alt.X("bucket:T", title="hour (UTC)")
     tooltip = ["jobname:N", "bucket:T", "runs:Q", "failed:Q", "p50_ms:Q", "p95_ms:Q", "max_ms:Q"]
     p50 = _by_job(alt.Chart().mark_line(point=True), data).encode(
-        x=x, y=alt.Y("p50_ms:Q", title="duration (ms): p50 line, p95 dashed", scale=alt.Scale(type="log")),
+        x=x, y=alt.Y("p50_ms:Q", title=None if _many_jobs(data) else "duration (ms): p50 line, p95 dashed",
+                     scale=alt.Scale(type="log")),
         tooltip=tooltip)
     p95 = _by_job(alt.Chart().mark_line(strokeDash=[4, 3]), data).encode(x=x, y="p95_ms:Q")
     failures = alt.Chart().mark_point(shape="cross", size=70, color=FAILED_COLOR, filled=True).encode(
         x=x, y="p95_ms:Q", tooltip=tooltip).transform_filter("datum.failed > 0")
-    return _arrange([p50, p95, failures], data, title)
+    return _arrange([p50, p95, failures], data, title, "duration (ms, log scale): p50 line, p95 dashed, hours with failures ✗")
 
 
 #: failed runs are marked in this colour in every chart
@@ -109,14 +110,15 @@ def _by_job(chart: alt.Chart, data: pl.DataFrame) -> alt.Chart:
     return chart if _many_jobs(data) else chart.encode(color=alt.Color("jobname:N", title="job"))
 
 
-def _arrange(layers: list[alt.Chart], data: pl.DataFrame, title: str) -> alt.LayerChart | alt.FacetChart:
-    """The layers over one dataset: one chart, or a row per job when there are too many to colour."""
+def _arrange(layers: list[alt.Chart], data: pl.DataFrame, title: str, subtitle: str) -> alt.LayerChart | alt.FacetChart:
+    """The layers over one dataset: one chart, or a row per job when there are too many to colour
+    (the rows share the time axis; each has its own duration scale)."""
     chart = alt.layer(*layers, data=_data(data))
     if not _many_jobs(data):
         return chart.properties(title=title, width=WIDTH)
-    return chart.properties(width=WIDTH, height=36).facet(
-        row=alt.Row("jobname:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-        title=title).resolve_scale(y="independent")
+    return chart.properties(width=WIDTH - 160, height=28).facet(
+        row=alt.Row("jobname:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=150)),
+        title=alt.Title(title, subtitle=subtitle), spacing=4).resolve_scale(y="independent")
 
 
 #: a heatmap cell: what the calls of one job in one bucket got back
@@ -144,7 +146,7 @@ def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outc
     present = cells.get_column("cell").unique().to_list() if cells.height else []
     return alt.Chart(_data(cells), title=title, width=WIDTH, height=alt.Step(16)).mark_rect().encode(
         x=alt.X("bucket:T", title=f"request time (UTC), {_words(bucket)} buckets"), x2="bucket_end:T",
-        y=alt.Y("jobname:N", title=None, sort=order),
+        y=alt.Y("jobname:N", title=None, sort=order, axis=alt.Axis(labelLimit=220)),
         color=alt.Color("cell:N", title="calls", scale=_scale(CELL_COLORS, present)),
         tooltip=["jobname:N", "bucket:T", "requests:Q", "answers:N"],
     )

@@ -262,6 +262,44 @@ def job_state(run: Mapping[str, Any], http: Mapping[str, Any] | None, missed_sta
     return JobState.OK
 
 
+#: a board strip's characters, best to worst: a bin where every run was on time and none failed,
+#: one with a late (or queued) run, one with a failed or missed run; and a bin where nothing was due
+STRIP = {"ok": "▁", "late": "▅", "bad": "✗"}
+NOTHING_DUE = "·"
+STRIP_BINS = 16
+_SLOT_GRADE = {"on_time": 0, "late": 1, "queued": 1, "missed": 2, "downtime": 2}
+
+
+def strips(data: MonitorData, bins: int = STRIP_BINS) -> dict[int, str]:
+    """Per jobid, the window in ``bins`` characters, oldest first: each bin's worst moment — ▁ runs
+    on time, ▅ late or queued, ✗ a failed run or a missed one — and · where nothing was due. From
+    the missed-run engine's slots (every expected start) and the failed runs (each run, or the
+    hourly failure counts on long windows)."""
+    span = (data.until - data.since).total_seconds()
+
+    def binned(frame: pl.DataFrame, moment: str, grade: pl.Expr) -> pl.DataFrame:
+        return (frame.filter(pl.col("jobid").is_not_null() & pl.col(moment).is_not_null())
+                .select("jobid", grade.cast(pl.Int64).alias("grade"),
+                        ((pl.col(moment) - pl.lit(data.since)).dt.total_seconds() / span * bins)
+                        .floor().cast(pl.Int64).clip(0, bins - 1).alias("bin")))
+
+    graded = [binned(data.slots.filter(pl.col("kind").is_in(list(_SLOT_GRADE))), "slot",
+                     pl.col("kind").replace_strict(_SLOT_GRADE, return_dtype=pl.Int64))]
+    if "status" in data.runs.columns:
+        graded.append(binned(data.runs, "start_time", pl.when(pl.col("status") == "failed").then(2).otherwise(0)))
+    elif "failed" in data.runs.columns:
+        graded.append(binned(data.runs, "bucket", pl.when(pl.col("failed") > 0).then(2).otherwise(0)))
+    worst = pl.concat(graded).group_by("jobid", "bin").agg(pl.col("grade").max())
+    marks = list(STRIP.values())
+    lines: dict[int, str] = {}
+    for (jobid,), rows in worst.group_by("jobid"):
+        cells = [NOTHING_DUE] * bins
+        for row in rows.iter_rows(named=True):
+            cells[row["bin"]] = marks[row["grade"]]
+        lines[int(jobid)] = "".join(cells)  # type: ignore[call-overload]
+    return lines
+
+
 def _ago(moment: datetime | None, now: datetime) -> str | None:
     if moment is None:
         return None
@@ -271,10 +309,12 @@ def _ago(moment: datetime | None, now: datetime) -> str | None:
 
 def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame:
     """One row per job, most trouble first: state, schedule in words, last and next run, runs and
-    failures in the window, HTTP answers (2xx / failed / pending) and the last error, p95."""
+    failures in the window, HTTP answers (2xx / failed / pending) and the last error, p95, and the
+    window as a strip (:func:`strips`)."""
     now = now or data.until
     http = {r["jobname"]: r for r in data.http.iter_rows(named=True)}
     status = {r["jobid"]: r["status"] for r in data.missed.iter_rows(named=True)}
+    lines = strips(data)
     order = list(JobState)
     rows = []
     for run in data.summary.iter_rows(named=True):
@@ -303,6 +343,7 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
             "last error": ((calls.get("last_error") or "").strip()[:120] or None) if calls and calls.get("last_error_at")
             else ((run["last_failure_message"] or "").strip()[:120] or None),
             "p95 ms": round(run["p95_ms"], 1) if run["p95_ms"] is not None else None,
+            "window, old → new": lines.get(run["jobid"]) if run["jobid"] is not None else None,
         })
     frame = pl.DataFrame(rows, schema=BOARD_SCHEMA | {"_rank": pl.Int64()}) if rows else \
         pl.DataFrame(schema=BOARD_SCHEMA | {"_rank": pl.Int64()})
@@ -320,6 +361,7 @@ BOARD_SCHEMA: dict[str, pl.DataType] = {
     "state": pl.String(), "job": pl.String(), "schedule": pl.String(), "last run": pl.String(),
     "next run": pl.String(), "runs": pl.Int64(), "failed": pl.Int64(), "HTTP 2xx": pl.Int64(),
     "HTTP failed": pl.Int64(), "pending": pl.Int64(), "last error": pl.String(), "p95 ms": pl.Float64(),
+    "window, old → new": pl.String(),
 }
 
 

@@ -20,12 +20,13 @@ from cronkit.runbooks.runtime import reporting
 _MARIMO_ELEMENT = re.compile(r"<marimo-ui-element\b.*?</marimo-ui-element>", re.DOTALL)
 _MARIMO_ANY = re.compile(r"</?marimo-[a-z-]+\b[^>]*>", re.DOTALL)
 
-#: the page is as wide as A4's printable area (210 mm less 2 x 12 mm margins) on screen too, so
-#: what you see is what prints; tables wrap their text, charts scale down
+#: the page is as wide as landscape A4's printable area (297 mm less 2 x 12 mm margins) on screen
+#: too, so what you see is what prints: the health board's 13 columns fit; tables wrap their text,
+#: charts scale down
 REPORT_CSS = """
-@page{size:A4;margin:12mm}
+@page{size:A4 landscape;margin:12mm}
 *{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:186mm;margin:1.5rem auto;padding:0 .5rem;
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:273mm;margin:1.5rem auto;padding:0 .5rem;
      color:#1f2328;font-size:10.5pt;line-height:1.4}
 header{border-bottom:1px solid #d0d7de;margin-bottom:1rem}
 h1{font-size:16pt}h2{font-size:13pt;margin-top:1.4rem}h3{font-size:11pt}
@@ -33,10 +34,14 @@ section.cell{margin:.8rem 0}
 pre,code{font-size:8.5pt}
 pre{background:#f6f8fa;padding:.5rem;white-space:pre-wrap;overflow-wrap:anywhere}
 table.frame{border-collapse:collapse;width:100%;font-size:8pt;table-layout:auto}
+table.frame td,table.frame th{border:1px solid #d0d7de;padding:.15rem .3rem;vertical-align:top}
+table.frame td{overflow-wrap:break-word}
+table.frame td.long{overflow-wrap:anywhere}
 table.frame th{background:#f6f8fa;text-align:left;font-weight:600}
-table.frame td,table.frame th{border:1px solid #d0d7de;padding:.15rem .3rem;vertical-align:top;overflow-wrap:anywhere}
 table.frame td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.frame td.none{color:#8c959f}
+table.frame td.word{white-space:nowrap}
+span.paragraph{display:block;margin:.45rem 0}
 p.more{color:#57606a;font-size:8pt;margin:.2rem 0}
 figure{margin:0}
 figure svg{max-width:100%;height:auto}
@@ -95,7 +100,14 @@ def _cell(value: Any, dtype: pl.DataType) -> str:
     if dtype.is_numeric():
         shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
         return f"<td class='num'>{shown}</td>"
-    return f"<td>{html.escape(str(value))}</td>"
+    text = str(value)
+    word = len(text) <= WORD and not any(c.isspace() for c in text)  # a name or a sparkline: one line
+    kind = " class='word'" if word else " class='long'" if len(text) > 2 * WORD else ""
+    return f"<td{kind}>{html.escape(text)}</td>"
+
+
+#: text cells up to this long without a space stay on one line
+WORD = 24
 
 
 def frame_table(frame: pl.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
@@ -114,7 +126,7 @@ def frame_table(frame: pl.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
 def report(notebook: str | Path, output: str | Path, args: Sequence[str] = ()) -> Path:
     """Run a runbook headless (``app.run()``, marimo's script mode: no button is pressed) and write
     every cell's output (not its code: the report is for reading, the runbook is the code) into one
-    HTML file that needs no network to view and prints on A4.
+    HTML file that needs no network to view and prints on A4 (landscape).
 
     ``args`` are the runbook's own parameters (``["--hours", "6"]``), as after ``--`` on the
     command line.

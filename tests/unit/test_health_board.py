@@ -145,3 +145,20 @@ def test_charts_with_no_data_yet_say_why_instead_of_drawing_empty_axes() -> None
     assert "No finished run in this window yet" in duration_chart(data).text
     assert "No HTTP call in this window yet" in outcome_chart(data).text
     assert "No run was due in this window" in missed_chart(data).text
+
+
+def test_the_board_strip_shows_each_bin_of_the_window_at_its_worst() -> None:
+    from cronkit.runbooks.monitor import strips
+
+    since = NOW - timedelta(hours=1)
+    at = [since + timedelta(minutes=10 * i + 1) for i in range(6)]
+    slots = pl.DataFrame([{"jobid": 1, "jobname": "a", "slot": t, "kind": kind}
+                          for t, kind in zip(at, ["on_time", "late", "on_time", "missed", "on_time", "pending"], strict=True)]
+                         + [{"jobid": 2, "jobname": "b", "slot": at[0], "kind": "downtime"}], schema=missed.SLOTS_SCHEMA)
+    runs = pl.DataFrame([{"runid": 1, "jobid": 1, "jobname": "a", "status": "failed", "start_time": at[4],
+                          "duration_ms": 5.0}], schema=mon.RUNS_SCHEMA)
+    data = MonitorData(**{**_data([_run(1, "a"), _run(2, "b")], [], {}).__dict__, "slots": slots, "runs": runs})
+
+    assert strips(data, bins=6) == {1: "▁▅▁✗✗·", 2: "✗·····"}
+    board = health_board(data)
+    assert board.filter(pl.col("job") == "a").item(0, "window, old → new") == strips(data)[1]

@@ -139,7 +139,7 @@ def test_report_tables_are_designed_html_not_polars_repr() -> None:
     assert "<th>job</th><th>runs</th><th>p95 ms</th><th>last</th><th>active</th>" in table
     assert "<td class='num'>1,200</td>" in table and "<td class='num'>12.3</td>" in table
     assert "<td class='num'>2026-12-06 03:04:05</td>" in table and "<td class='none'>—</td>" in table
-    assert "&lt;b&gt;x&lt;/b&gt;" in table and "<td>yes</td>" in table
+    assert "<td class='word'>&lt;b&gt;x&lt;/b&gt;</td>" in table and "<td>yes</td>" in table
     assert render_output(mo.ui.table(frame)) == table  # the board table prints its rows, not a control note
     many = render_output(pl.DataFrame({"n": list(range(100))}))
     assert many.count("<tr>") == 61 and "… and 40 more rows" in many
@@ -148,7 +148,7 @@ def test_report_tables_are_designed_html_not_polars_repr() -> None:
 def test_the_report_page_is_as_wide_as_a4_and_has_no_code_toggles() -> None:
     from cronkit.runbooks.report import REPORT_CSS
 
-    assert "@page{size:A4" in REPORT_CSS and "max-width:186mm" in REPORT_CSS
+    assert "@page{size:A4 landscape" in REPORT_CSS and "max-width:273mm" in REPORT_CSS
     assert "figure svg{max-width:100%" in REPORT_CSS and "details" not in REPORT_CSS
 
 
