@@ -4,8 +4,8 @@ A lab is a whole sandbox (PostgreSQL with pg_cron, the pg_net and Vault stand-in
 Functions server) in a temporary directory, on the session's engine. Cluster-wide faults and the
 five seed examples live in labs, away from the shared test sandbox and from each other.
 
-:func:`apply_demo_examples` sets a lab up exactly as ``cronkit demo`` does (the same
-:mod:`cronkit_sandbox.demo` functions); :func:`wait_demo_examples_answered` waits, bounded, until
+:func:`apply_demo_examples` sets a lab up as ``cronkit demo`` does (the same
+:mod:`cronkit_sandbox.demo` functions, then the maintenance manifest); :func:`wait_demo_examples_answered` waits, bounded, until
 every example job ran and its HTTP call was answered.
 """
 
@@ -26,7 +26,7 @@ import psycopg
 from cronkit import db as cdb
 from cronkit import jobs
 from cronkit.doctor import Report, diagnose
-from cronkit.manifest import Manifest
+from cronkit.manifest import Manifest, load_manifest
 from cronkit.plan import apply
 from cronkit.schedules import PgCronVersion, parse_pg_cron_version
 from cronkit_sandbox import demo
@@ -118,14 +118,18 @@ def demo_job_count() -> int:
     return sum(len(e.manifest().raw_jobs) for e in demo.examples())
 
 
-def apply_demo_examples(lab: Lab, version: PgCronVersion) -> datetime:
-    """The five seed examples applied to ``lab`` as ``cronkit demo`` applies them; returns when."""
+def apply_demo_examples(lab: Lab, version: PgCronVersion, *, maintenance: bool = True) -> datetime:
+    """The five seed examples applied to ``lab`` as ``cronkit demo`` applies them, then (unless
+    ``maintenance=False``) cronkit's own maintenance jobs (harvest, rollups, retention) as the demo
+    does; returns when it started."""
     since = datetime.now(UTC)
     environ = demo.demo_environ(lab.env)
     for example in demo.examples():
         manifest, _ = demo.sandbox_manifest(example, version)
         demo.prepare_example(example, lab.env, environ, lab.edge)
         demo.apply_example(example, lab.env, environ, lambda _m: None, manifest)
+    if maintenance:
+        lab.apply(load_manifest(demo.MAINTENANCE_MANIFEST), environ)
     return since
 
 

@@ -143,7 +143,8 @@ class Labs:
     def healthy(self) -> Lab:
         """The five seed systems as `cronkit demo` sets them up, plus run-history retention."""
         lab = self._start("healthy")
-        self.examples_since = apply_demo_examples(lab, self.version)
+        # its own retention job below instead of cronkit's maintenance jobs
+        self.examples_since = apply_demo_examples(lab, self.version, maintenance=False)
         with lab.app() as conn:
             if not conn.execute("select 1 from cron.job where command ilike '%%delete from cron.job_run_details%%'").fetchall():
                 conn.execute(
