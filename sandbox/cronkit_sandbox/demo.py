@@ -215,6 +215,31 @@ def collect(env: SandboxEnv, projects: Sequence[str], since: datetime) -> list[d
 CADENCE_RUNS = 3
 
 
+def set_up_examples(env: SandboxEnv, edge: Any, version: PgCronVersion, progress: Progress,
+                    chosen: Sequence[Example] | None = None, *, maintenance: bool = True) -> list[Override]:
+    """Step 2 of the demo: each example prepared and applied for pg_cron ``version``, cronkit's
+    maintenance jobs (unless ``maintenance=False``), and a first queue snapshot. Returns every
+    schedule that differs from the manifest's."""
+    environ = demo_environ(env)
+    overrides: list[Override] = []
+    for example in examples() if chosen is None else chosen:
+        manifest, changed = sandbox_manifest(example, version)
+        overrides += changed
+        for change in changed:
+            if change.source is OverrideSource.ENGINE:
+                progress(f"{change.project}: {change.job} runs '{change.runs}' here, not '{change.written}' "
+                         f"({change.reason})")
+        prepare_example(example, env, environ, edge)
+        apply_example(example, env, environ, progress, manifest)
+    if maintenance:
+        with db.connect(env.database_url) as conn:
+            result = apply(conn, load_manifest(MAINTENANCE_MANIFEST), environ=environ)
+        progress(f"cronkit maintenance (harvest, rollups, retention): applied {len(result.plan.changes)} change(s)")
+    progress(f"queue snapshots before the jobs run: {snapshot_queues(env, examples() if chosen is None else chosen)} "
+             "queue job(s) run once")
+    return overrides
+
+
 def snapshot_queues(env: SandboxEnv, chosen: Sequence[Example]) -> int:
     """Run each example's queue snapshot job once now (its schedule is every 5 minutes; the demo
     is shorter): the monitor's queue charts then show the queues before and after the jobs ran."""
@@ -230,7 +255,8 @@ def _cadence_shown(rows: list[dict[str, Any]]) -> bool:
     return all(r["runs"] >= CADENCE_RUNS for r in rows if r["schedule"].endswith("seconds"))
 
 
-def _all_answered(rows: list[dict[str, Any]]) -> bool:
+def all_answered(rows: list[dict[str, Any]]) -> bool:
+    """Every job of the report ran and none of its calls waits for an answer."""
     # A guarded job that found nothing to do runs without a request: that counts as answered.
     return bool(rows) and all(r["runs"] > 0 and r["pending"] == 0 for r in rows)
 
@@ -250,20 +276,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     environ = demo_environ(env)
     chosen = examples()
     since = datetime.now(UTC)
-    overrides: list[Override] = []
-    for example in chosen:
-        manifest, changed = sandbox_manifest(example, version)
-        overrides += changed
-        for change in changed:
-            if change.source is OverrideSource.ENGINE:
-                progress(f"{change.project}: {change.job} runs '{change.runs}' here, not '{change.written}' "
-                         f"({change.reason})")
-        prepare_example(example, env, environ, edge)
-        apply_example(example, env, environ, progress, manifest)
-    with db.connect(env.database_url) as conn:
-        result = apply(conn, load_manifest(MAINTENANCE_MANIFEST), environ=environ)
-    progress(f"cronkit maintenance (harvest, rollups, retention): applied {len(result.plan.changes)} change(s)")
-    progress(f"queue snapshots before the jobs run: {snapshot_queues(env, chosen)} queue job(s) run once")
+    overrides = set_up_examples(env, edge, version, progress, chosen)
     projects = [e.manifest().project for e in chosen]
 
     deadline = time.monotonic() + wait_seconds
@@ -271,7 +284,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     every = "every 5-10 seconds" if version.supports_seconds else "on the minute (pg_cron 1.4.2)"
     progress(f"waiting for pg_cron to fire {len(rows)} jobs ({every})")
     last = -1
-    while not (_all_answered(rows) and _cadence_shown(rows)) and time.monotonic() < deadline:
+    while not (all_answered(rows) and _cadence_shown(rows)) and time.monotonic() < deadline:
         done = sum(1 for r in rows if r["runs"] > 0 and r["pending"] == 0)
         if done != last:
             progress(f"  {done}/{len(rows)} jobs ran and got their HTTP answer")
@@ -285,7 +298,7 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
         "sandbox": {"database": db.redact_dsn(env.database_url), "supabase_url": env.supabase_url,
                     "engine": engine.as_dict(), "versions": versions},
         "overrides": [asdict(o) for o in overrides],
-        "complete": _all_answered(rows),
+        "complete": all_answered(rows),
         "jobs": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows],
         "invocations": _invocation_counts(edge),
     }

@@ -43,18 +43,17 @@ from cronkit import db as cdb
 from cronkit import doctor, jobs
 from cronkit.doctor import CATALOGUE, Finding, Report, cmd_doctor, container_hints, diagnose
 from cronkit.manifest import Manifest, load_manifest
-from cronkit.plan import apply
 from cronkit.redact import scrub
 from cronkit_sandbox import cluster as pgcluster
 from cronkit_sandbox import engines
 from cronkit_sandbox import demo
-from cronkit_sandbox.edge import EdgeAdmin
 from cronkit_sandbox.keys import make_jwt
-from cronkit_sandbox.manager import Sandbox, SandboxEnv
 from cronkit.schedules import PgCronVersion
 from cronkit.secrets import VaultBackend
 from tests.conftest import TEST_POSTGRES
 from tests.helpers import fake_sb_secret, wait_for
+from tests.labs import (Lab, apply_demo_examples, demo_job_count, lab_directory, start_lab, stop_labs,
+                        wait_demo_examples_answered)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "doctor.md"
@@ -63,55 +62,6 @@ YEARLY = "0 0 1 1 *"  # a real schedule that never fires while the tests run
 
 # ------------------------------------------------------------------------------------------------
 # Labs: private sandboxes
-
-
-@dataclass
-class Lab:
-    name: str
-    sandbox: Sandbox
-    env: SandboxEnv
-    edge: EdgeAdmin
-
-    def app(self, autocommit: bool = True) -> psycopg.Connection[dict[str, Any]]:
-        return cdb.connect(self.env.database_url, autocommit=autocommit)
-
-    def su(self) -> psycopg.Connection[dict[str, Any]]:
-        return cdb.connect(self.env.superuser_url, autocommit=True)
-
-    def sql(self, query: str, params: Any = None, *, superuser: bool = False) -> list[dict[str, Any]]:
-        with (self.su() if superuser else self.app()) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
-
-    def diagnose(self, manifest: Manifest | None = None, **kwargs: Any) -> Report:
-        with self.app(autocommit=False) as conn:
-            return diagnose(conn, manifest, **kwargs)
-
-    def apply(self, manifest: Manifest, environ: dict[str, str], environment: str | None = None) -> None:
-        with self.app(autocommit=False) as conn:
-            apply(conn, manifest, environment, environ=environ)
-
-    def run_now(self, job: str) -> int | None:
-        with self.app() as conn:
-            return jobs.run_job_now(conn, job).request_id
-
-    def wait_answered(self, request_ids: list[int], timeout: float = 30) -> None:
-        def answered() -> bool:
-            rows = self.sql("select count(*) as n from net._http_response where id = any(%s)", (request_ids,))
-            return rows[0]["n"] == len(request_ids)
-
-        wait_for(answered, timeout=timeout, message=f"pg_net responses to requests {request_ids}")
-
-    def networker(self) -> Any:
-        state = self.sandbox.load_state()
-        assert state is not None
-        return self.sandbox._daemons(state)[0]
-
-
-def _start_lab(base: Path, name: str) -> Lab:
-    sandbox = Sandbox(base / name)
-    env = sandbox.up(postgres=TEST_POSTGRES)  # the session's engine
-    return Lab(name, sandbox, env, EdgeAdmin(env.supabase_url, env.service_key))
 
 
 def _manifest(tmp: Path, name: str, text: str) -> Manifest:
@@ -135,7 +85,7 @@ class Labs:
         self.examples_since = datetime.now(UTC)
 
     def _start(self, name: str) -> Lab:
-        lab = _start_lab(self.base, name)
+        lab = start_lab(self.base, name)
         self.started.append(lab)
         return lab
 
@@ -194,12 +144,8 @@ class Labs:
     def healthy(self) -> Lab:
         """The five seed systems as `cronkit demo` sets them up, plus run-history retention."""
         lab = self._start("healthy")
-        self.examples_since = datetime.now(UTC)
-        environ = demo.demo_environ(lab.env)
-        for example in demo.examples():
-            manifest, _ = demo.sandbox_manifest(example, self.version)
-            demo.prepare_example(example, lab.env, environ, lab.edge)
-            demo.apply_example(example, lab.env, environ, lambda _m: None, manifest)
+        # its own retention job below instead of cronkit's maintenance jobs
+        self.examples_since = apply_demo_examples(lab, self.version, maintenance=False)
         with lab.app() as conn:
             if not conn.execute("select 1 from cron.job where command ilike '%%delete from cron.job_run_details%%'").fetchall():
                 conn.execute(
@@ -216,15 +162,12 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def labs(sandbox_only: Any, tmp: Path, pg_cron_version: PgCronVersion) -> Iterator[Labs]:
-    base = Path(tempfile.mkdtemp(prefix="cronkit-doctor-", dir="/tmp"))
-    os.chmod(base, 0o755)  # the cluster's OS user must reach its data directory
-    labs = Labs(base, tmp, pg_cron_version)
-    try:
-        yield labs
-    finally:
-        for lab in reversed(labs.started):
-            lab.sandbox.down(reset=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with lab_directory("cronkit-doctor-") as base:
+        labs = Labs(base, tmp, pg_cron_version)
+        try:
+            yield labs
+        finally:
+            stop_labs(labs.started)
 
 
 def _one(report: Report, code: str, job: str | None = None) -> Finding:
@@ -1259,17 +1202,11 @@ def _only_the_exposed_guc_secrets_are_loud(lab: Lab, environ: dict[str, str], wh
 @pytest.mark.slow
 def test_the_five_seed_examples_are_healthy_right_after_apply_and_after_their_first_runs(labs: Labs) -> None:
     lab = labs.healthy
-    examples = demo.examples()
-    projects = [e.manifest().project for e in examples]
     environ = demo.demo_environ(lab.env)
     _only_the_exposed_guc_secrets_are_loud(lab, environ, "right after apply")
 
-    def all_answered() -> list[dict[str, Any]] | None:
-        rows = demo.collect(lab.env, projects, labs.examples_since)
-        return rows if rows and all(r["runs"] > 0 and r["pending"] == 0 for r in rows) else None
-
-    rows = wait_for(all_answered, timeout=150, interval=2, message="every example job to run once and get its answer")
-    assert len(rows) == sum(len(e.manifest().raw_jobs) for e in examples)
+    rows = wait_demo_examples_answered(lab, labs.examples_since)
+    assert len(rows) == demo_job_count()
     reports = _only_the_exposed_guc_secrets_are_loud(lab, environ, "after the first runs")
     # what the seeds deliberately contain shows up as info: an item that used up its retries, and
     # the GUC secrets of seed 004 (set by a superuser here; hosted Supabase refuses them)
