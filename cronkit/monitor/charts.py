@@ -16,6 +16,7 @@ headless notebook runs.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ def values(spec: dict[str, Any], part: dict[str, Any] | None = None) -> list[dic
     return json.loads(rows) if isinstance(rows, str) else list(rows)
 
 
+#: the time range a chart spans: the monitor's window (since, until); None: the data's own range
+Span = tuple[datetime, datetime] | None
+
+
+def _time(field: str, title: str, span: Span) -> alt.X:
+    """A time axis over ``span`` when given, so one point sits at its moment in the window
+    instead of on an axis a millisecond wide."""
+    if span is None:
+        return alt.X(field, title=title)
+    since, until = (moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for moment in span)
+    return alt.X(field, title=title, scale=alt.Scale(domain=[since, until]))
+
+
 def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
     domain = [k for k in colors if k in present] or list(colors)
     return alt.Scale(domain=domain, range=[colors[k] for k in domain])
@@ -68,7 +82,7 @@ def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
 MAX_COLORED_JOBS = 10
 
 
-def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.LayerChart | alt.FacetChart:
+def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration", span: Span = None) -> alt.LayerChart | alt.FacetChart:
     """Duration over time per job: lines of p50 and p95 per hour (timeline frame) or one point per
     run (recent_runs frame), failed runs (or hours with failures) marked with a red cross.
 
@@ -77,7 +91,7 @@ def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.L
     named = pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid")))
     if "duration_ms" in frame.columns:
         data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(named)
-        x = alt.X("start_time:T", title="start (UTC)")
+        x = _time("start_time:T", "start (UTC)", span)
         y = alt.Y("duration_ms:Q", title=None if _many_jobs(data) else "duration (ms)", scale=alt.Scale(type="log"))
         tooltip = ["jobname:N", "runid:Q", "status:N", "start_time:T", "duration_ms:Q"]
         runs = _by_job(alt.Chart().mark_point(size=14), data).encode(x=x, y=y, tooltip=tooltip)
@@ -85,7 +99,7 @@ def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration") -> alt.L
             x=x, y=y, tooltip=tooltip).transform_filter("datum.status == 'failed'")
         return _arrange([runs, failures], data, title, "duration (ms, log scale), failed runs ✗")
     data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(named)
-    x = alt.X("bucket:T", title="hour (UTC)")
+    x = _time("bucket:T", "hour (UTC)", span)
     tooltip = ["jobname:N", "bucket:T", "runs:Q", "failed:Q", "p50_ms:Q", "p95_ms:Q", "max_ms:Q"]
     p50 = _by_job(alt.Chart().mark_line(point=True), data).encode(
         x=x, y=alt.Y("p50_ms:Q", title=None if _many_jobs(data) else "duration (ms): p50 line, p95 dashed",
@@ -125,7 +139,7 @@ def _arrange(layers: list[alt.Chart], data: pl.DataFrame, title: str, subtitle: 
 CELL_COLORS = {"all 2xx": "#2ca02c", "some failed": "#ff7f0e", "all failed": "#d62728", "waiting": "#c7c7c7"}
 
 
-def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outcomes") -> alt.Chart:
+def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outcomes", span: Span = None) -> alt.Chart:
     """Job × time: one cell per job and bucket (``bucket`` long), coloured by what its calls got
     back (all 2xx, some failed, all failed, only waiting for an answer); the tooltip counts every
     outcome class. Jobs with failed calls first."""
@@ -145,7 +159,7 @@ def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outc
              .sort(["failed", "jobname"], descending=[True, False]).get_column("jobname").to_list())
     present = cells.get_column("cell").unique().to_list() if cells.height else []
     return alt.Chart(_data(cells), title=title, width=WIDTH, height=alt.Step(16)).mark_rect().encode(
-        x=alt.X("bucket:T", title=f"request time (UTC), {_words(bucket)} buckets"), x2="bucket_end:T",
+        x=_time("bucket:T", f"request time (UTC), {_words(bucket)} buckets", span), x2="bucket_end:T",
         y=alt.Y("jobname:N", title=None, sort=order, axis=alt.Axis(labelLimit=220)),
         color=alt.Color("cell:N", title="calls", scale=_scale(CELL_COLORS, present)),
         tooltip=["jobname:N", "bucket:T", "requests:Q", "answers:N"],
@@ -162,7 +176,8 @@ def _words(bucket: Any) -> str:
 BINS = WIDTH // 4
 
 
-def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_time: bool = True) -> alt.LayerChart:
+def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_time: bool = True,
+                 span: Span = None) -> alt.LayerChart:
     """Expected slots on their job's line, coloured by what happened: a tick where a stretch of one
     kind begins, and a line along it.
 
@@ -175,7 +190,7 @@ def missed_chart(slots: pl.DataFrame, *, title: str = "Expected runs", show_on_t
     data = data.with_columns(pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid"))))
     present = data.get_column("kind").unique().to_list() if data.height else []
     base = alt.Chart(_data(_stretches(data)), title=title, width=WIDTH).encode(
-        x=alt.X("slot:T", title="expected start (UTC)"),
+        x=_time("slot:T", "expected start (UTC)", span),
         y=alt.Y("jobname:N", title=None),
         color=alt.Color("kind:N", scale=_scale(SLOT_COLORS, present)),
         tooltip=["jobname:N", "slot:T", "slot_end:T", "kind:N", "slots:Q", "delay_s:Q", "runid:Q"],
@@ -215,14 +230,14 @@ def _stretches(data: pl.DataFrame) -> pl.DataFrame:
 QUEUE_COLORS = {"pending": "#1f77b4", "processing": "#ff7f0e", "failed": "#d62728"}
 
 
-def queue_chart(trend: pl.DataFrame, *, title: str = "Queues") -> alt.VConcatChart:
+def queue_chart(trend: pl.DataFrame, *, title: str = "Queues", span: Span = None) -> alt.VConcatChart:
     """Per queue, side by side: depth by status group and the oldest pending item's age over time
     (points too, so a single snapshot shows)."""
     rows = []
     for queue in sorted(trend.get_column("queue").unique().to_list()):
         one = trend.filter(pl.col("queue") == queue)
         long = one.unpivot(index=["taken_at", "queue"], on=list(QUEUE_COLORS), variable_name="status", value_name="items")
-        x = alt.X("taken_at:T", title="snapshot (UTC)")
+        x = _time("taken_at:T", "snapshot (UTC)", span)
         depth = alt.Chart(_data(long), title="depth", width=WIDTH // 2 - 40, height=140).mark_line(point=True).encode(
             x=x, y=alt.Y("items:Q", title="items"),
             color=alt.Color("status:N", scale=_scale(QUEUE_COLORS, list(QUEUE_COLORS))),

@@ -397,7 +397,11 @@ def missed_table(data: MonitorData) -> pl.DataFrame:
 
 
 @panel(Part.QUEUES)
-def queue_table(data: MonitorData) -> pl.DataFrame:
+def queue_table(data: MonitorData) -> pl.DataFrame | mo.Html:
+    """Each declared queue (and pgmq queue) now; without any, why the table is empty."""
+    if data.queues.is_empty():
+        return say("No queue to read now: the queues are the manifest's `[[queues]]` (pass `--manifest`)"
+                   + (". The charts below come from the snapshots cronkit's queue jobs took." if data.trend.height else "."))
     return data.queues.select(
         "queue", "kind", "pending", "processing", "failed", "done", pl.col("oldest_pending_age_s").round(1),
         "stuck_processing", "exhausted", "retries", pl.col("drain_per_min").round(2),
@@ -451,7 +455,7 @@ def duration_chart(data: MonitorData) -> Any:
     if data.runs.is_empty():
         return say("No finished run in this window yet, so there is no duration to draw: pg_cron records a run "
                    "in `cron.job_run_details` when a job fires (widen the window with `--hours`).")
-    return charts.duration_chart(data.runs, title="Run duration")
+    return charts.duration_chart(data.runs, title="Run duration", span=(data.since, data.until))
 
 
 @panel(Part.HTTP)
@@ -460,21 +464,21 @@ def outcome_chart(data: MonitorData) -> Any:
     if data.http_timeline.is_empty():
         return say("No HTTP call in this window yet: the heatmap fills in as the jobs call their endpoints.")
     return charts.outcome_heatmap(data.http_timeline, monitor.timeline_bucket(data.until - data.since),
-                                  title="HTTP outcomes")
+                                  title="HTTP outcomes", span=(data.since, data.until))
 
 
 @panel(Part.MISSED)
 def missed_chart(data: MonitorData) -> Any:
     if data.slots.is_empty():
         return say("No run was due in this window, so there is nothing to compare with the schedules yet.")
-    return charts.missed_chart(data.slots, title="Expected runs: on time, late, missed")
+    return charts.missed_chart(data.slots, title="Expected runs: on time, late, missed", span=(data.since, data.until))
 
 
 @panel(Part.QUEUES)
 def queue_chart(data: MonitorData) -> Any:
     """Depth and oldest pending age over time; where there is no snapshot yet, why, instead of empty axes."""
     if not data.trend.is_empty():
-        return charts.queue_chart(data.trend, title="Queues")
+        return charts.queue_chart(data.trend, title="Queues", span=(data.since, data.until))
     if data.queues.is_empty():
         return say("No queue is declared: add `[[queues]]` to the manifest to chart a queue table's depth "
                    "and oldest pending item.")

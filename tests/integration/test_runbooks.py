@@ -493,9 +493,8 @@ def test_monitor_shows_runs_outcomes_missed_runs_and_queues_with_their_charts(hi
     assert "1-minute buckets" in outcomes["encoding"]["x"]["title"]  # an hour's window: 1-minute cells
     assert {(v["jobname"], v["cell"], v["requests"]) for v in charts.values(outcomes)} >= {(p.health, "all 2xx", 1)}
     assert defs["http"].columns[2:2 + len(OUTCOMES)] == [str(o) for o in OUTCOMES]
-    timeline = defs["timeline"].to_dict()
-    assert {layer["mark"]["type"] for layer in timeline["layer"]} == {"rule", "tick"}
-    assert all(layer["encoding"]["color"]["field"] == "kind" for layer in timeline["layer"])
+    # both jobs run yearly: nothing was due in the window, and the chart says so instead of empty axes
+    assert "No run was due in this window" in defs["timeline"].text
     trend = defs["queue_trend"].to_dict()
     [row] = [r for r in trend["vconcat"] if r["title"]["text"] == f"Queues: {p.table}"]  # a row per queue
     depth = [v for v in charts.values(trend, row["hconcat"][0]) if v["queue"] == p.table]
@@ -603,7 +602,7 @@ def test_the_monitor_report_is_one_offline_html_file_with_its_charts(history: Pr
     page = target.read_text(encoding="utf-8")
     assert not _REMOTE.search(page), _REMOTE.search(page)
     assert not _IMPORT.search(page)
-    assert page.count("<svg") >= 4  # duration, outcomes, missed runs, queues (two panels, one svg)
+    assert page.count("<svg") >= 3  # duration, outcomes, queues (nothing was due: the missed chart explains)
     assert history.health in page and "ERROR: boom" in page
     assert "Window: the last <strong>60 min</strong>" in page  # the parameter after `--` arrived
     assert "marimo-ui-element" not in page and "interactive control" in page
@@ -669,5 +668,7 @@ def test_no_secret_value_appears_in_any_output_report_or_notebook(project: Proje
     # the Jupyter rendition carries its charts as images: it opens (and prints) without a network
     exported = json.loads(seen["monitor.ipynb"])
     kinds = [kind for cell in exported["cells"] for out in cell.get("outputs", []) for kind in out.get("data", {})]
-    assert kinds.count("image/svg+xml") >= 3 and "application/vnd.vegalite.v5+json" not in kinds
+    # the charts with data (here the HTTP heatmap; the runs were manual, so no duration or missed
+    # chart) are embedded images, none a vega script that needs a CDN
+    assert kinds.count("image/svg+xml") >= 1 and "application/vnd.vegalite.v5+json" not in kinds
     assert "cdn.jsdelivr" not in seen["monitor.ipynb"] and "<script" not in seen["monitor.ipynb"].split('"outputs"', 1)[-1]

@@ -155,3 +155,11 @@ def test_heatmap_buckets_fit_the_window_and_are_whole_hours_where_rollups_are_re
     from cronkit.monitor import timeline_bucket
 
     assert timeline_bucket(window) == bucket
+
+
+def test_time_charts_span_the_window_given_so_one_point_sits_at_its_moment() -> None:
+    span = (T0 - HOUR, T0 + HOUR)
+    spec = charts.queue_chart(TREND.head(1), span=span).to_dict()
+    x = spec["vconcat"][0]["hconcat"][0]["encoding"]["x"]
+    assert x["scale"]["domain"] == ["2026-01-05T09:00:00.000000Z", "2026-01-05T11:00:00.000000Z"]
+    assert "scale" not in charts.queue_chart(TREND).to_dict()["vconcat"][0]["hconcat"][0]["encoding"]["x"]
