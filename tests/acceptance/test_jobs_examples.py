@@ -24,6 +24,7 @@ from cronkit import db as cdb
 from cronkit_sandbox.demo import CUSTOM_AUTH, Example, demo_environ, examples, prepare_example, sandbox_manifest
 from cronkit.jobs import teardown
 from cronkit.manifest import Manifest
+from cronkit.maintenance import maintenance_jobs
 from cronkit.plan import Plan, apply, make_plan
 from cronkit.redact import fingerprint, mask
 from cronkit.secrets import GucBackend
@@ -147,11 +148,16 @@ def applied(sandbox_only: Any, pg_cron_version: Any) -> Iterator[Applied]:
             edge.reset(function)
 
 
+def _maintenance(applied: Applied, name: str) -> set[str]:
+    return {job.name for job in maintenance_jobs(applied.manifests[name])}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_first_plan_creates_every_job_of_the_example_without_problems(applied: Applied, name: str) -> None:
     plan, text = applied.first_plans[name]
     assert plan.problems == []
-    assert {s.job for s in plan.steps if s.action == "create"} == set(JOBS[name])
+    # the guide's jobs, and the queue snapshot job of an example that declares [[queues]]
+    assert {s.job for s in plan.steps if s.action == "create"} == set(JOBS[name]) | _maintenance(applied, name)
     assert not [s for s in plan.steps if s.action in ("update", "remove")]
     for value in applied.environ.values():
         if len(value) > 20:  # keys and tokens; the URL is configuration
@@ -226,7 +232,7 @@ def test_a_second_plan_shows_no_changes(applied: Applied, sandbox_only: Any, nam
         conn.rollback()
     assert plan.problems == []
     assert plan.changes == []
-    assert plan.summary["unchanged"] == len(JOBS[name])
+    assert plan.summary["unchanged"] == len(JOBS[name]) + len(_maintenance(applied, name))
 
 
 @pytest.mark.slow
