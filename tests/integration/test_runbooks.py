@@ -556,7 +556,7 @@ def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_
         [finding] = call_then_diagnose()
         [sent] = finding.evidence["auth_secrets"]
         assert sent["backend"] == f"table public.{p.prefix}secrets" and sent["secret"] == p.key
-        command = f"cronkit secrets set {p.key} --manifest {p.manifest}"
+        command = f"cronkit secrets set {p.key} --table public.{p.prefix}secrets"  # the table, named
         assert sent["store_with"] == command and f"`{command}`" in finding.fix
 
         fixed = cli(*command.split()[1:], "--dsn", p.dsn, cwd=p.manifest.parent, input=right)
