@@ -1,8 +1,8 @@
-"""How cronkit words things for people: durations, and an error in one line."""
+"""How cronkit words things for people: durations, moments relative to now, and an error in one line."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 
 def human_duration(delta: timedelta) -> str:
@@ -15,6 +15,14 @@ def human_duration(delta: timedelta) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds / 3600:.1f} h"
     return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds / 86400:.1f} days"
+
+
+def ago(moment: datetime | None, now: datetime) -> str | None:
+    """``3 min ago`` for a past moment, ``in 2 h`` for a future one, None for no moment."""
+    if moment is None:
+        return None
+    delta = now - moment
+    return f"in {human_duration(-delta)}" if delta < timedelta(0) else f"{human_duration(delta)} ago"
 
 
 def first_line(text: str) -> str:

@@ -14,10 +14,12 @@ def _():
     mo.md(r"""
     # Something is wrong with the scheduled jobs
 
-    The guides' troubleshooting sections as one read-only diagnosis (`cronkit doctor`): every
-    finding from most to least severe, with the rows that show it, the likely cause and the fix —
-    as SQL to run or an action to take. Nothing here changes the database: fixes are yours to
-    apply (the setup, rotate-secret and rollback runbooks do the common ones behind a button).
+    The guides' troubleshooting sections as one read-only diagnosis (`cronkit doctor`). First the
+    verdict: the most likely root cause in one sentence, what it leads to, and the command that
+    fixes it. Then every finding from most to least severe, with the rows that show it, the
+    likely cause and the fix — as SQL to run or an action to take. Nothing here changes the
+    database: fixes are yours to apply (the setup, rotate-secret and rollback runbooks do the
+    common ones behind a button).
     """)
     return
 
@@ -61,6 +63,14 @@ def _(ctx, p, rerun):
 
 @app.cell
 def _(ctx, report):
+    # NBVAL_IGNORE_OUTPUT
+    verdict = incident.verdict_for(report, ctx)
+    incident.verdict_view(verdict)
+    return (verdict,)
+
+
+@app.cell
+def _(ctx, report):
     # NBVAL_CHECK_OUTPUT
     findings = incident.scoped_findings(report, ctx)
     findings
@@ -72,9 +82,9 @@ def _():
     mo.md(r"""
     ## The findings, most severe first
 
-    Each with its evidence, the likely cause and the fix. Fix the first critical one first: later
-    findings are often its consequences (no scheduler → missed runs; a stale key → 401s →
-    failed queue items).
+    Each with its evidence, the likely cause and the fix. The verdict above names the one to fix
+    first: later findings are often its consequences (no scheduler → missed runs; a stale key →
+    401s → failed queue items).
     """)
     return
 

@@ -20,6 +20,8 @@ The package, layer by layer:
 * ``engine`` — :func:`diagnose` (one read-only transaction, a savepoint and a statement timeout
   per check, "skipped, because …") and the CLI handler :func:`cmd_doctor`;
 * ``hosts`` — :func:`container_hints`: does the database run in a container?
+* ``causes`` — which findings are consequences of which (:data:`causes.CAUSED_BY`), linked by job
+  or queue: the root cause and causal chain the incident runbook opens with.
 
 One rule, one place: HTTP outcomes come from :mod:`cronkit.outcomes` (only 2xx succeeds), missed
 runs from the monitor's engine (:mod:`cronkit.monitor.missed`), queue numbers from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -532,9 +533,10 @@ def backend_object(key: BackendKey) -> SecretBackend:
 
 def store_command(key: BackendKey, name: str, manifest: Manifest | None = None) -> str:
     """The command that stores secret ``name`` where the jobs read it — in the job's own backend,
-    never Vault for a table-backed job. With the manifest whose backend it is, its path says it all."""
-    if manifest is not None and backend_key(manifest.secrets) == key:
-        return f"cronkit secrets set {name} --manifest {manifest.path}"
+    never Vault for a table-backed job. A table is always named (the operator sees where the key
+    goes); Vault and settings come from the manifest whose backend it is, when there is one."""
+    if manifest is not None and backend_key(manifest.secrets) == key and key[0] != "table":
+        return f"cronkit secrets set {name} --manifest {shlex.quote(str(manifest.path))}"
     if key[0] == "vault":
         return f"cronkit secrets set {name} --backend vault"
     if key[0] == "table":

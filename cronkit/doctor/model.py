@@ -143,8 +143,9 @@ class Thresholds:
 
     #: a run in starting/connecting/sending/running for longer than this is stuck
     stuck_after: timedelta = timedelta(minutes=10)
-    #: this many failed runs in a row (most recent first) make CONSECUTIVE_FAILURES
-    consecutive_failures: int = 3
+    #: this many failed runs in a row (most recent first) make CONSECUTIVE_FAILURES: two, because a
+    #: second failure is no longer a blip, and the monitor already shows the job as failing then
+    consecutive_failures: int = 2
     #: a scheduled time counts as missed only once this much time has passed after it
     missed_grace: timedelta = timedelta(seconds=90)
     #: this many missed runs of a job make MISSED_RUNS

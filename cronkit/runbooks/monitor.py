@@ -27,7 +27,7 @@ from cronkit.runbooks.context import RunbookContext, registered_jobs, scrubber, 
 from cronkit.runbooks.job_checks import failed_calls
 from cronkit.runbooks.runtime import esc, say
 from cronkit.schedules import parse_schedule
-from cronkit.text import human_duration
+from cronkit.text import ago, human_duration
 
 #: windows up to this long chart every run; longer ones chart hourly percentiles
 PER_RUN_WINDOW = timedelta(hours=48)
@@ -300,13 +300,6 @@ def strips(data: MonitorData, bins: int = STRIP_BINS) -> dict[int, str]:
     return lines
 
 
-def _ago(moment: datetime | None, now: datetime) -> str | None:
-    if moment is None:
-        return None
-    delta = now - moment
-    return f"in {human_duration(-delta)}" if delta < timedelta(0) else f"{human_duration(delta)} ago"
-
-
 def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame:
     """One row per job, most trouble first: state, schedule in words, last and next run, runs and
     failures in the window, HTTP answers (2xx / failed / pending) and the last error, p95, and the
@@ -329,10 +322,10 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
                     # an interval counts from the previous start; a cron schedule from the clock
                     after = (run["last_start"] or now) if schedule.interval_seconds else now
                     upcoming = schedule.next_runs(after, 1, data.zone)
-                    next_run = (_ago(upcoming[0], now) if upcoming[0] > now else "due now") if upcoming else None
+                    next_run = (ago(upcoming[0], now) if upcoming[0] > now else "due now") if upcoming else None
             except CronkitError:
                 words = run["schedule"]
-        last = _ago(run["last_start"], now)
+        last = ago(run["last_start"], now)
         rows.append({
             "state": f"{state.icon} {state}", "_rank": order.index(state), "job": _job(run),
             "schedule": words, "last run": f"{last} ({run['last_status']})" if last else None, "next run": next_run,

@@ -1107,7 +1107,7 @@ def test_a_job_that_keeps_failing_has_consecutive_failures(labs: Labs) -> None:
     lab = labs.faults
 
     def found() -> Report | None:
-        report = lab.diagnose(checks=["CONSECUTIVE_FAILURES"], consecutive_failures=2)
+        report = lab.diagnose(checks=["CONSECUTIVE_FAILURES"])  # two in a row: the default
         return report if report.find("CONSECUTIVE_FAILURES", "doctor-fails") else None
 
     report = wait_for(found, timeout=150, interval=1, message="two failed runs of doctor-fails")

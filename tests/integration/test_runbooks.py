@@ -560,7 +560,7 @@ def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_
         [finding] = call_then_diagnose()
         [sent] = finding.evidence["auth_secrets"]
         assert sent["backend"] == f"table public.{p.prefix}secrets" and sent["secret"] == p.key
-        command = f"cronkit secrets set {p.key} --manifest {p.manifest}"
+        command = f"cronkit secrets set {p.key} --table public.{p.prefix}secrets"  # the table, named
         assert sent["store_with"] == command and f"`{command}`" in finding.fix
 
         fixed = cli(*command.split()[1:], "--dsn", p.dsn, cwd=p.manifest.parent, input=right)
@@ -571,6 +571,53 @@ def test_a_stale_table_key_is_named_with_its_table_and_the_fix_it_gives_repairs_
         with cdb.connect(p.dsn) as conn:
             VaultBackend().delete(conn, p.key)
             conn.commit()
+
+
+@pytest.mark.parametrize("backend", ["table"])
+def test_the_incident_verdict_names_a_broken_table_key_and_its_fix_repairs_the_job(
+        applied: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11's acceptance: a table-backed key answered with 401 opens the incident runbook with
+    that job and its table secret as the cause, and the command the verdict gives, run as written
+    (the value from the variable the operator keeps it in), makes the job's next call get a 2xx."""
+    import shlex
+
+    from cronkit import jobs
+    from cronkit.cli import main as cronkit_main
+    from tests.helpers import wait_for
+
+    p = applied
+    ctx = p.context()
+    table = f"public.{p.prefix}secrets"
+    secret_store.store_secret(ctx, p.key, "stale-key-" + uuid.uuid4().hex, True)  # the table now holds a wrong key
+    with cdb.connect(p.dsn) as conn:
+        jobs.run_job_now(conn, p.health)
+    job_checks.verify(ctx, 10)
+
+    outputs, defs = run("incident", p.params(hours=1.0))
+    v = defs["verdict"]
+    assert v.root is not None and (v.root.code, v.root.job) == ("HTTP_UNAUTHORIZED", p.health)
+    assert p.health in v.sentence and repr(p.key) in v.sentence and f"table {table}" in v.sentence
+    assert v.chain[:2] == (f"stale key in table {table} ({p.key})", f"401 on {p.health} (1 call(s))")
+    [command] = v.fix.commands
+    assert command == f"cronkit secrets set {p.key} --table {table}"
+    assert v.fix.runbook == f"marimo run runbooks/rotate_secret.py -- --manifest {p.manifest} --secret {p.key}"
+    shown = text(outputs)
+    assert command in shown and " → " in shown
+    assert "stale-key-" not in shown  # the wrong key is a secret too
+
+    def calls_ok() -> int:
+        row = job_checks.verify(ctx).filter(pl.col("job") == p.health).row(0, named=True)
+        return int(row["http_2xx"])
+
+    before = calls_ok()
+    # the fix as the verdict gives it; the value comes from where the operator keeps it, never argv
+    assert cronkit_main([*shlex.split(command)[1:], "--from-env", p.key_variable, "--dsn", p.dsn]) == 0
+    assert table in capsys.readouterr().out
+    with cdb.connect(p.dsn) as conn:
+        jobs.run_job_now(conn, p.health)
+    wait_for(lambda: calls_ok() > before, timeout=30, interval=0.5, message=f"a 2xx answer to {p.health}'s next call")
+    _outputs, defs = run("incident", p.params(hours=1.0))
+    assert defs["verdict"].root is None or defs["verdict"].root.code != "HTTP_UNAUTHORIZED"
 
 
 # -- Jupyter degradation -------------------------------------------------------------------------
