@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from cronkit import registry
+from cronkit import audit, registry
+from cronkit.audit import AuditAction
 from cronkit.db import Conn, Rollback, notices, translated
 from cronkit.errors import CronkitError, JobNotFound
 from cronkit.manifest import Manifest
 from cronkit.registry import CronJob, active_statements, removal_statements
-from cronkit.secrets import backend_for
+from cronkit.secrets import backend_for, delete_secret
 
 
 def list_jobs(conn: Conn, *, ownership: bool = True) -> list[CronJob]:
@@ -44,6 +46,10 @@ def set_active(conn: Conn, name: str, active: bool, *, foreign: bool = False) ->
     with translated(f"{'resume' if active else 'pause'} job {name!r}"), conn.transaction():
         for statement in active_statements(job.jobid, job.jobname, active, managed=job.managed_by is not None):
             statement.execute(conn)
+        if job.active != active:
+            audit.record(conn, AuditAction.RESUME if active else AuditAction.PAUSE,
+                         f"{'resumed' if active else 'paused'} job {name!r}", project=job.managed_by, target=name,
+                         details={"jobid": job.jobid, "foreign": job.managed_by is None})
     return find_job(conn, name)
 
 
@@ -68,22 +74,49 @@ class RunNow:
         return f"job={self.job}: ran its SQL (no request of its own to report)"
 
 
-def run_job_now(conn: Conn, name: str, *, foreign: bool = False) -> RunNow:
-    """Run a job's command once, now, in this session, and commit.
+def run_job_now(conn: Conn, name: str, *, foreign: bool = False, slot: datetime | None = None) -> RunNow:
+    """Run a job's command once, now, in this session, and commit — on the record.
 
     pg_cron has no run-now; this executes the same command the scheduler would, so a wrapper
     records its request in the ledger like a scheduled run, and a guard with no work says so
-    (its NOTICE) instead of passing for a success.
+    (its NOTICE) instead of passing for a success. The run is kept in ``cronkit.manual_runs``
+    with its change-record entry (``slot``: the scheduled start a backfill stands in for); a run
+    that fails is recorded after its rollback, then raised.
     """
     job = find_job(conn, name)
     _ours_or_told(job, "run-now", foreign)
-    with translated(f"run job {name!r}"), notices(conn) as said:
-        cursor = conn.execute(job.command)  # type: ignore[arg-type]
-        row = cursor.fetchone() if cursor.description else None
+    started = datetime.now(UTC)
+    for_slot = f" for the run due {slot:%Y-%m-%d %H:%M:%S} UTC" if slot else ""
+    try:
+        with translated(f"run job {name!r}"), notices(conn) as said:
+            cursor = conn.execute(job.command)  # type: ignore[arg-type]
+            row = cursor.fetchone() if cursor.description else None
+            value = next(iter(row.values())) if row else None
+            request_id = int(value) if isinstance(value, int) else None
+            skipped = next((m.split(" skipped: ", 1)[1] for m in said if m.startswith("cronkit: job ") and " skipped: " in m),
+                           None)
+            ran = RunNow(name, request_id, skipped)
+            status = "called" if request_id is not None else "skipped" if skipped else "succeeded"
+            said_why = f" (request {request_id})" if request_id is not None else f" ({skipped})" if skipped else ""
+            _record_run(conn, job, started, slot, status, request_id, skipped,
+                        f"ran job {name!r} by hand{for_slot}: {status}{said_why}")
+            conn.commit()
+    except CronkitError as exc:
+        conn.rollback()
+        with conn.transaction():
+            _record_run(conn, job, started, slot, "failed", None, exc.message,
+                        f"ran job {name!r} by hand{for_slot}: it failed")
         conn.commit()
-    value = next(iter(row.values())) if row else None
-    skipped = next((m.split(" skipped: ", 1)[1] for m in said if m.startswith("cronkit: job ") and " skipped: " in m), None)
-    return RunNow(name, int(value) if isinstance(value, int) else None, skipped)
+        raise
+    return ran
+
+
+def _record_run(conn: Conn, job: CronJob, started: datetime, slot: datetime | None, status: str,
+                request_id: int | None, message: str | None, summary: str) -> None:
+    entry = audit.record(conn, AuditAction.RUN_NOW, summary, project=job.managed_by, target=job.jobname,
+                         details={"status": status, "request_id": request_id, "slot": slot})
+    audit.record_manual_run(conn, job.jobname, started_at=started, status=status, slot=slot, request_id=request_id,
+                            message=message, audit_id=entry)
 
 
 def remove_job(conn: Conn, name: str, *, foreign: bool = False) -> None:
@@ -91,14 +124,15 @@ def remove_job(conn: Conn, name: str, *, foreign: bool = False) -> None:
     a job cronkit did not create, touching nothing else)."""
     job = find_job(conn, name)
     _ours_or_told(job, "remove", foreign)
-    if job.managed_by is None:
-        with conn.transaction(), translated(f"remove job {name!r}"):
-            removal_statements(name, job.jobid, None)[0].execute(conn)
-        return
     with conn.transaction(), translated(f"remove job {name!r}"):
-        wrapper = registry.managed_by_name(conn)[name].wrapper
-        for statement in removal_statements(name, job.jobid, wrapper):
-            statement.execute(conn)
+        if job.managed_by is None:
+            removal_statements(name, job.jobid, None)[0].execute(conn)
+        else:
+            wrapper = registry.managed_by_name(conn)[name].wrapper
+            for statement in removal_statements(name, job.jobid, wrapper):
+                statement.execute(conn)
+        audit.record(conn, AuditAction.REMOVE, f"removed job {name!r}" + ("" if job.managed_by else " (unscheduled only)"),
+                     project=job.managed_by, target=name, details={"jobid": job.jobid})
 
 
 def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: bool = True) -> list[str]:
@@ -123,10 +157,13 @@ def teardown(conn: Conn, manifest: Manifest, *, secrets: bool = False, dry_run: 
                     continue
                 done.append(f"delete secret {name!r} ({backend.kind})")
                 if not dry_run:
-                    backend.delete(conn, name)
+                    delete_secret(conn, backend, name, project=manifest.project)
         if dry_run:
             # Leave the block (and only the block) rolled back: a caller's own transaction is not ours to end.
             raise Rollback()
+        if done:
+            audit.record(conn, AuditAction.TEARDOWN, f"tore down project {manifest.project!r}: {len(done)} step(s)",
+                         project=manifest.project, details={"steps": done})
     return done
 
 

@@ -25,14 +25,15 @@ from typing import Any
 
 from psycopg import sql
 
-from cronkit import registry, schedules
+from cronkit import audit, registry, schedules
+from cronkit.audit import AuditAction
 from cronkit.db import Conn, in_transaction, syntax_error, translated
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, require_pg_cron, server_facts
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask
-from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretState, SecretStatus, backend_for
+from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretState, SecretStatus, backend_for, store_secret
 from cronkit.registry import removal_statements
 from cronkit.statement import Statement
 from cronkit.wrappers import Wrapper, render_wrapper, spec_hash
@@ -281,7 +282,8 @@ def _plan_secrets(conn: Conn, plan: Plan, specs: list[JobSpec], manifest: Manife
             plan.steps.append(Step(
                 StepAction.SECRET, None,
                 f"{action} secret {status.name!r} in {backend.kind} from {source[0]} ({mask(value)})",
-                run=lambda c, n=status.name, v=value: backend.set(c, n, v, "managed by cronkit"),
+                run=lambda c, n=status.name, v=value: store_secret(c, backend, n, v, "managed by cronkit",
+                                                                   project=manifest.project),
             ))
             continue
         if backend.kind == "guc" and not plan.facts.superuser and status.state != SecretState.PRESENT:
@@ -476,6 +478,12 @@ def apply(
                 for step in plan.changes:
                     progress(f"{step.action} {step.job or ''} {step.detail}".strip())
                     step.execute(conn)
+                if plan.changes:
+                    counts = {k: v for k, v in plan.summary.items() if v and k != StepAction.UNCHANGED}
+                    audit.record(conn, AuditAction.APPLY, f"applied {len(plan.changes)} change(s) in environment "
+                                 f"{plan.environment}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+                                 project=plan.project, details={"environment": plan.environment, **counts,
+                                                                "jobs": sorted({s.job for s in plan.changes if s.job})})
     finally:
         if in_transaction(conn):
             conn.rollback()

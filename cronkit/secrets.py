@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
+from cronkit.audit import AuditAction, record
 from cronkit.db import STAGED_SECRET, Conn, staged_secret, translated, without_detail
 from cronkit.errors import PrivilegeError, SecretError
 from cronkit.manifest import SecretsConfig
@@ -347,3 +348,26 @@ def backend_for(config: SecretsConfig) -> SecretBackend:
     if config.backend == "table":
         return TableBackend(config)
     return GucBackend(config)
+
+
+# -- every secret write, on the record -------------------------------------------------------------
+
+
+def store_secret(conn: Conn, backend: SecretBackend, name: str, value: str, description: str = "", *,
+                 project: str | None = None) -> str:
+    """Store ``value`` under ``name`` with ``backend`` and put the change on the record (name and
+    backend, never the value), in the caller's transaction: "created", "updated" or "unchanged"."""
+    outcome = backend.set(conn, name, value, description)
+    if outcome != "unchanged":
+        record(conn, AuditAction.SECRET_SET, f"{outcome} secret {name!r} in {backend.kind}", project=project,
+               target=name, details={"backend": backend.kind, "outcome": outcome})
+    return outcome
+
+
+def delete_secret(conn: Conn, backend: SecretBackend, name: str, *, project: str | None = None) -> bool:
+    """Delete ``name`` from ``backend`` and put it on the record; whether it was there."""
+    deleted = backend.delete(conn, name)
+    if deleted:
+        record(conn, AuditAction.SECRET_DELETE, f"deleted secret {name!r} from {backend.kind}", project=project,
+               target=name, details={"backend": backend.kind})
+    return deleted

@@ -204,5 +204,24 @@ def _(data):
     return (queue_trend,)
 
 
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## Changes on the record
+
+    What cronkit changed in the window and who did it (`cronkit.audit_log`; `cronkit log` for more):
+    applies, pauses and resumes, runs started by hand (the ◆ in the duration chart), secrets stored.
+    """)
+    return
+
+
+@app.cell
+def _(data):
+    # NBVAL_IGNORE_OUTPUT
+    changes = monitor.changes_view(data)
+    changes
+    return (changes,)
+
+
 if __name__ == "__main__":
     app.run()

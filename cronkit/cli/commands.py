@@ -214,7 +214,7 @@ def _job_action(args: argparse.Namespace, action: str) -> int:
             result: dict[str, Any] = {"job": job.jobname, "jobid": job.jobid, "active": job.active}
         else:
             conn.autocommit = False
-            ran = jobs.run_job_now(conn, args.job, foreign=args.foreign)
+            ran = jobs.run_job_now(conn, args.job, foreign=args.foreign, slot=getattr(args, "slot", None))
             if args.json:
                 _emit_json(ran.as_dict())
             else:
@@ -237,6 +237,23 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_run_now(args: argparse.Namespace) -> int:
     return _job_action(args, "run-now")
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from cronkit import audit, db
+
+    with _connect(args) as conn, db.read_only(conn):
+        present = audit.has_log(conn, writable=False)
+        entries = audit.read_log(conn, project=args.project, target=args.job, since=args.since, limit=args.limit)
+    if args.json:
+        _emit_json({"recorded": present, "entries": [e.as_dict() for e in entries]})
+    elif not present:
+        print("no change record in this database yet: `cronkit apply` creates it with cronkit's schema")
+    elif not entries:
+        print("no change on the record matches")
+    for entry in entries if not args.json else ():
+        print(entry.line())
+    return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -355,14 +372,15 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     from cronkit.errors import ConfigError
     from cronkit.manifest import SecretsConfig
     from cronkit.redact import looks_like_placeholder
-    from cronkit.secrets import backend_for
+    from cronkit.secrets import backend_for, store_secret
 
     # where it goes is settled before the value is asked for: a bad option never costs a typed key
     if args.table and args.backend not in (None, "table"):
         raise ConfigError(f"--table names a secrets table, but --backend is {args.backend}.",
                           remedy="Drop --backend, or --table.")
-    if args.manifest:
-        config = _manifest(args).secrets
+    manifest = _manifest(args) if args.manifest else None
+    if manifest is not None:
+        config = manifest.secrets
     elif args.table or args.backend == "table":
         config = SecretsConfig(backend="table", table=args.table or SecretsConfig.table,
                                key_column=args.key_column, value_column=args.value_column)
@@ -385,7 +403,8 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
                           "nothing was stored.",
                           remedy="Paste the real value (Dashboard → Project Settings → API keys, or `supabase status -o env`).")
     with _connect(args) as conn:
-        outcome = backend_for(config).set(conn, args.name, value, args.description)
+        outcome = store_secret(conn, backend_for(config), args.name, value, args.description,
+                               project=manifest.project if manifest is not None else None)
         conn.commit()
     from cronkit.redact import mask
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from cronkit import __version__
 from cronkit.cli.commands import (
-    Handler, cmd_apply, cmd_demo, cmd_doctor, cmd_import, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
+    Handler, cmd_apply, cmd_demo, cmd_doctor, cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
     cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
     cmd_secrets_status, cmd_status, cmd_teardown,
 )
@@ -45,6 +46,15 @@ def _command(
                         help="show tracebacks on errors")
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _moment(text: str) -> datetime:
+    """An ISO date or date-time; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date-time: use e.g. 2026-12-06T03:00 (UTC)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def foreign_arg(p: argparse.ArgumentParser) -> None:
@@ -154,6 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("job", help="job name (cron.job.jobname, case sensitive)")
         foreign_arg(p)
         db_args(p)
+        if name == "run-now":
+            p.add_argument("--for", dest="slot", type=_moment, metavar="SLOT",
+                           help="a backfill: the scheduled start (UTC, e.g. 2026-12-06T03:00) this run stands in "
+                                "for; kept on the record with the run")
+            p.epilog = (p.epilog or "") + "  cronkit run-now nightly-report --for 2026-12-06T03:00   # a missed run, backfilled\n"
+    p = _command(commands, "log", cmd_log,
+                 "the change record: every change cronkit made (apply, pause/resume, run-now, secrets, removal), "
+                 "who made it and when; newest first",
+                 "  cronkit log\n  cronkit log --job bubble-sync-processor --limit 5\n"
+                 "  cronkit log --project bubble-sync --since 2026-12-01 --json\n")
+    p.add_argument("--job", help="only changes to this job or secret (the entry's target)")
+    p.add_argument("--project", help="only changes to this project")
+    p.add_argument("--since", type=_moment, help="only changes at or after this moment (UTC)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many entries (default 50)")
+    db_args(p)
     p = _command(commands, "remove", cmd_remove, "unschedule one cronkit job and drop its wrapper",
                  "  cronkit remove bubble-sync-retry --yes\n"
                  "  cronkit remove my-hand-made-job --yes --foreign   # only unschedules it\n")

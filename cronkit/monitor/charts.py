@@ -82,22 +82,34 @@ def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
 MAX_COLORED_JOBS = 10
 
 
-def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration", span: Span = None) -> alt.LayerChart | alt.FacetChart:
+def duration_chart(frame: pl.DataFrame, *, title: str = "Run duration", span: Span = None,
+                   manual: pl.DataFrame | None = None) -> alt.LayerChart | alt.FacetChart:
     """Duration over time per job: lines of p50 and p95 per hour (timeline frame) or one point per
-    run (recent_runs frame), failed runs (or hours with failures) marked with a red cross.
+    run (recent_runs frame), failed runs (or hours with failures) marked with a red cross; runs
+    started by hand (``manual``: :func:`cronkit.monitor.manual_runs`) as black diamonds beside
+    pg_cron's on the per-run chart.
 
     Up to :data:`MAX_COLORED_JOBS` jobs share one chart, a colour each; more get a small panel
     each (a row per job), so 30 jobs stay told apart."""
     named = pl.col("jobname").fill_null(pl.format("job {}", pl.col("jobid")))
     if "duration_ms" in frame.columns:
-        data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(named)
+        data = frame.filter(pl.col("duration_ms").is_not_null()).with_columns(named, origin=pl.lit("pg_cron"))
+        if manual is not None and manual.height:
+            by_hand = manual.select("jobname", pl.col("started_at").alias("start_time"), "duration_ms",
+                                    pl.format("by hand: {}", "status").alias("status"), origin=pl.lit("by hand"))
+            data = pl.concat([data, by_hand], how="diagonal_relaxed")
         x = _time("start_time:T", "start (UTC)", span)
         y = alt.Y("duration_ms:Q", title=None if _many_jobs(data) else "duration (ms)", scale=alt.Scale(type="log"))
         tooltip = ["jobname:N", "runid:Q", "status:N", "start_time:T", "duration_ms:Q"]
-        runs = _by_job(alt.Chart().mark_point(size=14), data).encode(x=x, y=y, tooltip=tooltip)
+        runs = _by_job(alt.Chart().mark_point(size=14), data).encode(
+            x=x, y=y, tooltip=tooltip).transform_filter("datum.origin == 'pg_cron'")
         failures = alt.Chart().mark_point(shape="cross", size=70, color=FAILED_COLOR, filled=True).encode(
             x=x, y=y, tooltip=tooltip).transform_filter("datum.status == 'failed'")
-        return _arrange([runs, failures], data, title, "duration (ms, log scale), failed runs ✗")
+        layers = [runs, failures]
+        if manual is not None and manual.height:
+            layers.append(alt.Chart().mark_point(shape="diamond", size=60, color="black", filled=True).encode(
+                x=x, y=y, tooltip=tooltip).transform_filter("datum.origin == 'by hand'"))
+        return _arrange(layers, data, title, "duration (ms, log scale), failed runs ✗, runs started by hand ◆")
     data = frame.filter(pl.col("p50_ms").is_not_null()).with_columns(named)
     x = _time("bucket:T", "hour (UTC)", span)
     tooltip = ["jobname:N", "bucket:T", "runs:Q", "failed:Q", "p50_ms:Q", "p95_ms:Q", "max_ms:Q"]

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 from psycopg import sql
 
+from cronkit.audit import has_log
 from cronkit.db import Conn
 from cronkit.monitor.window import (
     DEFAULT_TIMEOUT_MS,
@@ -200,3 +201,24 @@ def recent_runs(
                   "jobids": _job_ids(conn, jobs), "limit": int(limit)}
         rows = conn.execute(_RECENT_RUNS.format(run_time=_RUN_TIME), params).fetchall()
     return _frame(rows, RUNS_SCHEMA)
+
+
+MANUAL_RUNS_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(), "jobname": pl.String(), "slot": _TS, "started_at": _TS, "ended_at": _TS, "status": pl.String(),
+    "request_id": pl.Int64(), "message": pl.String(), "duration_ms": pl.Float64(), "db_role": pl.String(),
+    "os_user": pl.String(),
+}
+_MANUAL_RUNS = query("audit/manual_runs")
+
+
+def manual_runs(conn: Conn, since: datetime | timedelta, until: datetime | None = None, *, jobs: Jobs = None,
+                timeout_ms: int = DEFAULT_TIMEOUT_MS) -> pl.DataFrame:
+    """Runs started by hand in the window (``cronkit run-now``, the runbooks' test runs), oldest
+    first: pg_cron's history does not have them. Empty before the change record exists."""
+    window = Window.of(since, until)
+    with guarded(conn, timeout_ms, "read the runs started by hand"):
+        if not has_log(conn, writable=False):
+            return pl.DataFrame(schema=MANUAL_RUNS_SCHEMA)
+        names = list(jobs) if jobs is not None else None
+        rows = conn.execute(_MANUAL_RUNS, {"since": window.since, "until": window.until, "names": names}).fetchall()
+    return _frame(rows, MANUAL_RUNS_SCHEMA)

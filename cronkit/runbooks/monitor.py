@@ -18,6 +18,7 @@ import marimo as mo
 import polars as pl
 
 from cronkit import monitor
+from cronkit.audit import AuditEntry, read_log
 from cronkit.errors import ConfigError, CronkitError
 from cronkit import privileges
 from cronkit.monitor import charts, missed, queues
@@ -37,6 +38,8 @@ MAX_RUN_POINTS = 2_000
 #: statement_timeout of the monitor's reads (rollup reads over long windows take longer than a step's)
 MONITOR_TIMEOUT_MS = 60_000
 REFRESH_OPTIONS = ("10s", "30s", "1m", "5m")
+#: entries of the change record the monitor shows
+CHANGES_SHOWN = 20
 
 
 class Part(StrEnum):
@@ -46,6 +49,7 @@ class Part(StrEnum):
     HTTP = "HTTP outcomes"
     MISSED = "missed runs"
     QUEUES = "queues"
+    CHANGES = "change record"  # cronkit.audit_log and the runs started by hand
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class MonitorData:
     zone: str = "GMT"
     #: the sections that could not be read, and why (each view shows its own in place)
     errors: Mapping[Part, CronkitError] = field(default_factory=dict)
+    #: runs started by hand in the window (cronkit.monitor.manual_runs)
+    manual: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=monitor.MANUAL_RUNS_SCHEMA))
+    #: the change record of the window, newest first (cronkit.audit.read_log)
+    changes: tuple[AuditEntry, ...] = ()
 
 
 def monitor_scope(ctx: RunbookContext, job: str | None = None) -> tuple[str, ...] | None:
@@ -159,16 +167,21 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
             report = reads.read(Part.MISSED, lambda: missed.detect_missed(
                 conn, max(since, until - timedelta(days=31)), until, jobs=names), empty_report) if history else empty_report
             health, trend = reads.read(Part.QUEUES, read_queues, *no_queues)
+            manual, changes = reads.read(Part.CHANGES, lambda: (
+                monitor.manual_runs(conn, since, until, jobs=names),
+                tuple(read_log(conn, project=ctx.project if ctx.has_manifest else None, since=since, limit=CHANGES_SHOWN)),
+            ), _empty(monitor.MANUAL_RUNS_SCHEMA), ())
             errors = reads.errors
     except CronkitError as exc:  # the database cannot be reached: every part says so in place
         (summary, runs), (http, http_timeline), (health, trend) = no_runs, no_http, no_queues
-        report = empty_report
+        report, manual, changes = empty_report, _empty(monitor.MANUAL_RUNS_SCHEMA), ()
         errors = dict.fromkeys(Part, exc)
     clean = scrubber(ctx)
     summary, runs, http = clean.frame(summary), clean.frame(runs), clean.frame(http)
     return MonitorData(since, until, scope, summary, runs, http, http_timeline,
                        clean.frame(report.summary), report.slots, health, trend, tuple(notes), report.zone,
-                       {section: _scrubbed_error(exc, clean) for section, exc in errors.items()})
+                       {section: _scrubbed_error(exc, clean) for section, exc in errors.items()},
+                       clean.frame(manual), changes)
 
 
 def _scrubbed_error(exc: CronkitError, clean: Any) -> CronkitError:
@@ -448,7 +461,7 @@ def duration_chart(data: MonitorData) -> Any:
     if data.runs.is_empty():
         return say("No finished run in this window yet, so there is no duration to draw: pg_cron records a run "
                    "in `cron.job_run_details` when a job fires (widen the window with `--hours`).")
-    return charts.duration_chart(data.runs, title="Run duration", span=(data.since, data.until))
+    return charts.duration_chart(data.runs, title="Run duration", span=(data.since, data.until), manual=data.manual)
 
 
 @panel(Part.HTTP)
@@ -478,3 +491,14 @@ def queue_chart(data: MonitorData) -> Any:
     return say("No queue snapshot in this window yet, so there is no trend to draw (the table above is read now). "
                "Applying a manifest with `[[queues]]` creates its `cronkit-queues:<project>` job, which records "
                "depth and age every 5 minutes; `cronkit run-now cronkit-queues:<project>` takes one now.")
+
+
+@panel(Part.CHANGES)
+def changes_view(data: MonitorData) -> pl.DataFrame | mo.Html:
+    """What cronkit changed in the window (newest first) and who: the change record."""
+    if not data.changes:
+        return say("No change on the record in this window (apply, pause/resume, run-now, secrets, removal are "
+                   "recorded in `cronkit.audit_log`; `cronkit log` shows older ones).")
+    return pl.DataFrame([{"at": e.at, "action": e.action, "target": e.target, "summary": e.summary,
+                          "role": e.db_role, "by": f"{e.os_user}@{e.host}" if e.os_user else None}
+                         for e in data.changes])

@@ -26,7 +26,7 @@ from cronkit.runbooks.context import (
     secret_statuses,
 )
 from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
-from cronkit.secrets import SecretState, backend_for
+from cronkit.secrets import SecretState, backend_for, delete_secret
 from cronkit.statement import Statement
 
 
@@ -249,7 +249,7 @@ def rollback(ctx: RunbookContext, action: str, job: str | None, with_secrets: bo
                 backend = backend_for(ctx.manifest.secrets)
                 for name in plan.doomed_secrets:
                     with db.translated(f"delete secret {name!r}"):
-                        backend.delete(conn, name)
+                        delete_secret(conn, backend, name, project=ctx.project)
                     done.append(f"delete secret {name!r} ({backend.kind})")
             conn.commit()
     except CronkitError as exc:  # nothing was committed

@@ -27,7 +27,7 @@ from cronkit.runbooks.context import (
     stored_mask,
 )
 from cronkit.runbooks.runtime import Gate, NotApplied, esc, say
-from cronkit.secrets import SecretState, backend_for
+from cronkit.secrets import SecretState, backend_for, store_secret as store_on_record
 
 SECRETS_SCHEMA: dict[str, Any] = {
     "secret": pl.String, "state": pl.String, "stored": pl.String, "updated_at": pl.Datetime("us", "UTC"),
@@ -194,7 +194,7 @@ def store_secret(ctx: RunbookContext, name: str | None, value: str | None, ok: b
     backend = backend_for(ctx.manifest.secrets)
     with ctx.write() as conn:
         before = stored_mask(backend.status(conn, [name])[0])
-        outcome = backend.set(conn, name, value, "managed by cronkit")
+        outcome = store_on_record(conn, backend, name, value, "managed by cronkit", project=ctx.project)
         conn.commit()
     return SecretChange(name, outcome, before, mask(value))
 

@@ -37,4 +37,38 @@ CREATE TABLE IF NOT EXISTS cronkit.request_ledger (
 );
 CREATE INDEX IF NOT EXISTS request_ledger_job_time ON cronkit.request_ledger (jobname, created_at);
 CREATE INDEX IF NOT EXISTS request_ledger_request ON cronkit.request_ledger (request_id);
+
+-- The record of every change cronkit makes (apply, pause/resume, run-now, secret set/delete, remove,
+-- teardown): who, what, when. `summary` and `details` hold names and counts, never a secret value.
+CREATE TABLE IF NOT EXISTS cronkit.audit_log (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action       text NOT NULL,
+    project      text,
+    target       text,
+    summary      text NOT NULL,
+    db_role      text NOT NULL DEFAULT current_user,
+    session_role text NOT NULL DEFAULT session_user,
+    os_user      text,
+    host         text,
+    client_addr  inet DEFAULT inet_client_addr(),
+    application  text DEFAULT current_setting('application_name', true),
+    details      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON cronkit.audit_log (at);
+
+-- Runs started by hand (`cronkit run-now`, the runbooks' test runs): pg_cron's history never sees
+-- them, so they are kept here, with the scheduled start a backfill stands in for (`--for`).
+CREATE TABLE IF NOT EXISTS cronkit.manual_runs (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    jobname     text NOT NULL,
+    slot        timestamptz,
+    started_at  timestamptz NOT NULL,
+    ended_at    timestamptz NOT NULL,
+    status      text NOT NULL,          -- 'called', 'skipped', 'succeeded' (SQL only) or 'failed'
+    request_id  bigint,
+    message     text,
+    audit_id    bigint REFERENCES cronkit.audit_log (id)
+);
+CREATE INDEX IF NOT EXISTS manual_runs_job_time ON cronkit.manual_runs (jobname, started_at);
 REVOKE ALL ON ALL TABLES IN SCHEMA cronkit FROM PUBLIC;

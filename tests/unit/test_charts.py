@@ -163,3 +163,15 @@ def test_time_charts_span_the_window_given_so_one_point_sits_at_its_moment() -> 
     x = spec["vconcat"][0]["hconcat"][0]["encoding"]["x"]
     assert x["scale"]["domain"] == ["2026-01-05T09:00:00.000000Z", "2026-01-05T11:00:00.000000Z"]
     assert "scale" not in charts.queue_chart(TREND).to_dict()["vconcat"][0]["hconcat"][0]["encoding"]["x"]
+
+
+def test_runs_started_by_hand_are_black_diamonds_beside_pg_crons_runs() -> None:
+    from cronkit.monitor import MANUAL_RUNS_SCHEMA
+
+    manual = frame(MANUAL_RUNS_SCHEMA, [{"id": 1, "jobname": "sync", "started_at": T0, "ended_at": T0,
+                                         "status": "called", "duration_ms": 12.0}])
+    spec = charts.duration_chart(RUNS, manual=manual).to_dict()
+    runs, _failures, by_hand = spec["layer"]
+    assert runs["transform"] == [{"filter": "datum.origin == 'pg_cron'"}]
+    assert (by_hand["mark"]["shape"], by_hand["transform"]) == ("diamond", [{"filter": "datum.origin == 'by hand'"}])
+    assert [(v["origin"], v["status"]) for v in charts.values(spec) if v["origin"] == "by hand"] == [("by hand", "by hand: called")]
