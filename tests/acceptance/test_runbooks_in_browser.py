@@ -208,7 +208,9 @@ def test_the_monitor_charts_each_declared_queue(monitor: RunbookPage) -> None:
 def test_pressing_apply_in_setup_ends_in_a_verified_checklist(runbooks: Runbooks, lab: Lab, throwaway: Path) -> None:
     assert throwaway_jobs(lab) == [], "the throwaway project must start unapplied"
     page = runbooks.open("setup", "--manifest", str(throwaway), "--env", "sandbox")
-    assert any(item.startswith("❌") for item in checklist(page)), "before Apply, the checklist has work to do"
+    # the checklist is the runbook's last cell: under load it may render after the page first looks idle
+    before = wait_for(lambda: checklist(page) or None, timeout=60, interval=0.5, message="setup's checklist to render")
+    assert any(item.startswith("❌") for item in before), f"before Apply, the checklist has work to do: {before}"
 
     page.button("Apply").click()
     wait_for(lambda: throwaway_jobs(lab) == [THROWAWAY_JOB], timeout=60, message="Apply to schedule the job")

@@ -483,10 +483,12 @@ def test_monitor_shows_runs_outcomes_missed_runs_and_queues_with_their_charts(hi
     assert (queue["queue"], queue["pending"], queue["failed"]) == (p.table, 2, 1)
 
     duration = defs["duration"].to_dict()
-    runs_layer, failures_layer = duration["layer"]
+    runs_layer, failures_layer, by_hand = duration["layer"]  # the fixture's test runs were started by hand
     assert runs_layer["mark"]["type"] == "point" and failures_layer["mark"]["shape"] == "cross"
+    assert by_hand["mark"]["shape"] == "diamond" and {v["jobname"] for v in charts.values(duration)
+                                                      if v["origin"] == "by hand"} <= {p.health, p.guarded}
     assert runs_layer["encoding"]["x"]["field"] == "start_time" and runs_layer["encoding"]["y"]["field"] == "duration_ms"
-    points = [v for v in charts.values(duration) if v["jobname"] == p.health]
+    points = [v for v in charts.values(duration) if v["jobname"] == p.health and v["origin"] == "pg_cron"]
     assert sorted(v["duration_ms"] for v in points) == pytest.approx([120, 250, 480], abs=1)
     outcomes = defs["outcomes"].to_dict()
     assert outcomes["mark"]["type"] == "rect" and outcomes["encoding"]["color"]["field"] == "cell"
