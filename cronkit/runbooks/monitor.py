@@ -478,3 +478,24 @@ def queue_chart(data: MonitorData) -> Any:
     return say("No queue snapshot in this window yet, so there is no trend to draw (the table above is read now). "
                "Applying a manifest with `[[queues]]` creates its `cronkit-queues:<project>` job, which records "
                "depth and age every 5 minutes; `cronkit run-now cronkit-queues:<project>` takes one now.")
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def alerts_view(ctx: RunbookContext) -> mo.Html:
+    """One line per open alert of the project (cronkit.alerts), or why there is nothing to show."""
+    from cronkit.alerts import open_alerts
+
+    if not ctx.has_manifest:
+        return say("**Alerts**: give a manifest to see its project's open alerts.")
+    try:
+        with ctx.read(MONITOR_TIMEOUT_MS) as conn:
+            found = open_alerts(conn, ctx.project)
+    except CronkitError as exc:
+        return say(f"**Alerts**: could not be read: {esc(exc.message)}")
+    if not found:
+        return say(f"**Alerts**: none open for project `{esc(ctx.project)}`.")
+    lines = [f"- **DOWN** `{esc(a.subject)}` (rule {esc(a.rule)}) since {a.since:%Y-%m-%d %H:%M} UTC: {esc(a.detail or '')}"
+             + ("" if a.notified else " — *not sent: silenced or awaiting evaluation*") for a in found]
+    return say(f"**Alerts**: {len(found)} open for project `{esc(ctx.project)}`\n\n" + "\n".join(lines))
