@@ -137,9 +137,11 @@ class MaintenanceKind(StrEnum):
     ROLLUPS = "rollups"
     RETENTION = "retention"
     QUEUES = "queues"
+    #: evaluates ``[alerts]`` (cronkit/alerts.py); declared by ``[alerts]``, not ``[monitoring]``
+    ALERTS = "alerts"
 
 
-_MAINTENANCE_NAME = re.compile(r"cronkit-(harvest|rollups|retention|queues):.+")
+_MAINTENANCE_NAME = re.compile(r"cronkit-(harvest|rollups|retention|queues|alerts):.+")
 
 
 def maintenance_kind(jobname: str) -> MaintenanceKind | None:
@@ -164,7 +166,18 @@ def _interval_literal(delta: timedelta) -> sql.Composable:
 
 def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
     """The SQL jobs that keep monitoring data: every one ``[monitoring]`` asks for; without it,
-    only the queue snapshots of declared ``[[queues]]``."""
+    only the queue snapshots of declared ``[[queues]]``. Plus the ``[alerts]`` evaluation job."""
+    return _monitoring_jobs(manifest) + _alerts_jobs(manifest)
+
+
+def _alerts_jobs(manifest: Manifest) -> list[JobSpec]:
+    from cronkit.alerts import alerts_job
+
+    job = alerts_job(manifest, _job_name(MaintenanceKind.ALERTS, manifest.project, manifest))
+    return [job] if job else []
+
+
+def _monitoring_jobs(manifest: Manifest) -> list[JobSpec]:
     settings = monitoring_settings(manifest)
     if not settings["enabled"]:
         return []

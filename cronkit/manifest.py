@@ -123,6 +123,7 @@ class Manifest:
     environments: Mapping[str, Mapping[str, Any]]
     queues: tuple[QueueSpec, ...] = ()
     monitoring: Mapping[str, Any] = field(default_factory=dict)
+    alerts: Mapping[str, Any] = field(default_factory=dict)  # validated by cronkit.alerts
 
     def resolve(self, environment: str | None = None, environ: Mapping[str, str] | None = None) -> list[JobSpec]:
         """The job specs for one environment, with ``{env:...}`` filled in."""
@@ -207,6 +208,7 @@ class Manifest:
 _TOP = {
     "project": str, "default_environment": str, "secrets": dict, "environments": dict, "jobs": list, "queues": list,
     "monitoring": dict,  # validated by cronkit.maintenance
+    "alerts": dict,  # validated by cronkit.alerts
 }
 _JOB = {
     "name": str, "schedule": str, "at": str, "timezone": str, "days": str, "active": bool,
@@ -441,4 +443,5 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
         environments=environments,
         queues=tuple(queues),
         monitoring=data.get("monitoring", {}),
+        alerts=data.get("alerts", {}),
     )

@@ -60,6 +60,9 @@ class SecretBackend(Protocol):
     def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
         """A plpgsql statement that assigns the secret (or NULL) to ``variable``."""
 
+    def value_expression(self, name: str) -> sql.Composable:
+        """An SQL expression of the secret's value (or NULL), for a statement that reads it when it runs."""
+
     def setup(self, conn: Conn) -> list[sql.Composable]:
         """Statements that must run before wrappers can read secrets (empty when ready)."""
 
@@ -127,6 +130,9 @@ class VaultBackend(_Reads):
             variable, sql.Literal(name)
         )
 
+    def value_expression(self, name: str) -> sql.Composable:
+        return sql.SQL("(SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = {})").format(sql.Literal(name))
+
     def setup(self, conn: Conn) -> list[sql.Composable]:
         return []
 
@@ -183,6 +189,10 @@ class TableBackend(_Reads):
         return sql.SQL("SELECT {val} INTO {var} FROM {tbl} WHERE {key} = {name};").format(
             val=self.value, var=variable, tbl=self.ident, key=self.key, name=sql.Literal(name)
         )
+
+    def value_expression(self, name: str) -> sql.Composable:
+        return sql.SQL("(SELECT {val} FROM {tbl} WHERE {key} = {name})").format(
+            val=self.value, tbl=self.ident, key=self.key, name=sql.Literal(name))
 
     def _exists(self, conn: Conn) -> bool:
         return conn.execute("select to_regclass(%s) is not null as ok", (f"{self.schema}.{self.table}",)).fetchone()["ok"]
@@ -290,6 +300,9 @@ class GucBackend(_Reads):
 
     def read_into(self, variable: sql.Identifier, name: str) -> sql.Composable:
         return sql.SQL("{} := current_setting({}, true);").format(variable, sql.Literal(self.prefix + name))
+
+    def value_expression(self, name: str) -> sql.Composable:
+        return sql.SQL("current_setting({}, true)").format(sql.Literal(self.prefix + name))
 
     def setup(self, conn: Conn) -> list[sql.Composable]:
         return []

@@ -66,6 +66,14 @@ def _(data):
     return
 
 
+@app.cell
+def _(ctx, refresh):
+    # NBVAL_IGNORE_OUTPUT
+    _ = refresh.value
+    monitor.alerts_view(ctx)
+    return
+
+
 @app.cell(hide_code=True)
 def _():
     mo.md(r"""

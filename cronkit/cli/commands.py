@@ -455,3 +455,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"the sandbox keeps running for you to explore (`eval \"$({me} sandbox env --export)\"`); "
               f"`{me} sandbox down` stops it")
     return 0 if report["complete"] else 1
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def cmd_alerts_status(args: argparse.Namespace) -> int:
+    from cronkit import alerts
+
+    manifest = _manifest(args)
+    with _connect(args, autocommit=True) as conn:
+        found = alerts.status(conn, manifest.project, deliveries=args.last)
+    if args.json:
+        _emit_json(found)
+        return 1 if found["open"] else 0
+    if not found["applied"]:
+        print("no alert state yet: add [alerts] to the manifest and run `cronkit apply`")
+        return 0
+    print(f"open alerts of {manifest.project}: {len(found['open']) or 'none'}")
+    for a in found["open"]:
+        told = "alerted" if a["notified"] else "not sent (silenced or awaiting evaluation)"
+        print(f"  DOWN {a['subject']} (rule {a['rule']}) since {a['since']:%Y-%m-%d %H:%M:%S%z}: {a['detail']} [{told}]")
+    for s in found["silences"]:
+        print(f"silenced: {s['subject']} until {s['ends_at']:%Y-%m-%d %H:%M:%S%z} {s['reason']}")
+    if found["deliveries"]:
+        print("last deliveries:")
+    for d in found["deliveries"]:
+        status = "sent, no answer yet" if d["status"] == "sent" else d["status"]
+        code = f" {d['status_code']}" if d["status_code"] else ""
+        print(f"  #{d['id']} {d['created_at']:%Y-%m-%d %H:%M:%S} {d['channel']} ({d['channel_kind']}) {d['event']} "
+              f"{d['subject'] or ''}: {status}{code}{' — ' + d['note'] if d['note'] else ''}")
+    return 1 if found["open"] else 0
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from cronkit import alerts
+    from cronkit.errors import NotConfirmed
+
+    manifest = _manifest(args)
+    statement = alerts.test_statement(manifest, args.channel)  # an unknown channel fails before connecting
+    if not args.yes:
+        with _connect(args) as conn:
+            shown = statement.as_string(conn)
+        if args.json:
+            _emit_json({"channel": args.channel, "sent": False, "statement": shown})
+        else:
+            print(f"would send a test message to channel {args.channel!r} with (URL read from the secret backend):")
+            print(shown)
+        raise NotConfirmed(f"No test message was sent to {args.channel!r}.", remedy="Re-run with --yes to send it.")
+    with _connect(args) as conn:
+        delivery = alerts.send_test(conn, manifest, args.channel)
+    if args.json:
+        _emit_json({"channel": args.channel, "sent": delivery.get("status") == "sent", "delivery": delivery})
+    else:
+        status = "sent, no answer yet" if delivery.get("status") == "sent" else delivery.get("status")
+        print(f"test message to {args.channel!r}: {status}{' — ' + delivery['note'] if delivery.get('note') else ''}"
+              " (see `cronkit alerts status` for the answer)")
+    return 0 if delivery.get("status") == "sent" else 1
+
+
+def cmd_alerts_silence(args: argparse.Namespace) -> int:
+    from cronkit import alerts
+    from cronkit.errors import NotConfirmed
+    from cronkit.maintenance import parse_interval
+
+    manifest = _manifest(args)
+    try:
+        duration = parse_interval(args.duration)
+    except ValueError as exc:
+        raise UsageError(f"--for: {exc}", remedy='e.g. --for "2 hours"') from None
+    what = f"job {args.job!r}" if args.job else f"every alert of project {manifest.project!r}"
+    if not args.yes:
+        if args.json:
+            _emit_json({"silenced": False, "subject": args.job, "for": args.duration})
+        else:
+            print(f"would silence {what} for {args.duration}")
+        raise NotConfirmed(f"{what} was not silenced.", remedy="Re-run with --yes to silence it.")
+    with _connect(args) as conn:
+        row = alerts.silence(conn, manifest.project, args.job, duration, args.reason)
+    if args.json:
+        _emit_json({"silenced": True, "subject": args.job, "id": row["id"], "ends_at": row["ends_at"]})
+    else:
+        print(f"silenced {what} until {row['ends_at']:%Y-%m-%d %H:%M:%S%z} (silence #{row['id']})")
+    return 0

@@ -9,7 +9,8 @@ from typing import Any
 
 from cronkit import __version__
 from cronkit.cli.commands import (
-    Handler, cmd_apply, cmd_demo, cmd_doctor, cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
+    Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_demo, cmd_doctor, cmd_import,
+    cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
     cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
     cmd_secrets_status, cmd_status, cmd_teardown,
 )
@@ -250,6 +251,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value-column", default="value", help="the table's value column (default value)")
     p.add_argument("--from-env", help="read the value from this environment variable")
     p.add_argument("--description", default="", help="description stored with the secret (Vault)")
+    db_args(p)
+
+    alerts = commands.add_parser("alerts", help="open alerts, test messages and silences of a manifest's [alerts]",
+                                 description="Alerts are evaluated in the database by the job cronkit-alerts:<project>.")
+    alerts_cmds = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    p = _command(alerts_cmds, "status", cmd_alerts_status,
+                 "open alerts, silences and the last deliveries (exit 1 while an alert is open)",
+                 "  cronkit alerts status cronkit.toml\n  cronkit alerts status cronkit.toml --json | jq '.open'\n")
+    p.add_argument("manifest")
+    p.add_argument("--last", type=int, default=10, help="how many deliveries to list (default 10)")
+    db_args(p)
+    p = _command(alerts_cmds, "test", cmd_alerts_test,
+                 "send a test message to one channel (shows the statement unless --yes)",
+                 "  cronkit alerts test cronkit.toml ops-slack\n  cronkit alerts test cronkit.toml ops-slack --yes --json\n")
+    p.add_argument("manifest")
+    p.add_argument("channel", help="a channel of [alerts.channels]")
+    p.add_argument("--yes", action="store_true", help="really send it")
+    db_args(p)
+    p = _command(alerts_cmds, "silence", cmd_alerts_silence,
+                 "send nothing for a while: one job (or queue), or the whole project (dry run unless --yes)",
+                 "  cronkit alerts silence cronkit.toml --for '2 hours' --yes\n"
+                 "  cronkit alerts silence cronkit.toml --job nightly-sync --for '30 minutes' --reason deploy --yes\n")
+    p.add_argument("manifest")
+    p.add_argument("--job", help="the job or queue to silence (default: every alert of the project)")
+    p.add_argument("--for", dest="duration", required=True, help="how long, e.g. '2 hours' or '30 minutes'")
+    p.add_argument("--reason", default="", help="why (shown by `cronkit alerts status`)")
+    p.add_argument("--yes", action="store_true", help="really silence")
     db_args(p)
     return parser
 

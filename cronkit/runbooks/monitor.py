@@ -502,3 +502,24 @@ def changes_view(data: MonitorData) -> pl.DataFrame | mo.Html:
     return pl.DataFrame([{"at": e.at, "action": e.action, "target": e.target, "summary": e.summary,
                           "role": e.db_role, "by": f"{e.os_user}@{e.host}" if e.os_user else None}
                          for e in data.changes])
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def alerts_view(ctx: RunbookContext) -> mo.Html:
+    """One line per open alert of the project (cronkit.alerts), or why there is nothing to show."""
+    from cronkit.alerts import open_alerts
+
+    if not ctx.has_manifest:
+        return say("**Alerts**: give a manifest to see its project's open alerts.")
+    try:
+        with ctx.read(MONITOR_TIMEOUT_MS) as conn:
+            found = open_alerts(conn, ctx.project)
+    except CronkitError as exc:
+        return say(f"**Alerts**: could not be read: {esc(exc.message)}")
+    if not found:
+        return say(f"**Alerts**: none open for project `{esc(ctx.project)}`.")
+    lines = [f"- **DOWN** `{esc(a.subject)}` (rule {esc(a.rule)}) since {a.since:%Y-%m-%d %H:%M} UTC: {esc(a.detail or '')}"
+             + ("" if a.notified else " — *not sent: silenced or awaiting evaluation*") for a in found]
+    return say(f"**Alerts**: {len(found)} open for project `{esc(ctx.project)}`\n\n" + "\n".join(lines))
