@@ -29,6 +29,7 @@ from psycopg import sql
 
 from cronkit.db import Conn, translated
 from cronkit.errors import CronkitError, ManifestError, UsageError
+from cronkit.monitor.history import failed_in_a_row_query
 from cronkit.manifest import INLINED_KEY, TEMPLATE, JobSpec, Manifest
 from cronkit.queries import query
 from cronkit.secrets import SecretBackend, backend_for
@@ -273,12 +274,32 @@ def targets_expression(settings: AlertSettings, backend: SecretBackend) -> sql.C
     return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
 
+def streaks_expression(settings: AlertSettings) -> sql.Composable:
+    """``jsonb_build_object(rule, {job: row})`` for each ``failed_runs`` rule: the shared "failed in
+    a row" query (:func:`cronkit.monitor.history.failed_in_a_row_query`, also the doctor's
+    CONSECUTIVE_FAILURES) over the rule's window, evaluated when the job fires."""
+    pairs: list[sql.Composable] = []
+    for rule in settings.rules:
+        if rule.check != AlertCheck.FAILED_RUNS:
+            continue
+        since = sql.SQL("cronkit.runid_at(now() - {}::interval)").format(
+            sql.Literal(f"{int(rule.within.total_seconds())} seconds"))
+        rows = sql.SQL(
+            "(SELECT coalesce(jsonb_object_agg(j.jobname, jsonb_build_object("
+            "'failed_in_a_row', f.failed_in_a_row, 'has_success', f.has_success, 'last_message', f.last_message)), "
+            "'{{}}') FROM ({streaks}) f JOIN cron.job j ON j.jobid = f.jobid AND j.username = current_user)"
+        ).format(streaks=failed_in_a_row_query(since))
+        pairs.append(sql.SQL("{}, {}").format(sql.Literal(rule.name), rows))
+    return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
+
+
 def evaluate_statement(manifest: Manifest, settings: AlertSettings) -> sql.Composed:
     """The alerts job's statement (also what a person may run by hand)."""
-    return sql.SQL("SELECT cronkit.evaluate_alerts({project}, {config}::jsonb, {targets})").format(
+    return sql.SQL("SELECT cronkit.evaluate_alerts({project}, {config}::jsonb, {targets}, {streaks})").format(
         project=sql.Literal(manifest.project),
         config=sql.Literal(json.dumps(settings.config_json(), sort_keys=True)),
         targets=targets_expression(settings, backend_for(manifest.secrets)),
+        streaks=streaks_expression(settings),
     )
 
 

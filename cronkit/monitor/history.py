@@ -222,3 +222,17 @@ def manual_runs(conn: Conn, since: datetime | timedelta, until: datetime | None 
         names = list(jobs) if jobs is not None else None
         rows = conn.execute(_MANUAL_RUNS, {"since": window.since, "until": window.until, "names": names}).fetchall()
     return _frame(rows, MANUAL_RUNS_SCHEMA)
+
+
+def failed_in_a_row_query(first_runid: sql.Composable) -> sql.Composed:
+    """Per job, its failed runs in a row since run ``first_runid`` (a literal, or an expression
+    such as ``cronkit.runid_at(now() - interval '1 day')`` where the statement runs inside pg_cron):
+    the one definition the doctor and the alerts share (``sql/queries/runs/failed_in_a_row.sql``)."""
+    return query("runs/failed_in_a_row").format(first_runid=first_runid)
+
+
+def failed_in_a_row(conn: Conn, first_runid: int) -> dict[int, dict[str, Any]]:
+    """:func:`failed_in_a_row_query` by jobid: ``failed_in_a_row``, ``has_success``, ``last_success``,
+    ``last_message``."""
+    rows = conn.execute(failed_in_a_row_query(sql.Literal(int(first_runid)))).fetchall()
+    return {int(r["jobid"]): dict(r) for r in rows}

@@ -196,26 +196,23 @@ DECLARE
     within interval := make_interval(secs => coalesce((a_rule ->> 'within_s')::double precision, 86400));
     max_age double precision := (a_rule ->> 'max_age_s')::double precision;
     subjects text[] := ARRAY(SELECT jsonb_array_elements_text(coalesce(a_rule -> 'subjects', '[]')));
-    first_runid bigint;
 BEGIN
     IF kind = 'failed_runs' THEN
-        first_runid := cronkit.runid_at(now() - within);
+        -- a_rule -> 'streaks': per job, the row of the shared "failed in a row" query
+        -- (cronkit/sql/queries/runs/failed_in_a_row.sql), computed by the job's statement
         RETURN QUERY
         SELECT s.name,
-               CASE WHEN r.n >= threshold AND r.failed = r.n THEN true
-                    WHEN r.failed < r.n THEN false END,
-               CASE WHEN r.n = 0 THEN 'no finished run in the window'
-                    ELSE r.failed || ' of the last ' || r.n || ' run(s) failed' ||
-                         coalesce(': ' || left(split_part(btrim(r.last_message), E'\n', 1), 200), '') END
+               CASE WHEN f.failed_in_a_row >= threshold THEN true
+                    WHEN f.has_success THEN false END,
+               CASE WHEN f.failed_in_a_row IS NULL THEN 'no finished run in the window'
+                    ELSE f.failed_in_a_row || ' run(s) failed in a row' ||
+                         coalesce(': ' || left(split_part(btrim(f.last_message), E'\n', 1), 200), '') END
           FROM unnest(subjects) AS s(name)
-          LEFT JOIN cron.job j ON j.jobname = s.name AND j.username = current_user
-          CROSS JOIN LATERAL (
-              SELECT count(*)::integer AS n, count(*) FILTER (WHERE d.status = 'failed')::integer AS failed,
-                     (array_agg(d.return_message ORDER BY d.runid DESC) FILTER (WHERE d.status = 'failed'))[1] AS last_message
-                FROM (SELECT x.runid, x.status, x.return_message FROM cron.job_run_details x
-                       WHERE x.jobid = j.jobid AND x.runid >= first_runid AND x.status IN ('succeeded', 'failed')
-                       ORDER BY x.runid DESC LIMIT threshold) d
-          ) r;
+          LEFT JOIN LATERAL (
+              SELECT (a_rule -> 'streaks' -> s.name ->> 'failed_in_a_row')::integer AS failed_in_a_row,
+                     (a_rule -> 'streaks' -> s.name ->> 'has_success')::boolean AS has_success,
+                     a_rule -> 'streaks' -> s.name ->> 'last_message' AS last_message
+          ) f ON true;
     ELSIF kind = 'http_failures' THEN
         RETURN QUERY
         SELECT s.name,
@@ -258,9 +255,11 @@ $fn$;
 
 -- One evaluation for a project: read answers, send 429'd messages again once their time has come,
 -- then evaluate every rule and send what the transitions call for. config is the validated
--- [alerts] table (cronkit/alerts.py); targets maps each channel to {"url", "key"} read just now.
+-- [alerts] table (cronkit/alerts.py); targets maps each channel to {"url", "key"} read just now;
+-- streaks maps each failed_runs rule to its jobs' rows of the shared "failed in a row" query.
 -- Returns the number of messages queued.
-CREATE OR REPLACE FUNCTION cronkit.evaluate_alerts(p_project text, config jsonb, targets jsonb)
+DROP FUNCTION IF EXISTS cronkit.evaluate_alerts(text, jsonb, jsonb);
+CREATE OR REPLACE FUNCTION cronkit.evaluate_alerts(p_project text, config jsonb, targets jsonb, streaks jsonb)
 RETURNS integer LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     a_rule jsonb;
@@ -294,7 +293,8 @@ BEGIN
        AND s.rule NOT IN (SELECT r ->> 'name' FROM jsonb_array_elements(config -> 'rules') r);
 
     FOR a_rule IN SELECT * FROM jsonb_array_elements(config -> 'rules') LOOP
-        FOR result IN SELECT * FROM cronkit.alert_check(p_project, a_rule) LOOP
+        FOR result IN SELECT * FROM cronkit.alert_check(
+                p_project, a_rule || jsonb_build_object('streaks', coalesce(streaks -> (a_rule ->> 'name'), '{}'))) LOOP
             SELECT * INTO st FROM cronkit.alert_state s
              WHERE s.project = p_project AND s.rule = a_rule ->> 'name' AND s.subject = result.subject FOR UPDATE;
             IF result.down IS NULL THEN

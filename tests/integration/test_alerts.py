@@ -240,3 +240,45 @@ def test_a_stale_key_alerts_once_per_channel_recovers_once_and_discord_429_is_ho
             {"p": w.p.name}).fetchone()
     shown = json.dumps(stored, default=str) + output(status)
     assert stored["deliveries"] and w.canary not in shown
+
+
+@pytest.mark.slow
+def test_failed_runs_in_a_row_alert_once_with_the_doctors_own_count_and_recover(
+        project: Project, receivers: dict[str, Receiver], pg_cron_version: Any) -> None:
+    """A job that keeps failing (pg_cron's own runs): one "down" once it failed twice in a row —
+    the streak the doctor's CONSECUTIVE_FAILURES reads from the same query — and one recovery
+    after its first success."""
+    if not pg_cron_version.supports_seconds:
+        pytest.skip("needs a seconds schedule (pg_cron >= 1.5) to fail twice within the test")
+    p, hook = project, receivers["hook"]
+    job, channel = p.job("div"), p.job("hook")
+    with cdb.connect(p.dsn) as conn:
+        VaultBackend().set(conn, channel, hook.url("token-" + uuid.uuid4().hex))
+        conn.commit()
+
+    def manifest(statement: str) -> dict[str, Any]:
+        return p.data({"name": job, "schedule": "1 seconds", "sql": statement},
+                      alerts={"schedule": "0 0 1 1 *", "realert": False,
+                              "channels": {"hook": {"kind": "webhook", "url": "{secret:" + channel + "}"}},
+                              "rules": [{"check": "failed_runs", "jobs": [job], "threshold": 2}]})
+
+    def heard(event: str) -> list[dict[str, Any]] | None:
+        with cdb.connect(p.dsn) as conn:
+            jobs.run_job_now(conn, f"cronkit-alerts:{p.name}")
+        bodies = [r["body"] for r in hook.requests]
+        return bodies if [b["event"] for b in bodies][-1:] == [event] else None
+
+    try:
+        p.apply(manifest("select 1/0"))
+        [down] = wait_for(lambda: heard("down"), timeout=30, interval=0.5, message="the down alert")
+        assert (down["subject"], down["check"]) == (job, "failed_runs")
+        assert "run(s) failed in a row: ERROR:  division by zero" in down["message"]
+
+        p.apply(manifest("select 1"))
+        bodies = wait_for(lambda: heard("up"), timeout=30, interval=0.5, message="the recovery")
+        assert [b["event"] for b in bodies] == ["down", "up"]
+    finally:
+        with cdb.connect(p.dsn) as conn:
+            for table in ("alert_state", "alert_deliveries", "alert_silences"):
+                conn.execute(f"delete from cronkit.{table} where project = %s", (p.name,))  # type: ignore[arg-type]
+            conn.commit()

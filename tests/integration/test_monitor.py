@@ -656,3 +656,47 @@ def test_every_maintenance_statement_runs_as_the_app_role(iso: Conn) -> None:
     state = monitor.monitor_state(iso)
     assert state.harvested_at is not None and state.rollups_refreshed_at is not None
     assert state.retention_applied_at is not None
+
+
+# -- "failed N runs in a row": one query, the doctor's CONSECUTIVE_FAILURES and the alerts read it --
+
+MISSING = 'ERROR:  relation "public.import_queue" does not exist\nLINE 1: select count(*) from public.import_queue'
+
+
+def _runs_then_doctor(conn: Conn, newest_first: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Runs of one job a minute apart (given newest first), then the shared query's row for it and
+    the doctor's CONSECUTIVE_FAILURES findings at its default threshold."""
+    from cronkit.doctor import CATALOGUE, DEFAULTS
+    from cronkit.doctor.context import Context
+    from cronkit.facts import server_facts
+    from cronkit.monitor.history import failed_in_a_row
+
+    jobid, now = 880_000 + uuid.uuid4().int % 10_000, datetime.now(UTC)
+    oldest_first = list(reversed(newest_first))
+    add_runs(conn, jobid, [(status, now - timedelta(minutes=len(oldest_first) - i, seconds=-1),
+                            now - timedelta(minutes=len(oldest_first) - i), MISSING if status == "failed" else "1 row")
+                           for i, status in enumerate(oldest_first)])
+    ctx = Context(conn=conn, facts=server_facts(conn), manifest=None, environment=None, environ=None,
+                  now=now, window=timedelta(hours=6), limits=DEFAULTS)
+    ctx.preload(jobs=[{"jobid": jobid, "jobname": "import-sync", "active": True}])
+    return failed_in_a_row(conn, 0)[jobid], list(CATALOGUE["CONSECUTIVE_FAILURES"].run(ctx))
+
+
+def test_two_failed_runs_in_a_row_are_a_doctor_finding_at_the_default_threshold(iso: Conn) -> None:
+    streak, findings = _runs_then_doctor(iso, ["failed", "failed", "succeeded"])
+
+    assert (streak["failed_in_a_row"], streak["has_success"]) == (2, True)
+    [finding] = findings
+    assert (finding.code, finding.job, finding.severity) == ("CONSECUTIVE_FAILURES", "import-sync", "critical")
+    assert finding.evidence["failed_in_a_row"] == 2 and len(finding.evidence["recent_failures"]) == 2
+    assert 'relation "public.import_queue" does not exist' in finding.message
+    assert "an object the command uses does not exist" in finding.message
+
+
+@pytest.mark.parametrize(("newest_first", "streak"), [(["failed", "succeeded", "failed"], 1),
+                                                      (["succeeded", "failed", "failed"], 0)],
+                         ids=["one failure after a success", "failures the job recovered from"])
+def test_a_single_latest_failure_or_a_recovered_job_is_no_finding(iso: Conn, newest_first: list[str],
+                                                                  streak: int) -> None:
+    found, findings = _runs_then_doctor(iso, newest_first)
+    assert found["failed_in_a_row"] == streak and findings == []

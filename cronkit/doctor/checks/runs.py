@@ -15,6 +15,7 @@ from cronkit.doctor.context import RUNNING_STATES, Context, parsed_schedule
 from cronkit.doctor.model import Finding, Severity, Skip
 from cronkit.errors import CronkitError
 from cronkit.monitor import missed
+from cronkit.monitor.history import failed_in_a_row
 from cronkit.text import human_duration
 
 #: how the doctor bounds a job's expected slots (the monitor uses its registry only)
@@ -110,33 +111,30 @@ _FAILURE_HINTS = (
 )
 def _consecutive_failures(ctx: Context) -> Iterator[Finding]:
     threshold = max(1, ctx.limits.consecutive_failures)
-    by_job: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    final: dict[int, list[dict[str, Any]]] = defaultdict(list)  # the evidence: each job's newest final runs
     for r in ctx.runs():  # newest first
         if r["status"] in ("succeeded", "failed"):
-            by_job[r["jobid"]].append(r)
+            final[r["jobid"]].append(r)
+    # the rule itself is the query the alerts share (cronkit.monitor.failed_in_a_row)
+    streaks = failed_in_a_row(ctx.conn, ctx.runid_floor(ctx.window_start))
     jobs = {j["jobid"]: j for j in ctx.jobs()}
-    for jobid, runs in by_job.items():
-        if jobid not in jobs:
-            continue  # history of an unscheduled job
-        streak = 0
-        for r in runs:
-            if r["status"] != "failed":
-                break
-            streak += 1
-        if streak < threshold:
-            continue
+    for jobid, found in sorted(streaks.items()):
+        streak = found["failed_in_a_row"]
+        if jobid not in jobs or streak < threshold:
+            continue  # an unscheduled job's history, or no streak
+        runs = final.get(jobid, [])
         label = jobs[jobid]["jobname"] or f"jobid {jobid}"
-        last_ok = next((r for r in runs if r["status"] == "succeeded"), None)
-        latest = (runs[0]["return_message"] or "").strip()
+        latest = (found["last_message"] or "").strip()
         first_line = latest.splitlines()[0] if latest else "(no message)"
         hints = [hint for needle, hint in _FAILURE_HINTS if needle in latest.lower() or needle in latest]
         message = f"Job {label!r} failed its last {streak} run(s)" + (
-            "" if last_ok else f" (no successful run in the last {human_duration(ctx.window)})") + f": {first_line}"
+            "" if found["last_success"] else f" (no successful run in the last {human_duration(ctx.window)})"
+        ) + f": {first_line}"
         if hints:
             message += f" — {hints[0]}."
         evidence = {
             "failed_in_a_row": streak,
-            "last_success": last_ok["end_time"] if last_ok else None,
+            "last_success": found["last_success"],
             "active": jobs[jobid]["active"],
             "recent_failures": [
                 {"runid": r["runid"], "start_time": r["start_time"], "end_time": r["end_time"],
