@@ -181,10 +181,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_export_migration(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cronkit.config import merged_environment
     from cronkit.migration import MIGRATIONS_DIR, export_migration, write_migration
 
     manifest = _manifest(args)
-    migration = export_migration(manifest, args.env or _settings(args).environment, timestamp=args.timestamp)
+    # no database: only the environment's name is read (CRONKIT_ENV), never a value for the file
+    environment = args.env or merged_environment().get("CRONKIT_ENV") or None
+    migration = export_migration(manifest, environment, timestamp=args.timestamp)
     if args.output == "-":
         if args.json:
             _emit_json({**migration.as_dict(), "written": None, "sql": migration.sql, "seed_sql": migration.seed})
