@@ -10,6 +10,7 @@ and reads the state again.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,24 @@ def test_a_migration_stops_on_a_job_of_its_names_that_cronkit_did_not_create_and
     assert "not project" in result.stderr and project.job("sql") in result.stderr
     assert "cronkit apply MANIFEST --adopt" in result.stderr
     assert snapshot(db, project.prefix) == before
+
+
+def test_plan_and_doctor_warn_when_declarative_schemas_beside_the_manifest_do_not_mention_the_jobs(
+        project: Project, db: Conn) -> None:
+    data = manifest(project)
+    schemas = project.dir / "supabase" / "schemas"
+    schemas.mkdir(parents=True)
+    (schemas / "010_tables.sql").write_text("create table public.t (id bigint);\n", encoding="utf-8")
+    env = {"DATABASE_URL": project.dsn, **ENVIRON}
+
+    plan = project.cli("plan", str(project.write(data)), "--env", "prod", env=env)
+    doctor = project.cli("doctor", "cronkit.toml", "--env", "prod", "--json", env=env, timeout=180)
+
+    assert "supabase/schemas (Supabase declarative schemas) does not mention" in plan.stdout, output(plan)
+    found = [f for f in json.loads(doctor.stdout)["findings"] if f["code"] == "JOBS_UNDECLARED_IN_SCHEMAS"]
+    assert len(found) == 1 and project.job("fn") in found[0]["evidence"]["undeclared"]
+
+    (schemas / "020_cron.sql").write_text("".join(f"-- cronkit job: {job['name']}\n" for job in data["jobs"]),
+                                          encoding="utf-8")
+    plan = project.cli("plan", "cronkit.toml", "--env", "prod", env=env)
+    assert "declarative schemas" not in plan.stdout, output(plan)
