@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,12 +28,13 @@ from psycopg import sql
 
 from cronkit import audit, registry, schedules
 from cronkit.audit import AuditAction
-from cronkit.db import Conn, in_transaction, syntax_error, translated
+from cronkit.db import AdaptContext, Conn, in_transaction, syntax_error, translated
+from cronkit.declarative import declarative_gap
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, require_pg_cron, server_facts
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
-from cronkit.redact import fingerprint, looks_like_placeholder, mask
+from cronkit.redact import fingerprint, looks_like_placeholder, mask, mask_keys
 from cronkit.secrets import GUC_REMEDY, SecretBackend, SecretState, SecretStatus, backend_for, store_secret
 from cronkit.registry import removal_statements
 from cronkit.statement import Statement
@@ -65,6 +67,9 @@ class Step:
     run: Callable[[Conn], object] | None = field(default=None, repr=False, compare=False)
     #: what changes, one line each, as a person reviews it (the SQL is in ``statements``)
     changes: tuple[str, ...] = ()
+    #: a job's schedule and what it calls or runs, as the manifest says (for the markdown plan)
+    schedule: str = ""
+    target: str = ""
 
     def execute(self, conn: Conn) -> None:
         if self.run is not None:
@@ -152,6 +157,65 @@ class Plan:
         lines.extend(["", "COMMIT;"])
         return "\n".join(lines) + "\n"
 
+    def markdown(self) -> str:
+        """The plan for a pull-request comment (``cronkit plan --format markdown``): a heading, the
+        summary line, one table row per job, then setup steps, foreign jobs, warnings and problems.
+        Stable (docs/migrations.md): sections appear only when they have content, rows in plan order.
+        No secret value is in it: secrets appear as names, masked length and fingerprint."""
+        s = self.summary
+        lines = [
+            f"### cronkit plan: {_code(self.project)} ({_code(self.environment)})",
+            "",
+            f"**{s['create']} to create, {s['update']} to update, {s['remove']} to remove, {s['unchanged']} unchanged, "
+            f"{s['setup'] + s['secret']} setup/secret step(s)** on database {_code(self.facts.database)} "
+            f"as {_code(self.facts.role)}",
+        ]
+        jobs = [step for step in self.steps if step.job is not None]
+        if jobs:
+            lines += ["", "| | job | action | schedule | target | what changes |", "|---|---|---|---|---|---|"]
+            for step in jobs:
+                if step.action == StepAction.CREATE:
+                    what = "; ".join(step.changes)
+                elif step.action == StepAction.UNCHANGED:
+                    what = ""
+                else:
+                    what = step.detail
+                cells = [_code(step.action.symbol), _code(step.job or ""), str(step.action),
+                         _code(step.schedule) if step.schedule else "", _code(step.target) if step.target else "", what]
+                lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        for step in jobs:
+            if step.action == StepAction.UPDATE and step.changes:
+                lines += ["", f"<details><summary>{_cell(step.job or '')}: wrapper change</summary>", "",
+                          "```diff", *step.changes, "```", "", "</details>"]
+        setup = [step for step in self.steps if step.job is None]
+        sections = [
+            ("Setup and secrets", [step.detail for step in setup]),
+            ("Foreign jobs (not created by cronkit; left alone)",
+             [f"{_code(job['jobname'])} {_code(job['schedule'])}" for job in self.foreign]),
+            ("Warnings", self.warnings),
+            ("Problems (nothing can be applied until each is fixed)", self.problems),
+        ]
+        for title, items in sections:
+            if items:
+                lines += ["", f"**{title}**", "", *(f"- {_cell(item)}" for item in items)]
+        if self.changes:
+            lines += ["", "The exact SQL: `cronkit plan --sql`."]
+        return mask_keys("\n".join(lines) + "\n")
+
+
+def _code(text: str) -> str:
+    """``text`` as a markdown code span, whatever backticks it holds."""
+    if "`" not in text:
+        return f"`{text}`"
+    longest = max(len(run) for run in re.findall("`+", text))
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}"
+
+
+def _cell(text: str) -> str:
+    """``text`` safe in one markdown table cell: no pipe ends it, no line break splits the row."""
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
 
 # -- reading the live state -----------------------------------------------------------------------
 
@@ -169,6 +233,18 @@ def schema_digest() -> str:
     for name, text in schema_files():
         digest.update(name.encode() + b"\0" + text.encode())
     return digest.hexdigest()[:16]
+
+
+def schema_statements() -> tuple[Statement, ...]:
+    """Create or upgrade schema cronkit and record its version: idempotent, run by ``apply`` when the
+    version differs and by every exported migration."""
+    statements = [Statement(sql.SQL(text)) for _name, text in schema_files()]  # type: ignore[arg-type]
+    statements.append(Statement(
+        sql.SQL("INSERT INTO cronkit.meta (key, value) VALUES ('schema_digest', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+        (schema_digest(),),
+    ))
+    return tuple(statements)
 
 
 def _schema_ready(conn: Conn) -> bool:
@@ -220,20 +296,17 @@ def make_plan(
         managed = registry.managed_by_name(conn)
 
     if not _schema_ready(conn):
-        statements = [Statement(sql.SQL(text)) for _name, text in schema_files()]  # type: ignore[arg-type]
-        statements.append(Statement(
-            sql.SQL("INSERT INTO cronkit.meta (key, value) VALUES ('schema_digest', %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-            (schema_digest(),),
-        ))
         plan.steps.append(Step(StepAction.SETUP, None, "create or upgrade schema cronkit (registry, request ledger, monitoring)",
-                               tuple(statements)))
+                               schema_statements()))
     backend_setup = backend.setup(conn)
     if backend_setup:
         plan.steps.append(Step(StepAction.SETUP, None, f"create the secrets table ({manifest.secrets.table})",
                                tuple(Statement(s) for s in backend_setup)))
 
     _plan_secrets(conn, plan, specs, manifest, backend, environ)
+    gap = declarative_gap(manifest.path, [spec.name for spec in specs])
+    if gap is not None:
+        plan.warnings.append(f"{gap.message()} Fix: {gap.fix}")
 
     desired_names = set()
     for spec in specs:
@@ -345,14 +418,13 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         plan.problems.append(f"job {spec.name!r}: {key}: the server cannot parse it ({problem}) — fix the SQL; "
                              "every run would fail")
         return
-    wrapper = render_wrapper(spec, backend, project, conn)
-    command = wrapper.command(conn)
-    digest = spec_hash(wrapper, spec.schedule, spec.active)
-    statements = _job_statements(spec, wrapper, command, digest, project, live)
+    desired = desired_job(spec, backend, project, conn)
+    wrapper, command, digest, statements = desired.wrapper, desired.command, desired.digest, desired.statements
 
+    shown = {"schedule": spec.schedule + ("" if spec.active else " (paused)"), "target": _target(spec)}
     if live is None:
         plan.steps.append(Step(StepAction.CREATE, spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"),
-                               statements, changes=_what_it_runs(spec, wrapper)))
+                               statements, changes=_what_it_runs(spec, wrapper), **shown))
         return
     reasons: list[str] = []
     changes: list[str] = []
@@ -371,9 +443,17 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
     elif (managed.spec_hash != digest or managed.recorded_jobid is None) and not reasons:
         reasons.append("registry")  # a row from before jobids were recorded gets its jobid
     if reasons:
-        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=tuple(changes)))
+        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=tuple(changes), **shown))
     else:
-        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}"))
+        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}", **shown))
+
+
+def _target(spec: JobSpec) -> str:
+    """What a job calls (method and URL template, secrets as ``{secret:NAME}``) or runs (its SQL's first line)."""
+    if spec.kind == "http":
+        return f"{spec.method} {spec.url}"
+    first = (spec.sql or "").strip().splitlines()[:1]
+    return f"SQL: {first[0][:80]}" if first else "SQL"
 
 
 def _what_it_runs(spec: JobSpec, wrapper: Wrapper) -> tuple[str, ...]:
@@ -419,8 +499,29 @@ def _unparsable(conn: Conn, spec: JobSpec) -> list[tuple[str, str]]:
     return found
 
 
-def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str,
-                    live: dict[str, Any] | None) -> tuple[Statement, ...]:
+@dataclass(frozen=True)
+class DesiredJob:
+    """One job as the manifest wants it: its wrapper, its ``cron.job.command``, the registry's hash
+    and the statements that converge any database to it (each idempotent)."""
+
+    spec: JobSpec
+    wrapper: Wrapper
+    command: str
+    digest: str
+    statements: tuple[Statement, ...]
+
+
+def desired_job(spec: JobSpec, backend: SecretBackend, project: str, context: AdaptContext | None) -> DesiredJob:
+    """The one definition of what creating or updating a job runs: a plan's create/update step and an
+    exported migration both run exactly these statements. ``context`` renders literals (a
+    connection, or None offline: the same text for a server with standard_conforming_strings)."""
+    wrapper = render_wrapper(spec, backend, project, context)
+    command = wrapper.command(context)
+    digest = spec_hash(wrapper, spec.schedule, spec.active)
+    return DesiredJob(spec, wrapper, command, digest, _job_statements(spec, wrapper, command, digest, project))
+
+
+def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str) -> tuple[Statement, ...]:
     stored = json.dumps({
         "schedule": spec.schedule, "kind": spec.kind, "method": spec.method, "url": spec.url,
         "headers": dict(spec.headers), "body": spec.body, "timeout_ms": spec.timeout_ms, "guard": spec.guard,

@@ -127,6 +127,29 @@ def removal_statements(jobname: str, jobid: int | None, wrapper: str | None) -> 
     return tuple(statements)
 
 
+def prune_statements(project: str, keep: list[str]) -> tuple[Statement, ...]:
+    """:func:`removal_statements` for every job of ``project`` not named in ``keep``, decided by the
+    server when they run — for an exported migration, written before the database it meets is known.
+    The same rule: only cronkit's own ``cron.job`` row (its recorded jobid; by name for a row from
+    before jobids were kept) is unscheduled, then its wrapper dropped and its registry row forgotten.
+    Runs after schema cronkit is created or upgraded (the ``jobid`` column exists)."""
+    mine = sql.SQL("m.project = {} AND m.jobname <> ALL({}::text[])").format(sql.Literal(project), sql.Literal(keep))
+    return (
+        Statement(sql.SQL(
+            "SELECT cron.unschedule(j.jobid) FROM cronkit.managed_jobs m JOIN cron.job j "
+            "ON CASE WHEN m.jobid IS NULL THEN j.jobname = m.jobname ELSE j.jobid = m.jobid END WHERE {}"
+        ).format(mine)),
+        Statement(sql.SQL(
+            "DO $cronkit$ DECLARE r record; BEGIN\n"
+            "  FOR r IN SELECT to_regprocedure(m.wrapper) AS fn FROM cronkit.managed_jobs m\n"
+            "            WHERE {} AND to_regprocedure(m.wrapper) IS NOT NULL LOOP\n"
+            "    EXECUTE format('DROP FUNCTION IF EXISTS %s', r.fn);\n"
+            "  END LOOP;\nEND $cronkit$"
+        ).format(mine)),
+        Statement(sql.SQL("DELETE FROM cronkit.managed_jobs m WHERE {}").format(mine)),
+    )
+
+
 def active_statements(jobid: int, jobname: str, active: bool, *, managed: bool) -> tuple[Statement, ...]:
     """Pause or resume a job; history and jobid are kept. Resuming one of cronkit's jobs also records
     it as (re)scheduled now: missed-run detection expects slots from when cronkit last scheduled a

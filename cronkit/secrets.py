@@ -225,6 +225,10 @@ class TableBackend(_Reads):
                 f"The secrets table {self.schema}.{self.table} does not exist.",
                 remedy="Create it, or set `create_table = true` under [secrets] so cronkit creates it.",
             )
+        return self.create_statements()
+
+    def create_statements(self) -> list[sql.Composable]:
+        """The table cronkit creates when it is missing: RLS on, no policies, nothing for PUBLIC."""
         return [
             sql.SQL(
                 "CREATE TABLE {tbl} ({key} text PRIMARY KEY, {val} text NOT NULL, description text NOT NULL DEFAULT '', "

@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg import sql
 
-from cronkit.db import Conn
+from cronkit.db import AdaptContext, Conn
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,8 @@ class Statement:
     def execute(self, conn: Conn) -> None:
         conn.execute(self.query, self.params)  # type: ignore[arg-type]
 
-    def display(self, conn: Conn) -> str:
+    def display(self, conn: AdaptContext | None) -> str:
+        """The statement as it runs; ``conn`` None renders offline (an exported migration)."""
         text = self.query.as_string(conn)
         if self.params is None:
             return text

@@ -125,6 +125,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             _emit_json(plan.as_dict(conn))
         elif args.sql:
             print(plan.script(conn), end="")
+        elif args.format == "markdown":
+            print(plan.markdown(), end="")
         else:
             print(plan.render())
         conn.rollback()
@@ -174,6 +176,43 @@ def cmd_apply(args: argparse.Namespace) -> int:
                   f"verify: {len(after.changes)} change(s) left, "
                   f"{after.summary['unchanged']} job(s) match the manifest.")
     return 0 if not after.changes else 1
+
+
+def cmd_export_migration(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cronkit.config import merged_environment
+    from cronkit.migration import MIGRATIONS_DIR, export_migration, write_migration
+
+    manifest = _manifest(args)
+    # no database: only the environment's name is read (CRONKIT_ENV), never a value for the file
+    environment = args.env or merged_environment().get("CRONKIT_ENV") or None
+    migration = export_migration(manifest, environment, timestamp=args.timestamp)
+    if args.output == "-":
+        if args.json:
+            _emit_json({**migration.as_dict(), "written": None, "sql": migration.sql, "seed_sql": migration.seed})
+        else:
+            print(migration.sql, end="")
+        return 0
+    if args.output is not None:
+        raise UsageError("-o takes only '-' (print): the file name is Supabase's, <timestamp>_cronkit_<project>.sql.",
+                         remedy="Choose the folder with --dir and the version with --timestamp.")
+    directory = args.dir or MIGRATIONS_DIR
+    written = write_migration(migration, directory, seed_directory=args.seed_dir or Path(directory).parent / "seeds",
+                              force=args.force)
+    if args.json:
+        _emit_json({**migration.as_dict(), "written": str(written.migration), "seed": str(written.seed),
+                    "seed_outcome": written.seed_outcome})
+        return 0
+    print(f"wrote {written.migration}: {len(migration.jobs)} job(s) of project {migration.project!r} "
+          f"({migration.environment}); no URL or key in it")
+    seed = {"written": f"wrote {written.seed}: placeholders for the secrets the jobs read on the local stack "
+                       "(add it to seed.sql or [db.seed] sql_paths, then fill them in)",
+            "unchanged": f"{written.seed} is up to date",
+            "kept": f"kept {written.seed}: it differs from the snippet for this manifest (filled in, or older); "
+                    "--force rewrites it"}[written.seed_outcome]
+    print(seed)
+    return 0
 
 
 def _require_cron(conn: Any) -> None:

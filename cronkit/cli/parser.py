@@ -9,8 +9,8 @@ from typing import Any
 
 from cronkit import __version__
 from cronkit.cli.commands import (
-    Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_demo, cmd_doctor, cmd_import,
-    cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
+    Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_demo, cmd_doctor,
+    cmd_export_migration, cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
     cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
     cmd_secrets_status, cmd_status, cmd_teardown,
 )
@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     manifest_args(p)
     p.add_argument("--sql", action="store_true",
                    help="print the exact SQL of every change as one script for psql (secret values are never in it)")
+    p.add_argument("--format", choices=("text", "markdown"), default="text",
+                   help="text (default) or markdown: a table per plan for a pull-request comment (docs/migrations.md)")
+    p.epilog = (p.epilog or "") + "  cronkit plan cronkit.toml --env prod --format markdown > plan.md   # for a PR comment\n"
     p = _command(commands, "apply", cmd_apply,
                  "apply a manifest in one transaction after confirmation; then verify (dry-run unless confirmed)",
                  "  cronkit apply cronkit.toml            # shows the plan and asks\n"
@@ -214,6 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "daylight saving drift is checked)")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     db_args(p)
+
+    export = commands.add_parser("export", help="write a manifest's jobs as files for other tools (no database needed)",
+                                 description="Write a manifest's jobs as files for other tools; reads no database.")
+    export_cmds = export.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+    p = _command(export_cmds, "migration", cmd_export_migration,
+                 "write a Supabase migration equivalent to `cronkit apply` (idempotent, no URL or key in it) "
+                 "and a seed snippet for local secrets",
+                 "  cronkit export migration cronkit.toml --env prod\n"
+                 "  cronkit export migration cronkit.toml --env prod -o - | less   # print, write nothing\n"
+                 "  cronkit export migration cronkit.toml --env prod --timestamp 20261206120000 --json\n")
+    p.add_argument("manifest", help="the manifest file (e.g. cronkit.toml)")
+    p.add_argument("--env", help="environment in the manifest (default: CRONKIT_ENV or the manifest's default)")
+    p.add_argument("--dir", type=_path, default=None,
+                   help="migrations directory (default: supabase/migrations)")
+    p.add_argument("--seed-dir", type=_path, default=None,
+                   help="where the seed snippet goes (default: supabase/seeds beside the migrations directory)")
+    p.add_argument("--timestamp", help="migration version, UTC YYYYMMDDHHMMSS (default: now)")
+    p.add_argument("-o", "--output", help="'-' prints the migration on stdout and writes nothing")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     schedule = commands.add_parser("schedule", help="pg_cron schedule tools",
                                    description="pg_cron schedule tools (no database needed).")

@@ -55,3 +55,22 @@ def _job_owner_missing(ctx: Context) -> Iterator[Finding]:
         evidence = {k: row[k] for k in ("jobid", "jobname", "username", "active", "schedule")}
         evidence["role_exists"] = False
         yield ctx.found("JOB_OWNER_MISSING", job=row["label"], message=message, evidence=evidence, fix=fix)
+
+
+@check(
+    "JOBS_UNDECLARED_IN_SCHEMAS", Severity.WARNING,
+    "A supabase/schemas directory (declarative schemas) near the manifest does not mention some of its cron jobs: "
+    "a diff or schema apply from it may plan cron.unschedule for them (pg-delta; supabase/pg-toolbelt#318).",
+    "Ship cron jobs as a migration (`cronkit export migration cronkit.toml --env prod`) and keep them out of the "
+    "declarative flow, or declare each job in the directory (e.g. `-- cronkit job: NAME`); see docs/migrations.md.",
+)
+def _jobs_undeclared_in_schemas(ctx: Context) -> Iterator[Finding]:
+    from cronkit.declarative import declarative_gap
+
+    if ctx.manifest is None:
+        return
+    gap = declarative_gap(ctx.manifest.path, [spec.name for spec in ctx.specs()])
+    if gap is None:
+        return
+    yield ctx.found("JOBS_UNDECLARED_IN_SCHEMAS", job=None, message=gap.message(), fix=gap.fix,
+                    evidence={"directory": str(gap.directory), "undeclared": list(gap.undeclared)})
