@@ -25,9 +25,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from psycopg import sql
+
 from cronkit.db import Conn
 from cronkit.queries import query
 from cronkit.redact import scrub
+from cronkit.statement import Statement
 
 
 class AuditAction(StrEnum):
@@ -41,6 +44,7 @@ class AuditAction(StrEnum):
     TEARDOWN = "teardown"
     SECRET_SET = "secret-set"
     SECRET_DELETE = "secret-delete"
+    MIGRATION = "migration"  # an exported migration ran (psql, supabase db push)
 
 
 @dataclass(frozen=True)
@@ -81,16 +85,24 @@ def has_log(conn: Conn, *, writable: bool = True) -> bool:
     return bool(row and row["writable" if writable else "present"])
 
 
+def record_statement(action: AuditAction, summary: str, *, project: str | None = None, target: str | None = None,
+                     details: Mapping[str, Any] | None = None, os_user: str | None = None,
+                     host: str | None = None) -> Statement:
+    """The INSERT of one entry, values as literals (names and counts; the summary scrubbed)."""
+    values = {"action": str(action), "project": project, "target": target, "summary": scrub(summary),
+              "os_user": os_user, "host": host, "details": json.dumps(dict(details or {}), default=str)}
+    return Statement(query("audit/record").format(**{k: sql.Literal(v) for k, v in values.items()}))
+
+
 def record(conn: Conn, action: AuditAction, summary: str, *, project: str | None = None, target: str | None = None,
            details: Mapping[str, Any] | None = None) -> int | None:
     """Write one entry in the caller's transaction; its id, or None when the database has no
     change record yet (before the first ``cronkit apply``)."""
     if not has_log(conn):
         return None
-    row = conn.execute(query("audit/record"), {
-        "action": str(action), "project": project, "target": target, "summary": scrub(summary),
-        "os_user": _os_user(), "host": socket.gethostname(), "details": json.dumps(dict(details or {}), default=str),
-    }).fetchone()
+    entry = record_statement(action, summary, project=project, target=target, details=details,
+                             os_user=_os_user(), host=socket.gethostname())
+    row = conn.execute(sql.SQL("{} RETURNING id").format(entry.query)).fetchone()
     return int(row["id"]) if row else None
 
 

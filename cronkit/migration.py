@@ -33,6 +33,7 @@ from cronkit.errors import CronkitError, ManifestError, UsageError
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import TEMPLATE, JobSpec, Manifest
 from cronkit.plan import APPLY_LOCK, desired_job, schema_statements
+from cronkit.audit import AuditAction, record_statement
 from cronkit.registry import prune_statements
 from cronkit.secrets import TableBackend, backend_for
 from cronkit.statement import Statement
@@ -153,6 +154,10 @@ def export_migration(manifest: Manifest, environment: str | None = None, *, time
         sections.append((f"job {job.spec.name} ({job.spec.schedule}{state})", job.statements))
     sections.append((f"remove the jobs of project {manifest.project} that the manifest no longer has",
                      prune_statements(manifest.project, [s.name for s in specs])))
+    sections.append(("on the record (cronkit.audit_log), like every change cronkit makes", (record_statement(
+        AuditAction.MIGRATION, f"ran migration {stamp} of project {manifest.project!r} ({len(specs)} job(s))",
+        project=manifest.project, details={"migration": stamp, "environment": env_name,
+                                           "jobs": sorted(s.name for s in specs)}),)))
 
     header = [
         f"-- cronkit {__version__}: jobs of project {manifest.project!r}, environment {env_name!r}",

@@ -104,6 +104,9 @@ def test_a_migration_applied_with_psql_equals_apply_and_running_it_again_changes
 
     assert second.returncode == 0, second.stderr
     assert snapshot(db, project.prefix) == by_migration  # the same jobids too: schedule upserts by name
+    runs = db.execute("select summary, details from cronkit.audit_log where project = %s and action = 'migration' "
+                      "order by id", (project.name,)).fetchall()
+    assert len(runs) == 2 and all(r["details"]["jobs"] == sorted(s["name"] for s in data["jobs"]) for r in runs)
 
 
 def test_a_migration_converges_a_database_that_holds_an_older_version_of_the_manifest(project: Project, db: Conn) -> None:

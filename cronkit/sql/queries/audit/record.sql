@@ -1,4 +1,4 @@
--- One entry of the change record, in the caller's transaction (the change and its entry commit together).
+-- One entry of the change record. {placeholders} are psycopg.sql literals: the same statement runs
+-- in the caller's transaction (cronkit.audit.record) and ends an exported migration.
 INSERT INTO cronkit.audit_log (action, project, target, summary, os_user, host, details)
-VALUES (%(action)s, %(project)s, %(target)s, %(summary)s, %(os_user)s, %(host)s, %(details)s::jsonb)
-RETURNING id
+VALUES ({action}, {project}, {target}, {summary}, {os_user}, {host}, {details}::jsonb)
