@@ -27,7 +27,12 @@ key                      default                job / meaning
 ``recent_window``        ``"15 minutes"``       done items updated within this give the drain rate
 =======================  =====================  =====================================================
 
-Each job key also takes ``false`` to leave that job out. Several projects in one database may
+Each job key also takes ``false`` to leave that job out.
+
+Apart from ``[monitoring]`` (and not turned off by ``enabled = false``, because it keeps jobs
+running at the right time rather than watching them): a manifest with a job declared by ``at`` +
+``timezone`` and no ``schedule`` gets ``cronkit-dst:<project>``, hourly, which reissues those jobs'
+GMT schedules at each daylight saving time change (:mod:`cronkit.local_time`). Several projects in one database may
 each declare ``[monitoring]``: the functions are global and serialize on one advisory lock, so
 extra jobs only repeat work; the shortest ``retention`` wins.
 """
@@ -137,9 +142,10 @@ class MaintenanceKind(StrEnum):
     ROLLUPS = "rollups"
     RETENTION = "retention"
     QUEUES = "queues"
+    DST = "dst"
 
 
-_MAINTENANCE_NAME = re.compile(r"cronkit-(harvest|rollups|retention|queues):.+")
+_MAINTENANCE_NAME = re.compile(r"cronkit-(" + "|".join(MaintenanceKind) + r"):.+")
 
 
 def maintenance_kind(jobname: str) -> MaintenanceKind | None:
@@ -167,7 +173,7 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
     only the queue snapshots of declared ``[[queues]]``."""
     settings = monitoring_settings(manifest)
     if not settings["enabled"]:
-        return []
+        return _dst_jobs(manifest)
     project = manifest.project
     jobs: list[JobSpec] = []
     if not manifest.monitoring:
@@ -201,4 +207,20 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
                                    recent_window=settings["recent_window"]).as_string(None),
             description="cronkit: snapshot queue health for trend charts",
         ))
-    return jobs
+    return jobs + _dst_jobs(manifest)
+
+
+# -- local times across daylight saving time -------------------------------------------------------
+
+
+def _dst_jobs(manifest: Manifest) -> list[JobSpec]:
+    """``cronkit-dst:<project>`` when a job is declared by ``at`` (+ ``timezone``) without ``schedule``."""
+    if not any("at" in job and "schedule" not in job for job in manifest.raw_jobs):
+        return []
+    from cronkit.schedules import DST_REISSUE_SCHEDULE
+
+    return [JobSpec(
+        name=_job_name(MaintenanceKind.DST, manifest.project, manifest), schedule=DST_REISSUE_SCHEDULE, kind="sql",
+        sql=sql.SQL("SELECT cronkit.reissue_local_schedules({})").format(sql.Literal(manifest.project)).as_string(None),
+        description="cronkit: reissue local-time jobs' GMT schedules at each daylight saving time change",
+    )]

@@ -102,6 +102,10 @@ class JobSpec:
     sql: str | None = None
     description: str = ""
     intended_local: tuple[str, str] | None = None  # ("03:00", "America/Los_Angeles") when given
+    #: the local day-of-week field of ``at`` (``days``)
+    local_days: str = "*"
+    #: the schedule was computed from ``at`` + ``timezone``: the DST maintenance job reissues it
+    schedule_from_local: bool = False
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -160,6 +164,8 @@ class Manifest:
 
         schedule = job.get("schedule")
         intended = None
+        local_days: str = job.get("days", "*")
+        from_local = "at" in job and schedule is None
         if "at" in job:
             intended = (job["at"], job.get("timezone", "UTC"))
             if schedule is None:
@@ -173,7 +179,7 @@ class Manifest:
             return JobSpec(
                 name=job["name"], schedule=schedule, kind="sql", active=job.get("active", True),
                 sql=job["sql"], guard=job.get("guard"), description=job.get("description", ""),
-                intended_local=intended,
+                intended_local=intended, local_days=local_days, schedule_from_local=from_local,
             )
         if "url" in job:
             url = expand_env(job["url"], "url")
@@ -199,6 +205,8 @@ class Manifest:
             guard=job.get("guard"),
             description=job.get("description", ""),
             intended_local=intended,
+            local_days=local_days,
+            schedule_from_local=from_local,
         )
 
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from importlib import resources
 from typing import Any
@@ -29,6 +29,7 @@ from cronkit import registry, schedules
 from cronkit.db import Conn, in_transaction, syntax_error, translated
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, require_pg_cron, server_facts
+from cronkit.local_time import LocalTimePlan, plan_local_time, reissued
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask
@@ -235,9 +236,18 @@ def make_plan(
     _plan_secrets(conn, plan, specs, manifest, backend, environ)
 
     desired_names = set()
+    moment = conn.execute("SELECT now() AS now").fetchone()["now"]
     for spec in specs:
         desired_names.add(spec.name)
-        _plan_job(conn, plan, spec, manifest.project, backend, version, live.get(spec.name), managed.get(spec.name), adopt)
+        local = None
+        if reissued(spec, version, facts.cron_timezone):
+            local = plan_local_time(spec, moment, (live.get(spec.name) or {}).get("schedule"))
+        elif spec.schedule_from_local:
+            plan.warnings.append(
+                f"job {spec.name!r}: cron.timezone is {facts.cron_timezone!r}, not GMT: the GMT expression computed "
+                f"from `at` is read in that zone. Write `schedule` in local time instead.")
+        _plan_job(conn, plan, spec, manifest.project, backend, version, live.get(spec.name), managed.get(spec.name), adopt,
+                  local)
 
     for name, row in sorted(managed.items()):
         if row.project == manifest.project and name not in desired_names:
@@ -301,14 +311,16 @@ def _plan_secrets(conn: Conn, plan: Plan, specs: list[JobSpec], manifest: Manife
 
 def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: SecretBackend,
               version: schedules.PgCronVersion, live: dict[str, Any] | None, managed: registry.ManagedJob | None,
-              adopt: bool) -> None:
+              adopt: bool, local: LocalTimePlan | None = None) -> None:
+    if local is not None:  # the DST maintenance job keeps it right: schedule what the reissue rule says now
+        spec = replace(spec, schedule=local.schedule)
     try:
         # strict: forms pg_cron accepts but silently misreads (a 6th field, `12.30`) are refused here.
         schedules.parse_schedule(spec.schedule, version, strict=True)
     except CronkitError as exc:
         plan.problems.append(f"job {spec.name!r}: {exc.message} — {exc.remedy}")
         return
-    if spec.intended_local:
+    if spec.intended_local and local is None:
         warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1], version=version)
         if warning:
             plan.warnings.append(f"job {spec.name!r}: {warning}")
@@ -345,12 +357,13 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         return
     wrapper = render_wrapper(spec, backend, project, conn)
     command = wrapper.command(conn)
-    digest = spec_hash(wrapper, spec.schedule, spec.active)
-    statements = _job_statements(spec, wrapper, command, digest, project, live)
+    digest = spec_hash(wrapper, local.hash_key if local else spec.schedule, spec.active)
+    statements = _job_statements(spec, wrapper, command, digest, project, live, local.intent if local else None)
+    dst = (local.change_line,) if local else ()
 
     if live is None:
         plan.steps.append(Step(StepAction.CREATE, spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"),
-                               statements, changes=_what_it_runs(spec, wrapper)))
+                               statements, changes=(*_what_it_runs(spec, wrapper), *dst)))
         return
     reasons: list[str] = []
     changes: list[str] = []
@@ -369,9 +382,9 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
     elif (managed.spec_hash != digest or managed.recorded_jobid is None) and not reasons:
         reasons.append("registry")  # a row from before jobids were recorded gets its jobid
     if reasons:
-        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=tuple(changes)))
+        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=(*dst, *changes)))
     else:
-        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}"))
+        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}", changes=dst))
 
 
 def _what_it_runs(spec: JobSpec, wrapper: Wrapper) -> tuple[str, ...]:
@@ -418,12 +431,15 @@ def _unparsable(conn: Conn, spec: JobSpec) -> list[tuple[str, str]]:
 
 
 def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str,
-                    live: dict[str, Any] | None) -> tuple[Statement, ...]:
-    stored = json.dumps({
+                    live: dict[str, Any] | None, local: dict[str, Any] | None = None) -> tuple[Statement, ...]:
+    fields = {
         "schedule": spec.schedule, "kind": spec.kind, "method": spec.method, "url": spec.url,
         "headers": dict(spec.headers), "body": spec.body, "timeout_ms": spec.timeout_ms, "guard": spec.guard,
         "secrets": list(spec.secret_names), "active": spec.active, "sql": spec.sql,
-    }, sort_keys=True)
+    }
+    if local is not None:  # read by cronkit.reissue_local_schedules (sql/schema_local_time.sql)
+        fields["local"] = local
+    stored = json.dumps(fields, sort_keys=True)
     statements = [
         Statement(wrapper.create_statement()),
         Statement(wrapper.comment_statement()),
