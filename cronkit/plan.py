@@ -439,6 +439,8 @@ def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, 
     }
     if local is not None:  # read by cronkit.reissue_local_schedules (sql/schema_local_time.sql)
         fields["local"] = local
+    if spec.overlap != "allow":
+        fields["overlap"] = str(spec.overlap)
     stored = json.dumps(fields, sort_keys=True)
     statements = [
         Statement(wrapper.create_statement()),
