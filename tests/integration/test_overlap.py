@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from cronkit import db as cdb
+from cronkit.doctor import diagnose
 from cronkit.jobs import run_job_now
 from tests.helpers import wait_for
-from tests.jobs_support import Project, project  # noqa: F401  (fixtures)
+from tests.jobs_support import Project, like, project  # noqa: F401  (fixtures)
 
 LATENCY_MS = 3000
 
@@ -39,6 +40,14 @@ def _spans(edge: Any, function: str) -> list[tuple[datetime, datetime]]:
 
 def _overlapping(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     return [b for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+
+
+@pytest.fixture(autouse=True)
+def _forget_skips(project: Project) -> Any:
+    """Other tests' doctor reports must not see this test's skips."""
+    yield
+    with cdb.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM cronkit.skipped_runs WHERE jobname LIKE %s", (like(project.prefix),))
 
 
 @pytest.fixture
@@ -96,6 +105,13 @@ def test_run_now_says_the_run_was_skipped_while_the_previous_call_is_in_flight(p
     assert first.request_id is not None and first.skipped is None
     assert second.request_id is None
     assert second.skipped == f"overlap: its previous call has no response yet (request {first.request_id})"
+
+    with cdb.connect(project.dsn) as conn:
+        report = diagnose(conn, checks=["OVERLAP_SKIPS"])
+        conn.rollback()
+    found = [f for f in report.findings if f.job == name]
+    assert [(f.code, f.severity, f.evidence["skipped"], f.evidence["behind_a_call"]) for f in found] == [
+        ("OVERLAP_SKIPS", "info", 1, 1)]
 
 
 def _ledgered(project: Project, name: str) -> int:
