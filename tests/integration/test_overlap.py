@@ -16,6 +16,7 @@ import pytest
 from cronkit import db as cdb
 from cronkit.doctor import diagnose
 from cronkit.jobs import run_job_now
+from cronkit.monitor import run_summary
 from tests.helpers import wait_for
 from tests.jobs_support import Project, like, project  # noqa: F401  (fixtures)
 
@@ -109,6 +110,9 @@ def test_run_now_says_the_run_was_skipped_while_the_previous_call_is_in_flight(p
     with cdb.connect(project.dsn) as conn:
         report = diagnose(conn, checks=["OVERLAP_SKIPS"])
         conn.rollback()
+        summary = run_summary(conn, timedelta(hours=1), jobs=[name]).to_dicts()
+        conn.rollback()
+    assert [(r["jobname"], r["skipped_overlap"]) for r in summary] == [(name, 1)]  # the monitor's run table and board
     found = [f for f in report.findings if f.job == name]
     assert [(f.code, f.severity, f.evidence["skipped"], f.evidence["behind_a_call"]) for f in found] == [
         ("OVERLAP_SKIPS", "info", 1, 1)]
