@@ -31,7 +31,7 @@ Each job key also takes ``false`` to leave that job out.
 
 Apart from ``[monitoring]`` (and not turned off by ``enabled = false``, because it keeps jobs
 running at the right time rather than watching them): a manifest with a job declared by ``at`` +
-``timezone`` and no ``schedule`` gets ``cronkit-dst:<project>``, hourly, which reissues those jobs'
+``timezone`` (a zone with DST) and no ``schedule`` gets ``cronkit-dst:<project>``, hourly, which reissues those jobs'
 GMT schedules at each daylight saving time change (:mod:`cronkit.local_time`). Several projects in one database may
 each declare ``[monitoring]``: the functions are global and serialize on one advisory lock, so
 extra jobs only repeat work; the shortest ``retention`` wins.
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -214,10 +214,18 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
 
 
 def _dst_jobs(manifest: Manifest) -> list[JobSpec]:
-    """``cronkit-dst:<project>`` when a job is declared by ``at`` (+ ``timezone``) without ``schedule``."""
-    if not any("at" in job and "schedule" not in job for job in manifest.raw_jobs):
+    """``cronkit-dst:<project>`` when a job is declared by ``at`` + a ``timezone`` with DST, without ``schedule``
+    (in any environment)."""
+    from cronkit.schedules import DST_REISSUE_SCHEDULE, local_options
+
+    year = datetime.now(UTC).year
+    overrides = [env.get("jobs", {}) for env in manifest.environments.values()]
+    variants = [job for raw in manifest.raw_jobs
+                for job in (raw, *({**raw, **o[raw["name"]]} for o in overrides if raw["name"] in o))]
+    if not any("at" in job and "schedule" not in job
+               and len(local_options(job["at"], job.get("timezone", "UTC"), job.get("days", "*"), year)) > 1
+               for job in variants):
         return []
-    from cronkit.schedules import DST_REISSUE_SCHEDULE
 
     return [JobSpec(
         name=_job_name(MaintenanceKind.DST, manifest.project, manifest), schedule=DST_REISSUE_SCHEDULE, kind="sql",

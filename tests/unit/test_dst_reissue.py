@@ -132,3 +132,26 @@ def test_the_next_transition_names_the_day_and_the_schedule_it_switches_to() -> 
     summer = next_transition("03:00", "Europe/Berlin", "*", datetime(2026, 7, 1, tzinfo=UTC))
     assert summer is not None and (summer.local_date, summer.expr) == (date(2026, 10, 25), "0 2 * * *")
     assert next_transition("03:00", "UTC", "*", datetime(2026, 7, 1, tzinfo=UTC)) is None
+
+
+# -- the maintenance job that applies the rule -------------------------------------------------------
+
+
+def _maintenance(*jobs: dict[str, object], **top: object) -> list[str]:
+    from cronkit.maintenance import maintenance_jobs
+    from cronkit.manifest import parse_manifest
+
+    return [j.name for j in maintenance_jobs(parse_manifest({"project": "p", "jobs": list(jobs), **top}))]
+
+
+@pytest.mark.parametrize(("job", "top", "expected"), [
+    ({"at": "03:00", "timezone": "America/Los_Angeles"}, {}, ["cronkit-dst:p"]),
+    ({"at": "03:00", "timezone": "Europe/Berlin"}, {"monitoring": {"enabled": False}}, ["cronkit-dst:p"]),
+    ({"at": "03:00"}, {"environments": {"x": {"jobs": {"j": {"timezone": "Europe/Berlin"}}}}}, ["cronkit-dst:p"]),
+    ({"at": "03:00"}, {}, []),  # UTC: nothing to reissue
+    ({"at": "03:00", "timezone": "Asia/Tokyo"}, {}, []),  # no DST
+    ({"at": "03:00", "timezone": "America/Los_Angeles", "schedule": "0 11 * * *"}, {}, []),  # a schedule of its own
+])
+def test_the_dst_job_exists_only_when_a_local_time_without_a_schedule_meets_dst(
+        job: dict[str, object], top: dict[str, object], expected: list[str]) -> None:
+    assert _maintenance({"name": "j", "sql": "select 1", **job}, **top) == expected
