@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cronkit import db as cdb
-from cronkit.schedules import local_options, local_schedule
+from cronkit.schedules import local_options, local_schedule, next_transition, schedule_for_local
 from tests.jobs_support import Project, job_row, project, registry_row  # noqa: F401  (fixtures)
 
 LA = "America/Los_Angeles"
@@ -21,15 +21,19 @@ def _local_job(project: Project, at: str = "03:00", zone: str = LA) -> dict[str,
 
 def test_apply_registers_the_local_time_and_the_dst_job_and_plan_shows_the_next_switch(project: Project) -> None:
     data = _local_job(project)
+    with cdb.connect(project.dsn, autocommit=True) as conn:
+        now = conn.execute("SELECT now() AS now").fetchone()["now"]
     _, text, _ = project.plan(data)
-    # December 2026: Pacific standard time; the next change is the spring-forward of 2027
-    assert "next DST transition 2027-03-14 → schedule becomes '0 10 * * *'" in text
+    switch = next_transition("03:00", LA, "*", now)
+    assert switch is not None and switch.expr in ("0 10 * * *", "0 11 * * *")
+    assert f"next DST transition {switch.local_date} → schedule becomes '{switch.expr}'" in text
     project.apply(data)
     with cdb.connect(project.dsn, autocommit=True) as conn:
         row = job_row(conn, project.job("nightly"))
         spec = registry_row(conn, project.job("nightly"))["spec"]
         dst = job_row(conn, f"cronkit-dst:{project.name}")
-    assert row is not None and row["schedule"] == "0 11 * * *"
+    assert row is not None and row["schedule"] == schedule_for_local("03:00", LA, "*", now)
+    assert {row["schedule"], switch.expr} == {"0 11 * * *", "0 10 * * *"}
     assert spec["local"] == {"at": "03:00", "zone": LA, "days": "*",
                              "schedules": {"-28800": "0 11 * * *", "-25200": "0 10 * * *"}}
     assert dst is not None and dst["schedule"] == "5 * * * *"
@@ -66,6 +70,9 @@ def test_a_reissue_switches_the_schedule_and_records_it_in_one_transaction(proje
     project.apply(_local_job(project))
     name = project.job("nightly")
     summer = datetime(2026, 7, 1, 12, 5, tzinfo=UTC)
+    with cdb.connect(project.dsn, autocommit=True) as conn:
+        # start from the standard-time expression, whatever the season of the test run
+        conn.execute("SELECT cron.alter_job(jobid, schedule := '0 11 * * *') FROM cron.job WHERE jobname = %s", (name,))
     with cdb.connect(project.dsn) as conn:
         switched = conn.execute("SELECT cronkit.reissue_local_schedules(%s, %s) AS n", (project.name, summer)).fetchone()
         inside = job_row(conn, name)
