@@ -27,7 +27,12 @@ key                      default                job / meaning
 ``recent_window``        ``"15 minutes"``       done items updated within this give the drain rate
 =======================  =====================  =====================================================
 
-Each job key also takes ``false`` to leave that job out. Several projects in one database may
+Each job key also takes ``false`` to leave that job out.
+
+Apart from ``[monitoring]`` (and not turned off by ``enabled = false``, because it keeps jobs
+running at the right time rather than watching them): a manifest with a job declared by ``at`` +
+``timezone`` (a zone with DST) and no ``schedule`` gets ``cronkit-dst:<project>``, hourly, which reissues those jobs'
+GMT schedules at each daylight saving time change (:mod:`cronkit.local_time`). Several projects in one database may
 each declare ``[monitoring]``: the functions are global and serialize on one advisory lock, so
 extra jobs only repeat work; the shortest ``retention`` wins.
 """
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -139,9 +144,11 @@ class MaintenanceKind(StrEnum):
     QUEUES = "queues"
     #: evaluates ``[alerts]`` (cronkit/alerts.py); declared by ``[alerts]``, not ``[monitoring]``
     ALERTS = "alerts"
+    #: reissues local-time jobs' UTC schedules at DST transitions (cronkit/local_time.py)
+    DST = "dst"
 
 
-_MAINTENANCE_NAME = re.compile(r"cronkit-(harvest|rollups|retention|queues|alerts):.+")
+_MAINTENANCE_NAME = re.compile(r"cronkit-(" + "|".join(MaintenanceKind) + r"):.+")
 
 
 def maintenance_kind(jobname: str) -> MaintenanceKind | None:
@@ -166,8 +173,9 @@ def _interval_literal(delta: timedelta) -> sql.Composable:
 
 def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
     """The SQL jobs that keep monitoring data: every one ``[monitoring]`` asks for; without it,
-    only the queue snapshots of declared ``[[queues]]``. Plus the ``[alerts]`` evaluation job."""
-    return _monitoring_jobs(manifest) + _alerts_jobs(manifest)
+    only the queue snapshots of declared ``[[queues]]``. Plus the DST job of local-time jobs and the
+    ``[alerts]`` evaluation job."""
+    return _monitoring_jobs(manifest) + _dst_jobs(manifest) + _alerts_jobs(manifest)
 
 
 def _alerts_jobs(manifest: Manifest) -> list[JobSpec]:
@@ -215,3 +223,27 @@ def _monitoring_jobs(manifest: Manifest) -> list[JobSpec]:
             description="cronkit: snapshot queue health for trend charts",
         ))
     return jobs
+
+
+# -- local times across daylight saving time -------------------------------------------------------
+
+
+def _dst_jobs(manifest: Manifest) -> list[JobSpec]:
+    """``cronkit-dst:<project>`` when a job is declared by ``at`` + a ``timezone`` with DST, without ``schedule``
+    (in any environment)."""
+    from cronkit.schedules import DST_REISSUE_SCHEDULE, local_options
+
+    year = datetime.now(UTC).year
+    overrides = [env.get("jobs", {}) for env in manifest.environments.values()]
+    variants = [job for raw in manifest.raw_jobs
+                for job in (raw, *({**raw, **o[raw["name"]]} for o in overrides if raw["name"] in o))]
+    if not any("at" in job and "schedule" not in job
+               and len(local_options(job["at"], job.get("timezone", "UTC"), job.get("days", "*"), year)) > 1
+               for job in variants):
+        return []
+
+    return [JobSpec(
+        name=_job_name(MaintenanceKind.DST, manifest.project, manifest), schedule=DST_REISSUE_SCHEDULE, kind="sql",
+        sql=sql.SQL("SELECT cronkit.reissue_local_schedules({})").format(sql.Literal(manifest.project)).as_string(None),
+        description="cronkit: reissue local-time jobs' GMT schedules at each daylight saving time change",
+    )]

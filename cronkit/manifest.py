@@ -20,6 +20,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,6 +46,15 @@ NOT_IN_FUNCTION = re.compile(
     r"|(?:create|drop)\s+database\b|alter\s+system\b|(?:create|drop)\s+tablespace\b)",
     re.IGNORECASE,
 )
+
+
+class Overlap(StrEnum):
+    """What a job does when it fires while its previous call is still in flight (``overlap``)."""
+
+    #: call again (pg_cron's behaviour: runs may pile up behind a slow endpoint)
+    ALLOW = "allow"
+    #: skip the run, recorded as "skipped (overlap)", so at most one call is ever in flight
+    SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,11 @@ class JobSpec:
     sql: str | None = None
     description: str = ""
     intended_local: tuple[str, str] | None = None  # ("03:00", "America/Los_Angeles") when given
+    #: the local day-of-week field of ``at`` (``days``)
+    local_days: str = "*"
+    #: the schedule was computed from ``at`` + ``timezone``: the DST maintenance job reissues it
+    schedule_from_local: bool = False
+    overlap: Overlap = Overlap.ALLOW
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -161,6 +176,9 @@ class Manifest:
 
         schedule = job.get("schedule")
         intended = None
+        local_days: str = job.get("days", "*")
+        from_local = "at" in job and schedule is None
+        overlap = Overlap(job.get("overlap", Overlap.ALLOW))
         if "at" in job:
             intended = (job["at"], job.get("timezone", "UTC"))
             if schedule is None:
@@ -174,7 +192,8 @@ class Manifest:
             return JobSpec(
                 name=job["name"], schedule=schedule, kind="sql", active=job.get("active", True),
                 sql=job["sql"], guard=job.get("guard"), description=job.get("description", ""),
-                intended_local=intended,
+                intended_local=intended, local_days=local_days, schedule_from_local=from_local,
+                overlap=overlap,
             )
         if "url" in job:
             url = expand_env(job["url"], "url")
@@ -200,6 +219,9 @@ class Manifest:
             guard=job.get("guard"),
             description=job.get("description", ""),
             intended_local=intended,
+            local_days=local_days,
+            schedule_from_local=from_local,
+            overlap=overlap,
         )
 
 
@@ -214,6 +236,7 @@ _JOB = {
     "name": str, "schedule": str, "at": str, "timezone": str, "days": str, "active": bool,
     "function": str, "url": str, "base_url": str, "sql": str, "method": str, "headers": dict,
     "body": (dict, list), "params": dict, "timeout_ms": int, "guard": str, "description": str,
+    "overlap": str,
 }
 _ENV_JOB = {k: _JOB[k] for k in ("schedule", "at", "timezone", "days", "active", "base_url", "url", "timeout_ms", "body", "guard")}
 _SECRETS = {"backend": str, "table": str, "key_column": str, "value_column": str, "create_table": bool, "guc_prefix": str, "sources": dict}
@@ -295,6 +318,9 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
             except (ZoneInfoNotFoundError, ValueError, OSError):
                 raise fail(f"{where}timezone", f"unknown time zone {job['timezone']!r}",
                            "Use an IANA zone name, e.g. \"America/Los_Angeles\" or \"UTC\".") from None
+        if "overlap" in job and job["overlap"] not in tuple(Overlap):
+            raise fail(f"{where}overlap", f"{job['overlap']!r} is not one of {', '.join(Overlap)}",
+                       'Write "skip" to skip a run while the previous call is still in flight, or "allow".')
         timeout = job.get("timeout_ms", 5000)
         if not 1 <= timeout <= 3_600_000:
             raise fail(f"{where}timeout_ms", f"{timeout} is outside 1..3600000")

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from importlib import resources
 from typing import Any
@@ -32,6 +32,7 @@ from cronkit.db import AdaptContext, Conn, in_transaction, syntax_error, transla
 from cronkit.declarative import declarative_gap
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, require_pg_cron, server_facts
+from cronkit.local_time import LocalTimePlan, plan_local_time, reissued
 from cronkit.maintenance import maintenance_jobs
 from cronkit.manifest import JobSpec, Manifest
 from cronkit.redact import fingerprint, looks_like_placeholder, mask, mask_keys
@@ -309,9 +310,18 @@ def make_plan(
         plan.warnings.append(f"{gap.message()} Fix: {gap.fix}")
 
     desired_names = set()
+    moment = conn.execute("SELECT now() AS now").fetchone()["now"]
     for spec in specs:
         desired_names.add(spec.name)
-        _plan_job(conn, plan, spec, manifest.project, backend, version, live.get(spec.name), managed.get(spec.name), adopt)
+        local = None
+        if reissued(spec, version, facts.cron_timezone):
+            local = plan_local_time(spec, moment, (live.get(spec.name) or {}).get("schedule"))
+        elif spec.schedule_from_local:
+            plan.warnings.append(
+                f"job {spec.name!r}: cron.timezone is {facts.cron_timezone!r}, not GMT: the GMT expression computed "
+                f"from `at` is read in that zone. Write `schedule` in local time instead.")
+        _plan_job(conn, plan, spec, manifest.project, backend, version, live.get(spec.name), managed.get(spec.name), adopt,
+                  local)
 
     for name, row in sorted(managed.items()):
         if row.project == manifest.project and name not in desired_names:
@@ -376,14 +386,16 @@ def _plan_secrets(conn: Conn, plan: Plan, specs: list[JobSpec], manifest: Manife
 
 def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: SecretBackend,
               version: schedules.PgCronVersion, live: dict[str, Any] | None, managed: registry.ManagedJob | None,
-              adopt: bool) -> None:
+              adopt: bool, local: LocalTimePlan | None = None) -> None:
+    if local is not None:  # the DST maintenance job keeps it right: schedule what the reissue rule says now
+        spec = replace(spec, schedule=local.schedule)
     try:
         # strict: forms pg_cron accepts but silently misreads (a 6th field, `12.30`) are refused here.
         schedules.parse_schedule(spec.schedule, version, strict=True)
     except CronkitError as exc:
         plan.problems.append(f"job {spec.name!r}: {exc.message} — {exc.remedy}")
         return
-    if spec.intended_local:
+    if spec.intended_local and local is None:
         warning = schedules.dst_warning(spec.schedule, spec.intended_local[0], spec.intended_local[1], version=version)
         if warning:
             plan.warnings.append(f"job {spec.name!r}: {warning}")
@@ -418,13 +430,14 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
         plan.problems.append(f"job {spec.name!r}: {key}: the server cannot parse it ({problem}) — fix the SQL; "
                              "every run would fail")
         return
-    desired = desired_job(spec, backend, project, conn)
+    desired = desired_job(spec, backend, project, conn, local)
     wrapper, command, digest, statements = desired.wrapper, desired.command, desired.digest, desired.statements
+    dst = (local.change_line,) if local else ()
 
     shown = {"schedule": spec.schedule + ("" if spec.active else " (paused)"), "target": _target(spec)}
     if live is None:
         plan.steps.append(Step(StepAction.CREATE, spec.name, f"schedule {spec.schedule!r}" + ("" if spec.active else " (inactive)"),
-                               statements, changes=_what_it_runs(spec, wrapper), **shown))
+                               statements, changes=(*_what_it_runs(spec, wrapper), *dst), **shown))
         return
     reasons: list[str] = []
     changes: list[str] = []
@@ -443,9 +456,10 @@ def _plan_job(conn: Conn, plan: Plan, spec: JobSpec, project: str, backend: Secr
     elif (managed.spec_hash != digest or managed.recorded_jobid is None) and not reasons:
         reasons.append("registry")  # a row from before jobids were recorded gets its jobid
     if reasons:
-        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=tuple(changes), **shown))
+        plan.steps.append(Step(StepAction.UPDATE, spec.name, ", ".join(reasons), statements, changes=(*dst, *changes),
+                               **shown))
     else:
-        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}", **shown))
+        plan.steps.append(Step(StepAction.UNCHANGED, spec.name, f"schedule {spec.schedule!r}", changes=dst, **shown))
 
 
 def _target(spec: JobSpec) -> str:
@@ -511,22 +525,32 @@ class DesiredJob:
     statements: tuple[Statement, ...]
 
 
-def desired_job(spec: JobSpec, backend: SecretBackend, project: str, context: AdaptContext | None) -> DesiredJob:
+def desired_job(spec: JobSpec, backend: SecretBackend, project: str, context: AdaptContext | None,
+                local: LocalTimePlan | None = None) -> DesiredJob:
     """The one definition of what creating or updating a job runs: a plan's create/update step and an
     exported migration both run exactly these statements. ``context`` renders literals (a
-    connection, or None offline: the same text for a server with standard_conforming_strings)."""
+    connection, or None offline: the same text for a server with standard_conforming_strings);
+    ``local``: a local-time job the DST maintenance job keeps in step (its intent is registered and
+    hashed instead of today's UTC expression)."""
     wrapper = render_wrapper(spec, backend, project, context)
     command = wrapper.command(context)
-    digest = spec_hash(wrapper, spec.schedule, spec.active)
-    return DesiredJob(spec, wrapper, command, digest, _job_statements(spec, wrapper, command, digest, project))
+    digest = spec_hash(wrapper, local.hash_key if local else spec.schedule, spec.active)
+    statements = _job_statements(spec, wrapper, command, digest, project, local.intent if local else None)
+    return DesiredJob(spec, wrapper, command, digest, statements)
 
 
-def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str) -> tuple[Statement, ...]:
-    stored = json.dumps({
+def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, project: str,
+                    local: dict[str, Any] | None = None) -> tuple[Statement, ...]:
+    fields = {
         "schedule": spec.schedule, "kind": spec.kind, "method": spec.method, "url": spec.url,
         "headers": dict(spec.headers), "body": spec.body, "timeout_ms": spec.timeout_ms, "guard": spec.guard,
         "secrets": list(spec.secret_names), "active": spec.active, "sql": spec.sql,
-    }, sort_keys=True)
+    }
+    if local is not None:  # read by cronkit.reissue_local_schedules (sql/schema_local_time.sql)
+        fields["local"] = local
+    if spec.overlap != "allow":
+        fields["overlap"] = str(spec.overlap)
+    stored = json.dumps(fields, sort_keys=True)
     statements = [
         Statement(wrapper.create_statement()),
         Statement(wrapper.comment_statement()),

@@ -2,6 +2,8 @@
 
 A wrapper, when pg_cron fires it:
 
+0. with ``overlap = "skip"``, skips (and records the skip) while another run of the job is still
+   going or its previous call has no response yet (:func:`_overlap_guard`);
 1. evaluates the job's guard (skips quietly when there is nothing to do);
 2. reads each secret it needs from the backend, and fails the run (RAISE EXCEPTION, so
    ``cron.job_run_details`` says *failed* and names the secret) when one is missing, NULL or a
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from cronkit.db import AdaptContext
-from cronkit.manifest import TEMPLATE, JobSpec
+from cronkit.manifest import TEMPLATE, JobSpec, Overlap
 from cronkit.secrets import SecretBackend, placeholder_check
 
 SCHEMA = "cronkit"
@@ -82,6 +84,9 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     declare += [sql.SQL("{} text; -- secret {}").format(v, sql.SQL(_comment_safe(n))) for n, v in variables.items()]
 
     body: list[sql.Composable] = []
+    if spec.overlap == Overlap.SKIP:
+        declare.append(sql.SQL("_ck_in_flight bigint;"))
+        body.append(_overlap_guard(spec))
     if spec.guard:
         skipped = f'cronkit: job "{spec.name}" skipped: its guard found nothing to do'
         body.append(
@@ -144,6 +149,37 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     ).as_string(context)
     comment = f"cronkit wrapper of job {spec.name!r} (project {project!r}); generated, do not edit"
     return Wrapper(job=spec.name, function=wrapper_name(spec.name), body=source, comment=comment)
+
+
+#: how much longer than its timeout a request without a response still blocks the next run: pg_net
+#: stores a response a moment after the timeout; past this, the request is taken for lost
+OVERLAP_MARGIN_SECONDS = 60
+
+
+def _overlap_guard(spec: JobSpec) -> sql.Composed:
+    """Skip the run while another run of the job holds its lock, or its previous call is in flight.
+
+    The lock (transaction-level, keyed by the job's name) covers a run that has not committed its
+    request yet, which no other session can see; ``cronkit.call_in_flight`` (``sql/schema_overlap.sql``)
+    covers a committed request without a response. Either way the run calls nothing and leaves a
+    row in ``cronkit.skipped_runs`` with the notice ``run_job_now`` reads as a skip."""
+    job = sql.Literal(spec.name)
+    running = f'cronkit: job "{spec.name}" skipped: overlap: another run of it is still running'
+    pending = f'cronkit: job "{spec.name}" skipped: overlap: its previous call has no response yet (request '
+    within = sql.Literal(f"{spec.timeout_ms + OVERLAP_MARGIN_SECONDS * 1000} milliseconds")
+    return sql.SQL(
+        "IF NOT pg_try_advisory_xact_lock(hashtext('cronkit.overlap'), hashtext({job})) THEN\n"
+        "    INSERT INTO cronkit.skipped_runs (jobname, reason) VALUES ({job}, 'overlap');\n"
+        "    RAISE NOTICE USING MESSAGE = {running};\n"
+        "    RETURN NULL;\n"
+        "  END IF;\n"
+        "  _ck_in_flight := cronkit.call_in_flight({job}, {within}::interval);\n"
+        "  IF _ck_in_flight IS NOT NULL THEN\n"
+        "    INSERT INTO cronkit.skipped_runs (jobname, reason, blocking_request_id) VALUES ({job}, 'overlap', _ck_in_flight);\n"
+        "    RAISE NOTICE USING MESSAGE = {pending} || _ck_in_flight || ')';\n"
+        "    RETURN NULL;\n"
+        "  END IF;"
+    ).format(job=job, running=sql.Literal(running), pending=sql.Literal(pending), within=within)
 
 
 #: what an sql job's ledger keeps of a URL its SQL built: scheme, host and an Edge Function's slug

@@ -35,6 +35,8 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "runs": pl.Int64(), "succeeded": pl.Int64(), "failed": pl.Int64(), "running": pl.Int64(),
     "p50_ms": pl.Float64(), "p95_ms": pl.Float64(), "max_ms": pl.Float64(), "mean_ms": pl.Float64(),
     "last_start": _TS, "last_status": pl.String(), "last_failure_at": _TS, "last_failure_message": pl.String(),
+    # runs that called nothing because the previous call was still in flight (overlap = "skip")
+    "skipped_overlap": pl.Int64(),
 }
 TIMELINE_SCHEMA: dict[str, pl.DataType] = {
     "bucket": _TS, "jobid": pl.Int64(), "jobname": pl.String(), "runs": pl.Int64(), "succeeded": pl.Int64(),
@@ -150,7 +152,19 @@ def run_summary(
             params = {"since": window.since, "until": window.until, "lo": runid_floor(conn, window.since), "jobids": jobids}
             query = _SUMMARY_RAW.format(run_time=_RUN_TIME, final=_FINAL)
         rows = conn.execute(query, params).fetchall()
-    return _frame(rows, SUMMARY_SCHEMA)
+        skipped = _overlap_skips(conn, window)
+    return _frame([{**row, "skipped_overlap": skipped.get(row["jobname"], 0)} for row in rows], SUMMARY_SCHEMA)
+
+
+_OVERLAP_SKIPS = query("monitor/overlap_skips")
+
+
+def _overlap_skips(conn: Conn, window: Window) -> dict[str, int]:
+    """Runs each job skipped in the window under ``overlap = "skip"`` (none before the table exists)."""
+    if not conn.execute("SELECT to_regclass('cronkit.skipped_runs') IS NOT NULL AS ok").fetchone()["ok"]:
+        return {}
+    rows = conn.execute(_OVERLAP_SKIPS, {"since": window.since, "until": window.until}).fetchall()
+    return {row["jobname"]: int(row["skipped"]) for row in rows}
 
 
 _TIMELINE = query("monitor/timeline")

@@ -342,7 +342,7 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
         rows.append({
             "state": f"{state.icon} {state}", "_rank": order.index(state), "job": _job(run),
             "schedule": words, "last run": f"{last} ({run['last_status']})" if last else None, "next run": next_run,
-            "runs": run["runs"], "failed": run["failed"],
+            "runs": run["runs"], "failed": run["failed"], "skipped (overlap)": run.get("skipped_overlap") or 0,
             "HTTP 2xx": int(calls.get(Outcome.OK) or 0) if calls else None,
             "HTTP failed": failed_calls(calls) if calls else None,
             "pending": int(calls.get(Outcome.PENDING) or 0) if calls else None,
@@ -365,7 +365,8 @@ def board_view(data: MonitorData) -> Any:
 
 BOARD_SCHEMA: dict[str, pl.DataType] = {
     "state": pl.String(), "job": pl.String(), "schedule": pl.String(), "last run": pl.String(),
-    "next run": pl.String(), "runs": pl.Int64(), "failed": pl.Int64(), "HTTP 2xx": pl.Int64(),
+    "next run": pl.String(), "runs": pl.Int64(), "failed": pl.Int64(), "skipped (overlap)": pl.Int64(),
+    "HTTP 2xx": pl.Int64(),
     "HTTP failed": pl.Int64(), "pending": pl.Int64(), "last error": pl.String(), "p95 ms": pl.Float64(),
     "window, old → new": pl.String(),
 }
@@ -373,9 +374,10 @@ BOARD_SCHEMA: dict[str, pl.DataType] = {
 
 @panel(Part.RUNS)
 def run_table(data: MonitorData) -> pl.DataFrame:
-    """Runs per job: counts, failures, p50/p95/max duration (ms), last failure and its message."""
+    """Runs per job: counts, failures, runs skipped under ``overlap = "skip"``, p50/p95/max duration
+    (ms), last failure and its message."""
     return data.summary.select(
-        "jobname", "active", "schedule", "runs", "succeeded", "failed", "running",
+        "jobname", "active", "schedule", "runs", "succeeded", "failed", "running", "skipped_overlap",
         pl.col("p50_ms").round(1), pl.col("p95_ms").round(1), pl.col("max_ms").round(1),
         "last_start", "last_status", "last_failure_at", "last_failure_message",
     ).sort("jobname", nulls_last=True)

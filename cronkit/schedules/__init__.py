@@ -316,13 +316,22 @@ def _never_runs_reason(fields: CronFields, macro: str | None, version: PgCronVer
 
 # The slot engine and the DST helpers live in their own modules; they are part of this API.
 from cronkit.schedules.dst import (  # noqa: E402
+    DST_REISSUE_SCHEDULE,
     DstPeriod,
     DstReport,
+    DstTransition,
     UtcOption,
     dst_report,
     dst_warning,
+    local_instant,
+    local_options,
+    local_schedule,
+    next_transition,
+    schedule_for_local,
     utc_expressions_for_local,
     utc_schedule_for_local,
 )
 
 __all__ += ["DstPeriod", "DstReport", "dst_warning", "utc_schedule_for_local"]
+__all__ += ["DST_REISSUE_SCHEDULE", "DstTransition", "local_instant", "local_options", "local_schedule",
+            "next_transition", "schedule_for_local"]

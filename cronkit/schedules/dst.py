@@ -204,3 +204,112 @@ def dst_warning(expr: str, at: str, zone: str, year: int | None = None, version:
     except ScheduleError:
         return ""
     return report.warning
+
+
+# --- reissuing a local time's GMT schedule at each DST change --------------------------------------
+#
+# A job declared with ``at`` + ``timezone`` (and no ``schedule``) runs on a GMT schedule that is
+# right for one UTC offset of its zone. The maintenance job ``cronkit-dst:<project>`` calls SQL
+# ``cronkit.local_schedule`` (sql/schema_local_time.sql), which mirrors :func:`local_schedule`
+# below, and reissues the schedule when the rule says so; a test proves both agree.
+
+#: the maintenance job's schedule: hourly, away from the top of the hour where most jobs start
+DST_REISSUE_SCHEDULE = "5 * * * *"
+
+
+def local_instant(day: date, at: time, zone: str) -> datetime:
+    """The instant local ``at`` on ``day`` names, read as PostgreSQL reads ``timestamp AT TIME ZONE``.
+
+    A wall time that does not exist (spring forward) takes the offset from before the change, so
+    it runs an hour late by the clock (02:30 → 03:30 PDT); one that happens twice (fall back)
+    takes the offset from after it: the second occurrence, once.
+    """
+    tz = _zone(zone)
+    wall = datetime.combine(day, at)
+    first, second = (wall.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
+    if first == second:
+        return first
+    exists = first.astimezone(tz).replace(tzinfo=None) == wall
+    return second if exists else first  # repeated: after the change; skipped: before it
+
+
+def local_options(at: str, zone: str, days: str, year: int) -> dict[timedelta, str]:
+    """The GMT expression of every UTC offset ``zone`` uses in ``year`` and the year after."""
+    hour, minute = (int(part) for part in at.split(":"))
+    options: dict[timedelta, str] = {}
+    for y in (year, year + 1):
+        for option in utc_expressions_for_local(hour, minute, zone, y, days):
+            options.setdefault(option.utc_offset, option.expr)
+    return options
+
+
+def local_schedule(options: dict[timedelta, str], at: str, zone: str, moment: datetime, current: str | None) -> str:
+    """The GMT schedule a local-time job must have at ``moment``, given the one it has (``current``).
+
+    The next local run after ``moment`` decides (its wall time read by :func:`local_instant`): the
+    expression of the offset it is read with. The switch waits while that expression would still
+    fire once more before that run (its run 24 hours earlier is not yet a minute in the past) — on
+    the day after a fall-back the old hour comes again. So each local day runs exactly once, as long
+    as the rule is evaluated at least once in the ~23 hours between two runs.
+    """
+    moment = moment.astimezone(UTC)
+    hour, minute = (int(part) for part in at.split(":"))
+    wanted = time(hour, minute)
+    day = moment.astimezone(_zone(zone)).date() - _ONE_DAY
+    run = local_instant(day, wanted, zone)
+    while run <= moment:
+        day += _ONE_DAY
+        run = local_instant(day, wanted, zone)
+    offset = datetime.combine(day, wanted, tzinfo=UTC) - run
+    target = options.get(offset)
+    if target is None:
+        return current or next(iter(options.values()))
+    if current is not None and run - _ONE_DAY >= moment.replace(second=0, microsecond=0):
+        return current
+    return target
+
+
+def schedule_for_local(at: str, zone: str, days: str, moment: datetime, current: str | None = None) -> str:
+    """The GMT schedule to give a local-time job at ``moment``: :func:`local_schedule`, starting from
+    ``current`` (the live schedule) or else the expression of the zone's offset at ``moment``."""
+    options = local_options(at, zone, days, moment.year)
+    if current is None:
+        now_offset = moment.astimezone(_zone(zone)).utcoffset()
+        current = options.get(now_offset) if now_offset is not None else None
+    return local_schedule(options, at, zone, moment, current)
+
+
+@dataclass(frozen=True)
+class DstTransition:
+    """The next change of a zone's UTC offset, and the GMT expression a local-time job gets then."""
+
+    at: datetime  # the instant the offset changes (UTC)
+    local_date: date
+    utc_offset: timedelta
+    expr: str
+
+
+def next_transition(at: str, zone: str, days: str, after: datetime) -> DstTransition | None:
+    """The zone's next offset change within ~13 months of ``after``; None for a zone without DST."""
+    tz = _zone(zone)
+    start = after.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    before = start.astimezone(tz).utcoffset()
+    step = timedelta(hours=1)
+    for hours in range(1, 400 * 24):
+        moment = start + hours * step
+        offset = moment.astimezone(tz).utcoffset()
+        if offset != before:
+            low = moment - step  # the change happens in (low, moment]: find its minute
+            while moment - low > timedelta(minutes=1):
+                middle = low + (moment - low) / 2
+                if middle.astimezone(tz).utcoffset() == before:
+                    low = middle
+                else:
+                    moment = middle
+            assert offset is not None
+            options = local_options(at, zone, days, moment.year)
+            expr = options.get(offset)
+            if expr is None:
+                return None
+            return DstTransition(moment, moment.astimezone(tz).date(), offset, expr)
+    return None

@@ -231,12 +231,16 @@ def test_the_plan_of_seed_004_warns_where_daylight_saving_time_moves_a_local_tim
         assert f"pg_cron {pg_cron_version} runs every schedule in GMT (cron.timezone came in 1.5)" in daily
 
 
-def test_a_local_time_without_a_schedule_is_planned_as_its_gmt_expression_with_a_warning(project: Project) -> None:
+def test_a_local_time_without_a_schedule_is_planned_with_the_gmt_expression_of_now_and_the_dst_job(project: Project) -> None:
+    # cronkit-dst:<project> reissues it at each DST change, so there is nothing to warn about
+    # (tests/integration/test_local_time.py); the expression depends on the season.
     data = project.data({"name": project.job("a"), "at": "03:00", "timezone": "America/Los_Angeles", "sql": "select 1"})
     plan, text, _json = project.plan(data)
-    assert [s.detail for s in plan.changes] == ["schedule '0 11 * * *'"]
-    assert any("04:00 PDT" in w for w in plan.warnings)
-    assert f"warning: job '{project.job('a')}': '0 11 * * *' (GMT)" in text
+    assert [(s.job, s.detail) for s in plan.changes] in (
+        [(project.job("a"), f"schedule {expr!r}"), (f"cronkit-dst:{project.name}", "schedule '5 * * * *'")]
+        for expr in ("0 11 * * *", "0 10 * * *"))
+    assert not plan.warnings
+    assert "next DST transition" in text
 
 
 # -- status, remove, teardown -----------------------------------------------------------------------

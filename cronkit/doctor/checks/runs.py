@@ -295,3 +295,27 @@ def _overruns(ctx: Context) -> Iterator[Finding]:
         evidence = {"schedule": job["schedule"], "runs_in_window": len(runs), "overruns": len(over),
                     "longest": longest, "recent": sorted(over, key=lambda o: o["start_time"], reverse=True)[:5]}
         yield ctx.found("OVERRUNS", job=label, message=message, evidence=evidence)
+
+
+# -- the overlap policy ---------------------------------------------------------------------------
+
+
+@check(
+    "OVERLAP_SKIPS", Severity.INFO,
+    "A job with `overlap = \"skip\"` skipped runs because its previous call was still in flight (or its previous run "
+    "still running): the outcome \"skipped (overlap)\". Expected now and then; many mean the endpoint is slower than the schedule.",
+    "Nothing, if the skips are expected. Otherwise make the endpoint answer faster (respond early, do the work in the "
+    "background) or schedule the job less often.",
+)
+def _overlap_skips(ctx: Context) -> Iterator[Finding]:
+    exists = ctx.relation_exists("cronkit.skipped_runs")
+    if not exists:
+        raise Skip("no cronkit.skipped_runs here (no `cronkit apply` since the overlap policy came)" if exists is False
+                   else "this role may not read schema cronkit")
+    for row in ctx.rows("doctor/overlap_skips", {"since": ctx.window_start}):
+        because = (f"{row['behind_a_call']} behind a call without a response yet" if row["behind_a_call"] else "")
+        if row["behind_a_run"]:
+            because += ("; " if because else "") + f"{row['behind_a_run']} behind a run still running"
+        message = (f"Job {row['jobname']!r} skipped {row['skipped']} run(s) since {ctx.window_start:%Y-%m-%d %H:%M} UTC "
+                   f"(overlap = \"skip\"): {because}.")
+        yield ctx.found("OVERLAP_SKIPS", job=row["jobname"], message=message, evidence=row)

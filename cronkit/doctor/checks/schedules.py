@@ -62,8 +62,8 @@ def _dst_drift(ctx: Context) -> Iterator[Finding]:
         raise Skip(f"cron.timezone is {tz!r}: schedules are not evaluated in GMT here")
     live = {j["jobname"]: j for j in ctx.jobs()} if ctx.facts.pg_cron else {}
     for spec in ctx.specs():
-        if spec.intended_local is None:
-            continue
+        if spec.intended_local is None or spec.schedule_from_local:
+            continue  # no local time, or one that cronkit-dst:<project> reissues at each DST change
         at, zone = spec.intended_local
         schedule = live[spec.name]["schedule"] if spec.name in live else spec.schedule
         hour, minute = (int(p) for p in at.split(":"))
