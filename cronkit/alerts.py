@@ -27,6 +27,8 @@ from typing import Any
 
 from psycopg import sql
 
+from cronkit import audit
+from cronkit.audit import AuditAction
 from cronkit.db import Conn, translated
 from cronkit.errors import CronkitError, ManifestError, UsageError
 from cronkit.monitor.history import failed_in_a_row_query
@@ -34,6 +36,7 @@ from cronkit.manifest import INLINED_KEY, TEMPLATE, JobSpec, Manifest
 from cronkit.queries import query
 from cronkit.secrets import SecretBackend, backend_for
 from cronkit.statement import Statement
+from cronkit.text import human_duration
 
 
 class ChannelKind(StrEnum):
@@ -373,6 +376,9 @@ def silence(conn: Conn, project: str, subject: str | None, duration: timedelta, 
             raise UsageError(f"Alerts of project {project!r} were never applied.",
                              remedy="Add [alerts] to the manifest and run `cronkit apply`.")
         row = conn.execute(statement.query, statement.params).fetchone()
+        audit.record(conn, AuditAction.ALERT_SILENCE, f"silenced alerts of {subject or 'the whole project'} for "
+                     f"{human_duration(duration)}" + (f": {reason}" if reason else ""), project=project, target=subject,
+                     details={"silence_id": row["id"] if row else None, "seconds": int(duration.total_seconds())})
         conn.commit()
     return dict(row)
 
@@ -401,6 +407,8 @@ def send_test(conn: Conn, manifest: Manifest, channel: str) -> dict[str, Any]:
         if not _ready(conn):
             raise UsageError("cronkit's alert tables do not exist yet.", remedy="Run `cronkit apply` first.")
         row = conn.execute(statement).fetchone()
+        audit.record(conn, AuditAction.ALERT_TEST, f"sent a test alert to channel {channel!r}", project=manifest.project,
+                     target=channel, details={"request_id": row["request_id"] if row else None})
         conn.commit()
         delivery = conn.execute(query("alerts/latest_test"), {"project": manifest.project, "channel": channel}).fetchone()
     return dict(delivery) if delivery else {"channel": channel, "request_id": row["request_id"]}

@@ -45,6 +45,9 @@ class AuditAction(StrEnum):
     SECRET_SET = "secret-set"
     SECRET_DELETE = "secret-delete"
     MIGRATION = "migration"  # an exported migration ran (psql, supabase db push)
+    ALERT_SILENCE = "alert-silence"
+    ALERT_TEST = "alert-test"
+    DST_REISSUE = "dst-reissue"  # written by cronkit.reissue_local_schedules (sql/schema_local_time.sql)
 
 
 @dataclass(frozen=True)

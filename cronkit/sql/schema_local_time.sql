@@ -76,6 +76,11 @@ BEGIN
         VALUES (job.jobname, job.jobid, moment, job.schedule, target,
                 (SELECT make_interval(secs => key::bigint) FROM jsonb_each_text(job.intent -> 'schedules')
                   WHERE value = target LIMIT 1));
+        -- on the record like every change cronkit makes (cronkit.audit: AuditAction.DST_REISSUE)
+        INSERT INTO cronkit.audit_log (action, project, target, summary, details)
+        VALUES ('dst-reissue', for_project, job.jobname,
+                'reissued ' || job.jobname || ' for daylight saving time: ' || job.schedule || ' -> ' || target,
+                jsonb_build_object('old_schedule', job.schedule, 'new_schedule', target, 'as_of', moment));
         RAISE NOTICE USING MESSAGE = 'cronkit: job "' || job.jobname || '" reissued for daylight saving time: '
                                      || job.schedule || ' -> ' || target;
         switched := switched + 1;

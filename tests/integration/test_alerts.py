@@ -212,6 +212,9 @@ def test_a_stale_key_alerts_once_per_channel_recovers_once_and_discord_429_is_ho
     # a silenced window: the key breaks and is fixed again, and nobody hears of it
     with cdb.connect(w.p.dsn) as conn:
         alerts.silence(conn, w.p.name, None, timedelta(hours=1), "maintenance")
+        [entry] = conn.execute("select action, summary from cronkit.audit_log where project = %s and action = %s",
+                               (w.p.name, "alert-silence")).fetchall()
+        assert entry["summary"] == "silenced alerts of the whole project for 60 min: maintenance"
     before = {name: len(r.requests) for name, r in w.receivers.items()}
     w.set_key("stale-key-" + uuid.uuid4().hex)
     w.call(401)

@@ -78,6 +78,7 @@ def test_a_reissue_switches_the_schedule_and_records_it_in_one_transaction(proje
         inside = job_row(conn, name)
         recorded = conn.execute("SELECT old_schedule, new_schedule, utc_offset FROM cronkit.schedule_reissues "
                                 "WHERE jobname = %s", (name,)).fetchall()
+        on_record = conn.execute("SELECT action, project, summary FROM cronkit.audit_log WHERE target = %s", (name,)).fetchall()
         conn.rollback()
         after_rollback = job_row(conn, name)
         left = conn.execute("SELECT count(*) AS n FROM cronkit.schedule_reissues WHERE jobname = %s", (name,)).fetchone()
@@ -85,6 +86,8 @@ def test_a_reissue_switches_the_schedule_and_records_it_in_one_transaction(proje
     assert switched["n"] == 1 and inside["schedule"] == "0 10 * * *"
     assert recorded == [{"old_schedule": "0 11 * * *", "new_schedule": "0 10 * * *", "utc_offset": timedelta(hours=-7)}]
     assert after_rollback["schedule"] == "0 11 * * *" and left["n"] == 0  # both or neither
+    assert on_record == [{"action": "dst-reissue", "project": project.name,
+                          "summary": f"reissued {name} for daylight saving time: 0 11 * * * -> 0 10 * * *"}]
 
     with cdb.connect(project.dsn, autocommit=True) as conn:
         conn.execute("SELECT cronkit.reissue_local_schedules(%s, %s)", (project.name, summer))
