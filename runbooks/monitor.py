@@ -93,6 +93,14 @@ def _(data):
     return (board,)
 
 
+@app.cell
+def _(board, data):
+    # NBVAL_IGNORE_OUTPUT
+    picked = monitor.chosen_job(data, board)
+    monitor.job_detail(data, picked)
+    return (picked,)
+
+
 @app.cell(hide_code=True)
 def _():
     mo.md(r"""

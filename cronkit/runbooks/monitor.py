@@ -358,9 +358,54 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
 
 @panel(Part.RUNS)
 def board_view(data: MonitorData) -> Any:
-    """The health board as a table that shows every job on one page."""
+    """The health board as a table that shows every job on one page; pick a row to drill down."""
     board = health_board(data)
-    return mo.ui.table(board, selection=None, page_size=max(10, board.height), show_column_summaries=False)
+    return mo.ui.table(board, selection="single", page_size=max(10, board.height), show_column_summaries=False,
+                       label="Pick a job to see its runs, calls and expected starts below.")
+
+
+#: runs of one job the drill-down lists
+DETAIL_RUNS = 20
+
+
+def chosen_job(data: MonitorData, board: Any) -> str | None:
+    """The job picked on the board, else the board's first (most troubled) job; None without jobs."""
+    picked = getattr(board, "value", None)
+    if isinstance(picked, pl.DataFrame) and picked.height:
+        return str(picked.item(0, "job"))
+    first = health_board(data)
+    return str(first.item(0, "job")) if first.height else None
+
+
+@panel(Part.RUNS)
+def job_detail(data: MonitorData, job: str | None) -> mo.Html:
+    """One job in depth: its board row, its newest runs (started by hand too) with their messages,
+    what its HTTP calls got back, and its expected starts."""
+    if job is None:
+        return say("No job in this window to look at.")
+    row = health_board(data).filter(pl.col("job") == job)
+    runs = data.runs.filter(pl.col("jobname") == job)
+    if "duration_ms" in runs.columns:
+        runs = (runs.sort("start_time", descending=True).head(DETAIL_RUNS)
+                .select("start_time", "status", pl.col("duration_ms").round(1),
+                        pl.col("return_message").str.strip_chars().str.split("\n").list.first().alias("message")))
+    manual = data.manual.filter(pl.col("jobname") == job).select(
+        "started_at", "status", pl.col("duration_ms").round(1), "slot", "request_id", "os_user")
+    http = data.http.filter(pl.col("jobname") == job)
+    missed_row = data.missed.filter(pl.col("jobname") == job)
+    parts: list[Any] = [mo.md(f"### {esc(job)}")]
+    if row.height:
+        state = row.row(0, named=True)
+        parts.append(say(f"{esc(state['state'])} · {esc(state['schedule'] or '')} · last run {esc(state['last run'] or '—')}"
+                         f" · next {esc(state['next run'] or '—')} · window `{esc(state['window, old → new'] or '')}`"))
+    parts += [mo.md("**Newest runs**"), runs if runs.height else say("No run in the window.")]
+    if manual.height:
+        parts += [mo.md("**Started by hand**"), manual]
+    if http.height:
+        parts += [mo.md("**HTTP calls**"), http.drop("jobname")]
+    if missed_row.height:
+        parts += [mo.md("**Expected starts**"), missed_row.drop("jobname")]
+    return mo.vstack(parts)
 
 
 BOARD_SCHEMA: dict[str, pl.DataType] = {

@@ -162,3 +162,18 @@ def test_the_board_strip_shows_each_bin_of_the_window_at_its_worst() -> None:
     assert strips(data, bins=6) == {1: "▁▅▁✗✗·", 2: "✗·····"}
     board = health_board(data)
     assert board.filter(pl.col("job") == "a").item(0, "window, old → new") == strips(data)[1]
+
+
+def test_the_drill_down_shows_the_picked_job_or_else_the_most_troubled_one() -> None:
+    import marimo as mo
+
+    from cronkit.runbooks.monitor import board_view, chosen_job, job_detail
+
+    data = _data([_run(1, "a-ok"), _run(2, "b-key")], [_http("a-ok", **{"2xx": 12}), _http("b-key", **{"4xx": 12})],
+                 {1: "ok", 2: "ok"})
+    assert chosen_job(data, board_view(data)) == "b-key"  # nothing picked: the board's first row
+    picked = type("Picked", (), {"value": pl.DataFrame({"job": ["a-ok"]})})()
+    assert chosen_job(data, picked) == "a-ok"
+    shown = job_detail(data, "b-key")
+    assert isinstance(shown, mo.Html) and "b-key" in shown.text and "failing" in shown.text
+    assert "No job in this window" in job_detail(data, None).text
