@@ -406,9 +406,21 @@ class Exporter(Collector):
                              remedy="Give each database once; the database label must tell them apart.")
         self.targets, self.window, self.doctor_ttl = list(targets), window, doctor_ttl
         self.wait_for_doctor = False
+        #: the readings of the newest scrape (``--once`` says on stderr what it could not read)
+        self.last: list[Reading] = []
 
     def readings(self) -> list[Reading]:
-        return [t.read(wait_for_doctor=self.wait_for_doctor) for t in self.targets]
+        self.last = [t.read(wait_for_doctor=self.wait_for_doctor) for t in self.targets]
+        return self.last
+
+    def problems(self) -> list[str]:
+        """One line per database the newest scrape could not reach and per read it could not do."""
+        lines = []
+        for reading in self.last:
+            if not reading.up:
+                lines.append(f"{reading.database}: could not connect (cronkit_up 0)")
+            lines += [f"{reading.database}: {read} not read: {why}" for read, why in reading.failed.items()]
+        return lines
 
     def collect(self) -> Iterable[Metric]:
         return families(self.readings(), window=self.window, doctor_ttl=self.doctor_ttl)

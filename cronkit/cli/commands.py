@@ -447,6 +447,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
                 up = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("cronkit_up{")]
         finally:
             fleet.close()
+        for line in fleet.problems():  # on stderr: stdout stays one scrape
+            _progress(line)
         return ExitCode.OK if all(up) else ExitCode.PROBLEMS
     exporter.serve_forever(fleet, host, port, announce=_progress)
     return ExitCode.OK
