@@ -8,18 +8,22 @@ and an HTTP outcome class mean here exactly what they mean in the monitor and th
 
 * runs, failures, duration quantiles over ``window`` — :func:`cronkit.monitor.run_summary` from
   the rollups (its cost follows jobs and hours, not runs);
-* each job's last run time and status — ``run_summary`` over ``lookback`` (daily rollup rows), so a
-  daily or weekly job still has a last run when the window is an hour;
+* each job's last run time and status — from that summary for the jobs that ran in the window,
+  else from ``run_summary`` over ``lookback`` (daily rollup rows), so a daily or weekly job still
+  has a last run when the window is an hour;
 * HTTP outcomes by :class:`cronkit.outcomes.Outcome` — :func:`cronkit.monitor.http_outcomes`;
 * missed runs — the one engine, :func:`cronkit.monitor.missed.detect_missed`, over ``window`` (it
-  reads that window's runs, runid-bounded);
+  reads that window's raw runs, runid-bounded, and computes every expected slot);
 * queues — the newest row of each queue in ``cronkit.queue_snapshots``
   (:func:`cronkit.monitor.queues.queue_trend`), which the ``cronkit-queues:<project>`` job writes;
 * rollup freshness — :func:`cronkit.monitor.monitor_state`;
-* doctor findings by code and severity — :func:`cronkit.doctor.diagnose`, which runs every check
-  of the catalogue and costs far more than a scrape may: it is recomputed at most every
-  ``doctor_ttl`` in a background thread with its own connection, and a scrape serves the newest
-  result (only the first scrape of a target waits for it).
+* doctor findings by code and severity — :func:`cronkit.doctor.diagnose` (every check of the
+  catalogue).
+
+The last three cost more than a scrape may (:class:`Slow`; measured at 1M runs: 60 ms, 60 ms and
+750 ms against a 100 ms budget): they are recomputed at most every ``slow_ttl`` (60 s) in a
+background thread with its own connection, and a scrape serves the newest result; only the first
+scrape of a database waits for it. Everything else is read at every scrape.
 
 Each read runs in its own savepoint: one the role may not read (or that times out) gives
 ``cronkit_read_success{read=...} 0`` and the others are still served; a database that cannot be
@@ -41,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,14 +57,17 @@ from cronkit.monitor.missed import detect_missed
 from cronkit.monitor.queues import queue_trend
 from cronkit.outcomes import OUTCOMES
 
+T = TypeVar("T")
+
 #: runs, failures, durations, HTTP outcomes and missed runs are counted over this window
 WINDOW = timedelta(hours=1)
 #: how far back a job's last run is looked for (a weekly job must still have one)
 LOOKBACK = timedelta(days=8)
 #: queue snapshots are taken every 5 minutes by default: the newest within this is the queue's state
 QUEUE_LOOKBACK = timedelta(hours=1)
-#: the doctor runs at most this often per database
-DOCTOR_TTL = timedelta(seconds=60)
+#: the reads too costly for a scrape (:class:`Slow`: the doctor, missed runs, the 8-day last run)
+#: run at most this often per database, in the background
+SLOW_TTL = timedelta(seconds=60)
 #: statement_timeout of each read of a scrape
 TIMEOUT_MS = 5_000
 #: a scrape gives up connecting to a database after this many seconds (it is then down)
@@ -120,11 +127,12 @@ def _seconds(moment: datetime | None) -> float | None:
 
 
 def families(readings: Sequence[Reading], *, window: timedelta = WINDOW,
-             doctor_ttl: timedelta = DOCTOR_TTL) -> list[Metric]:
+             slow_ttl: timedelta = SLOW_TTL) -> list[Metric]:
     """The metric families of one scrape of ``readings``; a family is present even when no database
     has a sample of it, so every name in :data:`FAMILIES` is always exposed."""
     minutes = f"{window.total_seconds() / 60:g} minutes"
     job_labels = ["database", "project", "jobname"]
+    background = f"computed in the background at most every {slow_ttl.total_seconds():g} s"
 
     def gauge(name: str, doc: str, labels: Sequence[str] = ("database",)) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, labels=list(labels))
@@ -143,16 +151,17 @@ def families(readings: Sequence[Reading], *, window: timedelta = WINDOW,
     duration = gauge("cronkit_job_duration_seconds", f"run duration over the last {minutes}: quantile 0.5, 0.95 "
                      "(from the rollups' histogram, within 2.5 percent) and 1 (the longest)", [*job_labels, "quantile"])
     active = gauge("cronkit_job_active", "1 when the job is scheduled (cron.job.active), 0 when paused", job_labels)
-    last_ts = gauge("cronkit_job_last_run_timestamp_seconds", "when the job's newest run started (unix time)",
-                    job_labels)
+    last_ts = gauge("cronkit_job_last_run_timestamp_seconds", "when the job's newest run started (unix time; "
+                    f"runs older than the window are looked up over {LOOKBACK.days} days, {background})", job_labels)
     last_ok = gauge("cronkit_job_last_run_success", "1 when the job's newest finished run succeeded, 0 when it "
                     "failed (pg_cron's status: an HTTP job's call is judged by cronkit_http_requests)", job_labels)
     http = gauge("cronkit_http_requests", f"HTTP requests the job queued in the last {minutes}, by outcome class "
                  "(only 2xx succeeds; pending: no answer yet; expired: no answer within pg_net.ttl)",
                  [*job_labels, "outcome"])
     missed = gauge("cronkit_job_missed_runs", f"scheduled runs in the last {minutes} that never started "
-                   "(cronkit's missed-run engine; downtime is counted apart)", job_labels)
-    expected = gauge("cronkit_job_expected_runs", f"runs the schedule called for in the last {minutes}", job_labels)
+                   f"(cronkit's missed-run engine; downtime is counted apart; {background})", job_labels)
+    expected = gauge("cronkit_job_expected_runs", f"runs the schedule called for in the last {minutes} ({background})",
+                     job_labels)
     depth = gauge("cronkit_queue_depth", "items in the queue by status group, from its newest snapshot",
                   ["database", "project", "queue", "status"])
     oldest = gauge("cronkit_queue_oldest_pending_age_seconds",
@@ -163,8 +172,7 @@ def families(readings: Sequence[Reading], *, window: timedelta = WINDOW,
                       "when cronkit.refresh_rollups() last ran (newer runs are read raw until it runs again)")
     harvested = gauge("cronkit_responses_harvested_timestamp_seconds",
                       "when cronkit.harvest_responses() last copied pg_net's answers")
-    findings = gauge("cronkit_doctor_findings", "the doctor's findings by code and severity (the doctor runs at "
-                     f"most every {doctor_ttl.total_seconds():g} s per database, in the background: see "
+    findings = gauge("cronkit_doctor_findings", f"the doctor's findings by code and severity ({background}: see "
                      "cronkit_doctor_run_timestamp_seconds)", ["database", "code", "severity"])
     doctor_ts = gauge("cronkit_doctor_run_timestamp_seconds", "when the doctor findings served were computed")
     skipped = gauge("cronkit_doctor_checks_skipped", "doctor checks that could not run (privileges, timeouts)")
@@ -253,7 +261,60 @@ def doctor_counts(conn: db.Conn) -> DoctorCounts:
     return DoctorCounts(dict(counts), len(report.skipped), report.generated_at)
 
 
-class _Background:
+@dataclass(frozen=True)
+class Slow:
+    """The reads too costly for every scrape (measured at 1M runs: 60 ms the 8-day summary, 60 ms
+    the missed-run engine, 750 ms the doctor, against a 100 ms scrape), done in the background."""
+
+    last_runs: pl.DataFrame | None
+    missed: pl.DataFrame | None
+    doctor: DoctorCounts | None
+    failed: Mapping[Read, str]
+
+
+#: the reads :class:`Slow` holds
+SLOW_READS = (Read.LAST_RUN, Read.MISSED, Read.DOCTOR)
+
+
+def read_slow(conn: db.Conn, *, window: timedelta = WINDOW, lookback: timedelta = LOOKBACK,
+              timeout_ms: int = TIMEOUT_MS) -> Slow:
+    """Each job's newest run over ``lookback``, missed runs over ``window``, the doctor's findings."""
+    failed: dict[Read, str] = {}
+
+    def attempt(read: Read, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except CronkitError as exc:
+            if conn.closed or conn.broken:
+                raise
+            failed[read] = exc.message
+            return None
+
+    last = missed = None
+    if monitor.has_monitoring_schema(conn):  # without the rollups both would scan the whole run history
+        last = attempt(Read.LAST_RUN, lambda: monitor.run_summary(conn, lookback, timeout_ms=timeout_ms).select(
+            "jobid", "jobname", "last_start", "last_status"))
+        missed = attempt(Read.MISSED, lambda: detect_missed(conn, window, timeout_ms=timeout_ms).summary)
+    else:
+        failed.update({read: NO_SCHEMA for read in (Read.LAST_RUN, Read.MISSED)})
+    doctor = attempt(Read.DOCTOR, lambda: doctor_counts(conn))
+    return Slow(last, missed, doctor, failed)
+
+
+NO_SCHEMA = ("cronkit's monitoring schema is not in this database (or the role may not use it): "
+             "`cronkit apply` creates it")
+
+
+def newest_runs(*frames: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Each job's newest run (jobid, jobname, last_start, last_status) across summaries of different windows."""
+    present = [f.select("jobid", "jobname", "last_start", "last_status") for f in frames if f is not None]
+    if not present:
+        return None
+    return (pl.concat(present).filter(pl.col("last_start").is_not_null())
+            .sort("last_start").group_by("jobid", maintain_order=True).last())
+
+
+class _Background(Generic[T]):
     """A value recomputed at most every ``ttl``, in a background thread; readers get the newest one.
 
     Only the first :meth:`get` waits (bounded by ``first_wait``); later ones return at once and start
@@ -261,23 +322,23 @@ class _Background:
     its error is reported until one succeeds.
     """
 
-    def __init__(self, compute: Callable[[], DoctorCounts], ttl: timedelta, *, first_wait: float = 60.0,
+    def __init__(self, compute: Callable[[], T], ttl: timedelta, *, first_wait: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._compute, self._ttl, self._first_wait, self._clock = compute, ttl.total_seconds(), first_wait, clock
         self._lock = threading.Lock()
-        self._value: DoctorCounts | None = None
+        self._value: T | None = None
         self._error: str | None = None
         self._at: float | None = None
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
-        value: DoctorCounts | None = None
-        error: str | None = "the doctor stopped unexpectedly"
+        value: T | None = None
+        error: str | None = "the background read stopped unexpectedly"
         try:
             value, error = self._compute(), None
-        except CronkitError as exc:
+        except CronkitError as exc:  # e.g. the database went away
             error = exc.message
-        except db.DatabaseError as exc:  # the connection broke under a check
+        except db.DatabaseError as exc:  # the connection broke under a read
             error = db.error_summary(exc)
         finally:  # whatever happened, the next get() may start a refresh again
             with self._lock:
@@ -287,11 +348,11 @@ class _Background:
                 self._at = self._clock()
                 self._thread = None
 
-    def get(self, *, wait: bool = False) -> tuple[DoctorCounts | None, str | None]:
+    def get(self, *, wait: bool = False) -> tuple[T | None, str | None]:
         with self._lock:
             stale = self._at is None or self._clock() - self._at >= self._ttl
             if stale and self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cronkit-exporter-doctor", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="cronkit-exporter-slow", daemon=True)
                 self._thread.start()
             thread = self._thread
             first = self._at is None
@@ -310,16 +371,16 @@ class Target:
     """One database the exporter reads: its DSN, its label, a connection kept between scrapes."""
 
     def __init__(self, dsn: str, *, window: timedelta = WINDOW, lookback: timedelta = LOOKBACK,
-                 timeout_ms: int = TIMEOUT_MS, doctor_ttl: timedelta = DOCTOR_TTL) -> None:
+                 timeout_ms: int = TIMEOUT_MS, slow_ttl: timedelta = SLOW_TTL) -> None:
         self.dsn, self.database = dsn, db.dsn_label(dsn)
         self.window, self.lookback, self.timeout_ms = window, lookback, timeout_ms
         self._conn: db.Conn | None = None
         self._lock = threading.Lock()  # scrapes may come in concurrently; one connection, one reader
-        self._doctor = _Background(self._run_doctor, doctor_ttl)
+        self._slow = _Background(self._read_slow, slow_ttl)
 
-    def _run_doctor(self) -> DoctorCounts:
-        with db.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT) as conn:
-            return doctor_counts(conn)
+    def _read_slow(self) -> Slow:
+        with db.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            return read_slow(conn, window=self.window, lookback=self.lookback, timeout_ms=self.timeout_ms)
 
     def _connection(self) -> db.Conn:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -331,9 +392,9 @@ class Target:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        self._doctor.join(5)
+        self._slow.join(5)
 
-    def read(self, *, wait_for_doctor: bool = False) -> Reading:
+    def read(self, *, wait_for_slow: bool = False) -> Reading:
         """One scrape of this database; never raises for what the database says or cannot say."""
         began = time.perf_counter()
         with self._lock:
@@ -345,9 +406,16 @@ class Target:
                     self._conn = None
                 reading = Reading(self.database, up=False)
         if reading.up:
-            reading.doctor, error = self._doctor.get(wait=wait_for_doctor)
-            if error is not None or reading.doctor is None:
-                reading.failed[Read.DOCTOR] = error or "the doctor has not finished yet"
+            slow, error = self._slow.get(wait=wait_for_slow)
+            if slow is None:
+                reading.failed.update({read: error or "not read yet" for read in SLOW_READS})
+            else:
+                reading.missed, reading.doctor = slow.missed, slow.doctor
+                # this scrape's window has the freshest last run of every job that ran in it
+                reading.last_runs = newest_runs(slow.last_runs, reading.summary)
+                reading.failed.update(slow.failed)
+                if error is not None:  # the newest refresh failed: these numbers are from an older one
+                    reading.failed.update({read: error for read in SLOW_READS})
         reading.seconds = time.perf_counter() - began
         return reading
 
@@ -371,15 +439,10 @@ class Target:
                 with conn.transaction():
                     reading.projects = {job.jobname: job.project for job in registry.managed_jobs(conn)}
             if not schema:  # without the rollups every read would scan the whole run history
-                why = ("cronkit's monitoring schema is not in this database (or the role may not use it): "
-                       "`cronkit apply` creates it")
-                reading.failed.update({read: why for read in Read if read is not Read.DOCTOR})
+                reading.failed.update({read: NO_SCHEMA for read in Read if read not in SLOW_READS})
                 return reading
             reading.summary = attempt(Read.JOBS, lambda: monitor.run_summary(conn, window, timeout_ms=timeout))
-            reading.last_runs = attempt(Read.LAST_RUN, lambda: monitor.run_summary(
-                conn, self.lookback, timeout_ms=timeout).select("jobid", "jobname", "last_start", "last_status"))
             reading.http = attempt(Read.HTTP, lambda: monitor.http_outcomes(conn, window, timeout_ms=timeout))
-            reading.missed = attempt(Read.MISSED, lambda: detect_missed(conn, window, timeout_ms=timeout).summary)
             reading.queues = attempt(Read.QUEUES, lambda: _latest_snapshots(conn, timeout))
             reading.state = attempt(Read.STATE, lambda: monitor.monitor_state(conn))
         return reading
@@ -398,19 +461,19 @@ class Exporter(Collector):
     """The ``prometheus_client`` collector: each :meth:`collect` reads every target once."""
 
     def __init__(self, targets: Sequence[Target], *, window: timedelta = WINDOW,
-                 doctor_ttl: timedelta = DOCTOR_TTL) -> None:
+                 slow_ttl: timedelta = SLOW_TTL) -> None:
         labels = [t.database for t in targets]
         twice = sorted({label for label in labels if labels.count(label) > 1})
         if twice:
             raise UsageError(f"Two --dsn name the same database {twice[0]!r} (host:port/dbname).",
                              remedy="Give each database once; the database label must tell them apart.")
-        self.targets, self.window, self.doctor_ttl = list(targets), window, doctor_ttl
-        self.wait_for_doctor = False
+        self.targets, self.window, self.slow_ttl = list(targets), window, slow_ttl
+        self.wait_for_slow = False
         #: the readings of the newest scrape (``--once`` says on stderr what it could not read)
         self.last: list[Reading] = []
 
     def readings(self) -> list[Reading]:
-        self.last = [t.read(wait_for_doctor=self.wait_for_doctor) for t in self.targets]
+        self.last = [t.read(wait_for_slow=self.wait_for_slow) for t in self.targets]
         return self.last
 
     def problems(self) -> list[str]:
@@ -423,7 +486,7 @@ class Exporter(Collector):
         return lines
 
     def collect(self) -> Iterable[Metric]:
-        return families(self.readings(), window=self.window, doctor_ttl=self.doctor_ttl)
+        return families(self.readings(), window=self.window, slow_ttl=self.slow_ttl)
 
     def close(self) -> None:
         for target in self.targets:
@@ -437,23 +500,23 @@ class Exporter(Collector):
 
 
 def scrape_text(exporter: Exporter) -> str:
-    """One scrape in Prometheus' text format (waits for the doctor: what ``--once`` prints)."""
+    """One scrape in Prometheus' text format (waits for the background reads: what ``--once`` prints)."""
     from prometheus_client import generate_latest
 
-    exporter.wait_for_doctor = True
+    exporter.wait_for_slow = True
     try:
         return generate_latest(exporter.registry()).decode("utf-8")
     finally:
-        exporter.wait_for_doctor = False
+        exporter.wait_for_slow = False
 
 
 def scrape_json(exporter: Exporter) -> dict[str, Any]:
     """One scrape as JSON: every family with its help, type and samples (``--once --json``)."""
-    exporter.wait_for_doctor = True
+    exporter.wait_for_slow = True
     try:
         metrics = list(exporter.collect())
     finally:
-        exporter.wait_for_doctor = False
+        exporter.wait_for_slow = False
     return {"families": [
         {"name": m.name, "type": m.type, "help": m.documentation,
          "samples": [{"name": s.name, "labels": dict(s.labels), "value": s.value} for s in m.samples]}

@@ -427,14 +427,14 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
     from cronkit import config, exporter
 
-    if args.window < 1 or args.doctor_every < 1:
-        raise UsageError("--window and --doctor-every must be at least 1.")
+    if args.window < 1 or args.background_every < 1:
+        raise UsageError("--window and --background-every must be at least 1.")
     dsns = args.dsn or [config.load().database_url]  # DATABASE_URL, .env, PG* variables
     host, port = exporter.parse_listen(args.listen)
     window = timedelta(minutes=args.window)
-    every = timedelta(seconds=args.doctor_every)
-    fleet = exporter.Exporter([exporter.Target(dsn, window=window, doctor_ttl=every) for dsn in dsns],
-                              window=window, doctor_ttl=every)
+    every = timedelta(seconds=args.background_every)
+    fleet = exporter.Exporter([exporter.Target(dsn, window=window, slow_ttl=every) for dsn in dsns],
+                              window=window, slow_ttl=every)
     if args.once or args.json:  # --json is the one-scrape twin: samples as JSON
         try:
             if args.json:

@@ -217,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one scrape (Prometheus text format) and exit: 1 when a database could not be reached")
     p.add_argument("--window", type=int, default=60, metavar="MINUTES",
                    help="count runs, failures, durations, HTTP outcomes and missed runs over this many minutes (default 60)")
-    p.add_argument("--doctor-every", type=int, default=60, metavar="SECONDS",
-                   help="run the doctor at most this often per database, in the background (default 60)")
+    p.add_argument("--background-every", type=int, default=60, metavar="SECONDS",
+                   help="run the reads too costly for a scrape (the doctor, missed runs, last runs older than the "
+                        "window) at most this often per database, in the background (default 60)")
     p = _command(commands, "import", cmd_import, "write a manifest from the jobs in cron.job that cronkit does not manage",
                  "  cronkit import -o cronkit.toml\n"
                  "  cronkit import --project bubble-sync --job bubble-sync-processor --job bubble-sync-retry\n"

@@ -13,7 +13,7 @@ from prometheus_client.registry import CollectorRegistry
 from cronkit import monitor
 from cronkit.db import dsn_label
 from cronkit.errors import CronkitError, UsageError
-from cronkit.exporter import FAMILIES, DoctorCounts, Read, Reading, _Background, families, parse_listen
+from cronkit.exporter import FAMILIES, DoctorCounts, Read, Reading, _Background, families, newest_runs, parse_listen
 from cronkit.monitor.missed import SUMMARY_SCHEMA as MISSED_SCHEMA
 from cronkit.monitor.queues import TREND_SCHEMA
 from cronkit.outcomes import OUTCOMES
@@ -203,3 +203,16 @@ def test_a_failed_doctor_run_keeps_the_last_result_and_reports_why() -> None:
     clock.now = 61
     cache.get(wait=True)
     assert cache.get() == (DoctorCounts({}, 0, NOW), "statement timeout")
+
+
+def test_the_newest_run_of_a_job_is_taken_from_whichever_window_has_it() -> None:
+    def runs(*rows: tuple[int, datetime, str]) -> object:
+        return monitor._frame([{"jobid": j, "jobname": f"j{j}", "last_start": t, "last_status": st} for j, t, st in rows],
+                              monitor.SUMMARY_SCHEMA)
+
+    lookback = runs((1, NOW - timedelta(minutes=5), "succeeded"), (2, NOW - timedelta(days=3), "failed"))
+    window = runs((1, NOW - timedelta(seconds=10), "failed"), (3, None, None))  # type: ignore[arg-type]
+    newest = newest_runs(lookback, window)  # type: ignore[arg-type]
+    assert newest is not None
+    assert sorted(newest.select("jobid", "last_status").rows()) == [(1, "failed"), (2, "failed")]
+    assert newest_runs(None, None) is None
