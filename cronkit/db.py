@@ -9,6 +9,7 @@ parameters. No other module imports psycopg beyond ``psycopg.sql``.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias
@@ -167,6 +168,21 @@ def redact_dsn(dsn: str) -> str:
     if "password" in params:
         params["password"] = "***"
     return make_conninfo(**params)
+
+
+def dsn_label(dsn: str, environ: Mapping[str, str] | None = None) -> str:
+    """``host:port/dbname`` of a DSN, with libpq's ``PG*`` variables (``environ``) and defaults for
+    what it leaves out: a name for a database in metrics and logs that holds neither user nor password."""
+    env = os.environ if environ is None else environ
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return redact_dsn(dsn)
+    host = params.get("host") or params.get("hostaddr") or env.get("PGHOST") or "localhost"
+    port = params.get("port") or env.get("PGPORT") or "5432"
+    user = params.get("user") or env.get("PGUSER") or ""
+    dbname = params.get("dbname") or env.get("PGDATABASE") or user or "postgres"
+    return f"{host}:{port}/{dbname}"
 
 
 def connect(

@@ -461,6 +461,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from cronkit import config, exporter
+
+    if args.window < 1 or args.background_every < 1:
+        raise UsageError("--window and --background-every must be at least 1.")
+    dsns = args.dsn or [config.load().database_url]  # DATABASE_URL, .env, PG* variables
+    host, port = exporter.parse_listen(args.listen)
+    window = timedelta(minutes=args.window)
+    every = timedelta(seconds=args.background_every)
+    fleet = exporter.Exporter([exporter.Target(dsn, window=window, slow_ttl=every) for dsn in dsns],
+                              window=window, slow_ttl=every)
+    if args.once or args.json:  # --json is the one-scrape twin: samples as JSON
+        try:
+            if args.json:
+                scraped = exporter.scrape_json(fleet)
+                _emit_json(scraped)
+                up = [s["value"] for f in scraped["families"] if f["name"] == "cronkit_up" for s in f["samples"]]
+            else:
+                text = exporter.scrape_text(fleet)
+                print(text, end="")
+                up = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("cronkit_up{")]
+        finally:
+            fleet.close()
+        for line in fleet.problems():  # on stderr: stdout stays one scrape
+            _progress(line)
+        return ExitCode.OK if all(up) else ExitCode.PROBLEMS
+    exporter.serve_forever(fleet, host, port, announce=_progress)
+    return ExitCode.OK
+
+
 def _self_command() -> str:
     """How to run this cronkit again from here: ``cronkit`` when that is on PATH, else its path
     (``./dev demo`` runs ``.venv/bin/cronkit`` without activating the virtualenv)."""

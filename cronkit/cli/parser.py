@@ -10,7 +10,7 @@ from typing import Any
 from cronkit import __version__
 from cronkit.cli.commands import (
     Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_demo, cmd_doctor,
-    cmd_export_migration, cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
+    cmd_export_migration, cmd_exporter, cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
     cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
     cmd_secrets_status, cmd_status, cmd_teardown,
 )
@@ -204,6 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", nargs="?", help="manifest whose secrets, queues and schedules to check as well")
     p.add_argument("--env", help="environment in the manifest")
     db_args(p)
+    p = _command(commands, "exporter", cmd_exporter,
+                 "serve Prometheus metrics on /metrics for one or many databases: last run and status, runs, failures "
+                 "and durations, HTTP outcomes by class, missed runs, queue depth and age, doctor findings",
+                 "  cronkit exporter                                   # DATABASE_URL, on 127.0.0.1:9187\n"
+                 "  cronkit exporter --listen 0.0.0.0:9187 --dsn \"$PROD_URL\" --dsn \"$STAGING_URL\"\n"
+                 "  cronkit exporter --once                            # one scrape in the text format, then exit\n"
+                 "  cronkit exporter --once --json | jq '.families[].name'\n"
+                 "Connect as a read-only role (README, \"Least privilege\"); a password in --dsn shows in `ps`: prefer\n"
+                 "DATABASE_URL or ~/.pgpass. Dashboard and alert rules: examples/grafana/.\n")
+    p.add_argument("--listen", default="127.0.0.1:9187", metavar="HOST:PORT",
+                   help="address to serve /metrics on (default 127.0.0.1:9187; :9187 for every address)")
+    p.add_argument("--dsn", action="append", metavar="URL",
+                   help="a database to read (repeat for a fleet; default: DATABASE_URL, then .env, then PG* variables)")
+    p.add_argument("--once", action="store_true",
+                   help="print one scrape (Prometheus text format) and exit: 1 when a database could not be reached")
+    p.add_argument("--window", type=int, default=60, metavar="MINUTES",
+                   help="count runs, failures, durations, HTTP outcomes and missed runs over this many minutes (default 60)")
+    p.add_argument("--background-every", type=int, default=60, metavar="SECONDS",
+                   help="run the reads too costly for a scrape (the doctor, missed runs, last runs older than the "
+                        "window) at most this often per database, in the background (default 60)")
     p = _command(commands, "import", cmd_import, "write a manifest from the jobs in cron.job that cronkit does not manage",
                  "  cronkit import -o cronkit.toml\n"
                  "  cronkit import --project bubble-sync --job bubble-sync-processor --job bubble-sync-retry\n"
