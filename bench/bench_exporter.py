@@ -27,7 +27,6 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,22 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = parser.parse_args(argv)
 
-    from cronkit import db
-    from cronkit.plan import schema_files
-    from cronkit_sandbox.manager import Sandbox
+    from bench_history import bench_sandbox
 
-    sandbox = Sandbox(args.state_dir)
-    env = sandbox.up()
-    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · sandbox {args.state_dir}", flush=True)
-    try:
-        with db.connect(env.superuser_url, autocommit=True) as su, db.connect(env.database_url, autocommit=True) as app:
-            for _name, text in schema_files():
-                app.execute(text)  # type: ignore[arg-type]
-            for rows in [int(x) for x in args.rows.split(",")]:
-                size(rows, args, su, app, env.database_url)
-    finally:
-        if not args.keep:
-            sandbox.down(reset=True)
+    with bench_sandbox(args.state_dir, args.keep) as (env, su, app):
+        for rows in [int(x) for x in args.rows.split(",")]:
+            size(rows, args, su, app, env.database_url)
     return 0
 
 

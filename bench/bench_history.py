@@ -32,7 +32,8 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import takewhile
 from pathlib import Path
@@ -201,6 +202,23 @@ def raw_aggregate(conn: Any, since: datetime) -> list[Any]:
         return cur.execute(RAW_AGGREGATE, {"since": since}).fetchall()
 
 
+@contextmanager
+def bench_sandbox(state_dir: Path, keep: bool) -> Iterator[tuple[Any, Any, Any]]:
+    """A sandbox of its own with cronkit's schema: (env, superuser connection, app connection),
+    both autocommit; removed afterwards unless ``keep``. Every bench of this directory starts here."""
+    sandbox = Sandbox(state_dir)
+    env = sandbox.up()
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · sandbox {state_dir}", flush=True)
+    try:
+        with db.connect(env.superuser_url, autocommit=True) as su, db.connect(env.database_url, autocommit=True) as app:
+            for _name, text in schema_files():
+                app.execute(text)  # type: ignore[arg-type]
+            yield env, su, app
+    finally:
+        if not keep:
+            sandbox.down(reset=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated run counts")
@@ -216,22 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"expected slots ('* * * * *', 31 days): cronkit {ours / 1e6:.2f}M/s, cronsim loop {theirs / 1e6:.2f}M/s "
           f"({ours / theirs:.1f}x)")
 
-    sandbox = Sandbox(args.state_dir)
-    env = sandbox.up()
-    try:
-        with db.connect(env.superuser_url, autocommit=True) as su, db.connect(env.database_url, autocommit=True) as app:
-            for _name, text in schema_files():
-                app.execute(text)  # type: ignore[arg-type]
-            su.execute("SELECT cron.unschedule(jobid) FROM cron.job")  # nothing may write history meanwhile
-            summary = {rows: bench(rows, args, su, app) for rows in counts}
-        if len(counts) > 1:
-            small, large = summary[counts[0]], summary[counts[-1]]
-            label = "(a) cronkit summary (rollups)"
-            print(f"\nscaling {counts[0]:,} -> {counts[-1]:,} runs: (a) x{large[label] / small[label]:.1f}, "
-                  f"(c) x{large['(c) one raw server-side aggregate'] / small['(c) one raw server-side aggregate']:.1f}")
-    finally:
-        if not args.keep:
-            sandbox.down(reset=True)
+    with bench_sandbox(args.state_dir, args.keep) as (_env, su, app):
+        su.execute("SELECT cron.unschedule(jobid) FROM cron.job")  # nothing may write history meanwhile
+        summary = {rows: bench(rows, args, su, app) for rows in counts}
+    if len(counts) > 1:
+        small, large = summary[counts[0]], summary[counts[-1]]
+        label = "(a) cronkit summary (rollups)"
+        print(f"\nscaling {counts[0]:,} -> {counts[-1]:,} runs: (a) x{large[label] / small[label]:.1f}, "
+              f"(c) x{large['(c) one raw server-side aggregate'] / small['(c) one raw server-side aggregate']:.1f}")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import marimo as mo
 import polars as pl
 
-from cronkit.errors import ConfigError, CronkitError
+from cronkit.errors import ConfigError
 from cronkit.runbooks.runtime import reporting
 
 _MARIMO_ELEMENT = re.compile(r"<marimo-ui-element\b.*?</marimo-ui-element>", re.DOTALL)

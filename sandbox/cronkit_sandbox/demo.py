@@ -273,7 +273,6 @@ def run_demo(progress: Progress, *, wait_seconds: float = 150.0, report_dir: Pat
     from cronkit_sandbox.edge import EdgeAdmin
 
     edge = EdgeAdmin(env.supabase_url, env.service_key)
-    environ = demo_environ(env)
     chosen = examples()
     since = datetime.now(UTC)
     overrides = set_up_examples(env, edge, version, progress, chosen)

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cronkit import db as cdb
 from cronkit.cli import main
 from cronkit.exporter import FAMILIES, Exporter, Target, scrape_text, serving
 from cronkit.schedules import PgCronVersion
