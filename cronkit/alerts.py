@@ -159,6 +159,15 @@ def alert_settings(manifest: Manifest) -> AlertSettings | None:
                 names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
                 raise fail(prefix + key, f"expected {names}, got {type(value).__name__} {value!r}")
 
+    def one_of(table: Mapping[str, Any], key: str, vocabulary: type[StrEnum], prefix: str, remedy: str = "") -> Any:
+        """The value of a required key that must be one of ``vocabulary``."""
+        words = ", ".join(v.value for v in vocabulary)
+        if key not in table:
+            raise fail(prefix + key, "missing", f"Add {key} = one of {words}.")
+        if table[key] not in set(vocabulary):
+            raise fail(prefix + key, f"{table[key]!r} is not one of {words}", remedy or None)
+        return vocabulary(table[key])
+
     def interval(value: Any, key: str) -> timedelta:
         try:
             parsed = parse_interval(value)
@@ -194,11 +203,7 @@ def alert_settings(manifest: Manifest) -> AlertSettings | None:
         if not isinstance(table, dict):
             raise fail(f"channels.{name}", "expected a table ([alerts.channels.NAME])")
         check(table, _CHANNEL, prefix)
-        kinds = ", ".join(k.value for k in ChannelKind)
-        if "kind" not in table:
-            raise fail(prefix + "kind", "missing", f"Add kind = one of {kinds}.")
-        if table["kind"] not in set(ChannelKind):
-            raise fail(prefix + "kind", f"{table['kind']!r} is not one of {kinds}")
+        one_of(table, "kind", ChannelKind, prefix)
         for key in ("url", "key"):
             if key not in table:
                 if key == "url":
@@ -223,13 +228,8 @@ def alert_settings(manifest: Manifest) -> AlertSettings | None:
         if not isinstance(table, dict):
             raise fail(f"rules[{index}]", "expected a table ([[alerts.rules]])")
         check(table, _RULE, prefix)
-        checks = ", ".join(c.value for c in AlertCheck)
-        if "check" not in table:
-            raise fail(prefix + "check", "missing", f"Add check = one of {checks}.")
-        if table["check"] not in set(AlertCheck):
-            raise fail(prefix + "check", f"{table['check']!r} is not one of {checks}",
-                       "Missed runs, stuck runs and a stopped scheduler are the doctor's for now (`cronkit doctor`).")
-        kind = AlertCheck(table["check"])
+        kind = one_of(table, "check", AlertCheck, prefix,
+                      "Missed runs, stuck runs and a stopped scheduler are the doctor's for now (`cronkit doctor`).")
         name = table.get("name", kind.value)
         if any(r.name == name for r in rules):
             raise fail(prefix + "name", f"duplicate rule name {name!r}", "Give each rule of the same check a `name`.")
