@@ -73,7 +73,7 @@ def _(ctx, report):
 def _(ctx, report):
     # NBVAL_CHECK_OUTPUT
     findings = incident.scoped_findings(report, ctx)
-    findings
+    findings if findings.height else mo.md("No finding names one of this manifest's jobs (server-wide ones are below).")
     return (findings,)
 
 

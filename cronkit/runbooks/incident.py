@@ -257,6 +257,8 @@ def _fix(root: doctor.Finding, manifest: Manifest | None) -> Fix:
             found = [re.sub(r"\bNAME\b", root.job, c) if c.startswith(("cronkit run-now", "cronkit import")) else c
                      for c in found]
         commands = tuple(c for c in dict.fromkeys(found) if not re.search(r"\bNAME\b", c))
+        if len(commands) < len(dict.fromkeys(found)):
+            commands = ()  # a step would be missing (a name only the reader knows): the fix's own words say it whole
     return Fix(commands=commands, runbook=runbook, text=root.fix)
 
 

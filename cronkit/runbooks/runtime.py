@@ -208,8 +208,8 @@ def say(text: str) -> mo.Html:
 
 def esc(text: Any) -> str:
     """Free text for ``mo.md``: ``<secret len=...>`` and error messages must not become HTML tags,
-    nor ``$...$`` in SQL become maths."""
-    return html.escape(str(text), quote=False).replace("$", "&#36;")
+    nor ``$...$`` in SQL become maths, nor the ``*`` of ``app.settings.*`` emphasis."""
+    return html.escape(str(text), quote=False).replace("$", "&#36;").replace("*", "&#42;")
 
 
 def prose(text: str) -> str:

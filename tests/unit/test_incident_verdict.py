@@ -155,3 +155,17 @@ def test_evidence_is_tables_that_wrap_with_real_newlines_and_no_json() -> None:
     assert "white-space:pre-wrap" in page and "overflow-wrap:anywhere" in page
     assert "ERROR: one\nLINE 1: two" in page and "\\n" not in page and "{" not in page
     assert "2 min ago" in page and "<th" in page
+
+
+def test_a_fix_with_a_step_only_the_reader_can_name_is_shown_whole_in_words_not_as_half_the_commands() -> None:
+    from cronkit.runbooks.incident import _fix
+    from cronkit.runbooks.runtime import esc
+
+    exposed = doctor.Finding(
+        "SECRET_EXPOSED", doctor.Severity.WARNING, None, {},
+        fix="Move the secrets to Vault: `cronkit secrets set NAME`, re-apply (for a hand-made job: `cronkit import` "
+            "writes the manifest).",
+        message="2 secret(s) in database settings app.settings.* are readable by every role.")
+    fix = _fix(exposed, None)
+    assert fix.commands == () and "cronkit secrets set NAME" in fix.text
+    assert "*" not in esc("app.settings.*")  # would turn the bold verdict into italics
