@@ -8,13 +8,14 @@ a sequence of statuses (``statuses=[503, 503]``: two failures, then 200).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from cronkit import db as cdb
 from cronkit.jobs import run_job_now
 from cronkit.redact import mask
 from tests.helpers import wait_for
-from tests.jobs_support import Project, cronkit_schema, like, project  # noqa: F401  (fixtures)
+from tests.jobs_support import ROOT, Project, cronkit_schema, output, project  # noqa: F401  (fixtures)
 
 
 def _retried_job(project: Project, function: str, attempts: int) -> tuple[str, str]:
@@ -106,5 +107,71 @@ def test_an_endpoint_that_keeps_failing_lands_in_the_dead_letter_with_its_eviden
         assert [(e["attempt"], e["request_id"], e["status_code"]) for e in letter["evidence"]] == [
             (r["attempt"], r["request_id"], r["status_code"]) for r in chain]
         assert len(project.target.edge.invocations(function)) == 3  # no fourth call
+    finally:
+        _forget(project)
+
+
+def _run_runbook(p: dict[str, Any]) -> dict[str, Any]:
+    from cronkit.runbooks.report import load_app
+
+    app = load_app(ROOT / "runbooks" / "dead_letters.py")
+    _outputs, defs = app.run(defs={"p": p})
+    return dict(defs)
+
+
+def test_a_dead_letter_is_replayed_from_the_runbook_and_another_dropped_from_the_cli_on_the_record(
+        project: Project) -> None:
+    function = project.function("later", verify_jwt=False, status=503)
+    name, retries_job = _retried_job(project, function, attempts=2)
+    try:
+        with cdb.connect(project.dsn) as conn:
+            run_job_now(conn, name)
+        letter = _drive(project, retries_job, lambda c: c.execute(
+            "SELECT * FROM cronkit.dead_letters WHERE jobname = %s", (name,)).fetchone())
+        base = {"manifest": None, "env": None, "dsn": project.dsn, "action": "replay", "letter": letter["id"]}
+
+        _run_runbook({**base, "apply": False})  # unconfirmed: nothing changes
+        with cdb.connect(project.dsn) as conn:
+            assert conn.execute("SELECT state FROM cronkit.dead_letters WHERE id = %s", (letter["id"],)).fetchone()[
+                "state"] == "open"
+
+        project.target.edge.configure(function, status=200)  # the endpoint is fixed
+        defs = _run_runbook({**base, "apply": True})
+        assert defs["chosen_letter"] == letter["id"]
+        with cdb.connect(project.dsn) as conn:
+            replayed = conn.execute("SELECT * FROM cronkit.dead_letters WHERE id = %s", (letter["id"],)).fetchone()
+            assert replayed["state"] == "replayed" and replayed["replay_request_id"] is not None
+
+            def answered(c: Any = conn) -> Any:
+                row = c.execute("SELECT * FROM cronkit.http_answer(%s)", (replayed["replay_request_id"],)).fetchone()
+                c.commit()
+                return row
+            answer = wait_for(answered, message="the replay's answer")
+            ledger = conn.execute("SELECT attempt, idempotency_key, first_request_id FROM cronkit.request_ledger "
+                                  "WHERE request_id = %s", (replayed["replay_request_id"],)).fetchone()
+            entry = conn.execute("SELECT action, target, details FROM cronkit.audit_log WHERE action = 'dead-letter-replay' "
+                                 "AND (details->>'dead_letter')::bigint = %s", (letter["id"],)).fetchone()
+        assert (answer["outcome"], answer["status_code"]) == ("2xx", 200)
+        assert ledger == {"attempt": 1, "idempotency_key": letter["idempotency_key"],
+                          "first_request_id": replayed["replay_request_id"]}
+        assert entry["target"] == name and entry["details"]["request_id"] == replayed["replay_request_id"]
+
+        # a second dead letter, dropped from the command line: dry run first, then --yes
+        project.target.edge.configure(function, status=503)
+        with cdb.connect(project.dsn) as conn:
+            run_job_now(conn, name)
+        second = _drive(project, retries_job, lambda c: c.execute(
+            "SELECT * FROM cronkit.dead_letters WHERE jobname = %s AND state = 'open'", (name,)).fetchone())
+        dry = project.cli("dead-letter", "drop", str(second["id"]), "--dsn", project.dsn)
+        assert dry.returncode == 3, output(dry)
+        listed = project.cli("dead-letter", "list", "--project", project.name, "--json", "--dsn", project.dsn)
+        assert [d["id"] for d in json.loads(listed.stdout)] == [second["id"]]
+        done = project.cli("dead-letter", "drop", str(second["id"]), "--yes", "--json", "--dsn", project.dsn)
+        assert done.returncode == 0, output(done)
+        assert json.loads(done.stdout)["dead_letter"]["state"] == "dropped"
+        with cdb.connect(project.dsn) as conn:
+            dropped = conn.execute("SELECT count(*) AS n FROM cronkit.audit_log WHERE action = 'dead-letter-drop' "
+                                   "AND (details->>'dead_letter')::bigint = %s", (second["id"],)).fetchone()
+        assert dropped["n"] == 1
     finally:
         _forget(project)
