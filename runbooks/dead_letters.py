@@ -51,7 +51,7 @@ def _(p):
 
 @app.cell
 def _(ctx, letter_button):
-    # NBVAL_IGNORE_OUTPUT
+    # NBVAL_CHECK_OUTPUT
     _ = letter_button.value  # read again after each action
     letters = dead_letters.open_letters(ctx)
     mo.vstack([mo.md(f"Open dead letters: {len(letters)}"), dead_letters.letters_frame(letters)])
@@ -60,7 +60,8 @@ def _(ctx, letter_button):
 
 @app.cell
 def _(p):
-    action_choice = mo.ui.dropdown(options=list(dead_letters.DeadLetterAction), value=p["action"], label="Action")
+    action_choice = mo.ui.dropdown(options=[str(a) for a in dead_letters.DeadLetterAction],
+                                   value=dead_letters.action_value(p["action"]), label="Action")
     action_choice
     return (action_choice,)
 

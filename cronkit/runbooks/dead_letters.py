@@ -25,6 +25,12 @@ class DeadLetterAction(StrEnum):
     DROP = "drop"
 
 
+def action_value(wanted: str | None) -> str:
+    """The dropdown's value for a parameter: replay unless it names another action (shared parameter
+    files may name other runbooks' actions)."""
+    return wanted if wanted in tuple(DeadLetterAction) else str(DeadLetterAction.REPLAY)
+
+
 def _project(ctx: RunbookContext) -> str | None:
     return ctx.project if ctx.has_manifest else None
 
