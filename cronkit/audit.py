@@ -48,6 +48,8 @@ class AuditAction(StrEnum):
     ALERT_SILENCE = "alert-silence"
     ALERT_TEST = "alert-test"
     DST_REISSUE = "dst-reissue"  # written by cronkit.reissue_local_schedules (sql/schema_local_time.sql)
+    DEAD_LETTER_REPLAY = "dead-letter-replay"  # a failed call sent again (cronkit/retries.py)
+    DEAD_LETTER_DROP = "dead-letter-drop"
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,12 @@ class JobNotFound(CronkitError):
     remedy = "List jobs with `cronkit status`; names are case sensitive."
 
 
+class DeadLetterNotFound(CronkitError):
+    """No such dead letter."""
+
+    remedy = "List them with `cronkit dead-letter list --all`."
+
+
 class NotConfirmed(CronkitError):
     """Nothing was changed: the change was not confirmed."""
 

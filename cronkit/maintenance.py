@@ -32,13 +32,15 @@ Each job key also takes ``false`` to leave that job out.
 Apart from ``[monitoring]`` (and not turned off by ``enabled = false``, because it keeps jobs
 running at the right time rather than watching them): a manifest with a job declared by ``at`` +
 ``timezone`` (a zone with DST) and no ``schedule`` gets ``cronkit-dst:<project>``, hourly, which reissues those jobs'
-GMT schedules at each daylight saving time change (:mod:`cronkit.local_time`). Several projects in one database may
+GMT schedules at each daylight saving time change (:mod:`cronkit.local_time`); a manifest with a job
+that has ``retry`` gets ``cronkit-retries:<project>``, every minute (:mod:`cronkit.retries`). Several projects in one database may
 each declare ``[monitoring]``: the functions are global and serialize on one advisory lock, so
 extra jobs only repeat work; the shortest ``retention`` wins.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -67,12 +69,13 @@ _INTERVAL_KEYS = ("retention", "rollup_retention", "stuck_after", "recent_window
 _UNITS = {
     "second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
     "day": 86400, "days": 86400, "week": 604800, "weeks": 604800,
+    "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800,
 }
 _INTERVAL = re.compile(r"\s*(\d+)\s*([a-z]+)\s*")
 
 
 def parse_interval(text: str) -> timedelta:
-    """``"7 days"``, ``"15 minutes"``, ``"1 week"`` -> timedelta; ValueError otherwise."""
+    """``"7 days"``, ``"15 minutes"``, ``"1 week"``, ``"30s"``, ``"5m"`` -> timedelta; ValueError otherwise."""
     match = _INTERVAL.fullmatch(text.lower())
     if not match or match.group(2) not in _UNITS:
         raise ValueError(f"expected '<number> <unit>' with unit one of seconds/minutes/hours/days/weeks, got {text!r}")
@@ -146,6 +149,8 @@ class MaintenanceKind(StrEnum):
     ALERTS = "alerts"
     #: reissues local-time jobs' UTC schedules at DST transitions (cronkit/local_time.py)
     DST = "dst"
+    #: sends failed calls of jobs with ``retry`` again, files exhausted ones as dead letters (cronkit/retries.py)
+    RETRIES = "retries"
 
 
 _MAINTENANCE_NAME = re.compile(r"cronkit-(" + "|".join(MaintenanceKind) + r"):.+")
@@ -175,7 +180,28 @@ def maintenance_jobs(manifest: Manifest) -> list[JobSpec]:
     """The SQL jobs that keep monitoring data: every one ``[monitoring]`` asks for; without it,
     only the queue snapshots of declared ``[[queues]]``. Plus the DST job of local-time jobs and the
     ``[alerts]`` evaluation job."""
-    return _monitoring_jobs(manifest) + _dst_jobs(manifest) + _alerts_jobs(manifest)
+    return _monitoring_jobs(manifest) + _dst_jobs(manifest) + _alerts_jobs(manifest) + _retries_jobs(manifest)
+
+
+#: how often ``cronkit-retries:<project>`` evaluates: every minute runs on every pg_cron, so a backoff
+#: is a minimum wait and a retry goes out within a minute after it has elapsed
+RETRIES_SCHEDULE = "* * * * *"
+
+
+def _retries_jobs(manifest: Manifest) -> list[JobSpec]:
+    """``cronkit-retries:<project>`` when a job has ``retry``: its command carries every job's policy."""
+    from cronkit.manifest import retry_policy
+
+    config = {raw["name"]: retry_policy(raw["retry"]).as_config() for raw in manifest.raw_jobs if "retry" in raw}
+    if not config:
+        return []
+    statement = sql.SQL("SELECT cronkit.retry_calls({}, {}::jsonb)").format(
+        sql.Literal(manifest.project), sql.Literal(json.dumps(config, sort_keys=True)))
+    return [JobSpec(
+        name=_job_name(MaintenanceKind.RETRIES, manifest.project, manifest), schedule=RETRIES_SCHEDULE, kind="sql",
+        sql=statement.as_string(None),
+        description="cronkit: send failed calls of jobs with `retry` again; file exhausted ones as dead letters",
+    )]
 
 
 def _alerts_jobs(manifest: Manifest) -> list[JobSpec]:

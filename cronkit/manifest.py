@@ -20,12 +20,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronkit.errors import ManifestError
+from cronkit.outcomes import Outcome
 
 TEMPLATE = re.compile(r"\{(secret|env):([A-Za-z_][A-Za-z0-9_.-]*)\}")
 # What a pasted key looks like: a JWT, or Supabase's new secret/publishable keys.
@@ -55,6 +57,35 @@ class Overlap(StrEnum):
     ALLOW = "allow"
     #: skip the run, recorded as "skipped (overlap)", so at most one call is ever in flight
     SKIP = "skip"
+
+
+#: the outcomes a ``retry`` may name in ``on``: answers that did not do the job's work (a pending or
+#: expired call has no answer to retry on)
+RETRYABLE: tuple[Outcome, ...] = (Outcome.REDIRECT, Outcome.CLIENT_ERROR, Outcome.SERVER_ERROR, Outcome.TIMEOUT,
+                                  Outcome.TRANSPORT_ERROR, Outcome.OTHER)
+#: spellings of ``on`` accepted beside the outcome names
+RETRY_ALIASES = {"transport": Outcome.TRANSPORT_ERROR}
+RETRY_ON_DEFAULT: tuple[Outcome, ...] = (Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.TRANSPORT_ERROR)
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A job's ``retry``: send a failed call again, up to ``attempts`` calls in all (the first included),
+    waiting ``backoff`` after the first failed answer and twice as long after each further one."""
+
+    attempts: int
+    backoff: timedelta
+    on: tuple[Outcome, ...] = RETRY_ON_DEFAULT
+
+    def wait_before(self, attempt: int) -> timedelta:
+        """How long after the answer of attempt ``attempt - 1`` attempt ``attempt`` (>= 2) goes out."""
+        return self.backoff * 2 ** (attempt - 2)
+
+    def as_config(self) -> dict[str, Any]:
+        """What ``cronkit.retry_calls`` (sql/schema_retries.sql) reads, and what the registry stores."""
+        return {"attempts": self.attempts, "backoff_s": int(self.backoff.total_seconds()),
+                "on": [str(outcome) for outcome in self.on]}
 
 
 @dataclass(frozen=True)
@@ -117,6 +148,8 @@ class JobSpec:
     #: the schedule was computed from ``at`` + ``timezone``: the DST maintenance job reissues it
     schedule_from_local: bool = False
     overlap: Overlap = Overlap.ALLOW
+    #: failed calls are sent again (http jobs only; see docs/manifest.md, "Retries")
+    retry: RetryPolicy | None = None
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -222,6 +255,7 @@ class Manifest:
             local_days=local_days,
             schedule_from_local=from_local,
             overlap=overlap,
+            retry=retry_policy(job["retry"]) if "retry" in job else None,
         )
 
 
@@ -236,14 +270,45 @@ _JOB = {
     "name": str, "schedule": str, "at": str, "timezone": str, "days": str, "active": bool,
     "function": str, "url": str, "base_url": str, "sql": str, "method": str, "headers": dict,
     "body": (dict, list), "params": dict, "timeout_ms": int, "guard": str, "description": str,
-    "overlap": str,
+    "overlap": str, "retry": dict,
 }
 _ENV_JOB = {k: _JOB[k] for k in ("schedule", "at", "timezone", "days", "active", "base_url", "url", "timeout_ms", "body", "guard")}
+_RETRY = {"attempts": int, "backoff": str, "on": list}
 _SECRETS = {"backend": str, "table": str, "key_column": str, "value_column": str, "create_table": bool, "guc_prefix": str, "sources": dict}
 _QUEUE = {
     "table": str, "status_column": str, "pending": list, "processing": list, "failed": list, "done": list,
     "created_column": str, "updated_column": str, "retry_column": str, "max_retries": int,
 }
+
+
+def retry_policy(raw: Mapping[str, Any]) -> RetryPolicy:
+    """A job's ``retry`` table as a policy; ValueError ``"<key>: <problem>\n<fix>"`` when a value is wrong
+    (types are checked by the loader)."""
+    from cronkit.maintenance import parse_interval
+
+    attempts = raw.get("attempts", 3)
+    if not 2 <= attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"attempts: {attempts} is outside 2..{MAX_ATTEMPTS}\n"
+                         "`attempts` counts every call, the first included: 3 means the first call and two retries.")
+    try:
+        backoff = parse_interval(raw.get("backoff", "30 seconds"))
+    except ValueError as exc:
+        raise ValueError(f"backoff: {exc}\nWrite e.g. \"30s\", \"30 seconds\" or \"5 minutes\".") from None
+    if not timedelta(seconds=1) <= backoff <= timedelta(days=1):
+        raise ValueError("backoff: must be between 1 second and 1 day\n"
+                         "It is the wait before the first retry; each further retry waits twice as long.")
+    on: list[Outcome] = []
+    for name in raw.get("on", list(RETRY_ON_DEFAULT)):
+        outcome = (RETRY_ALIASES.get(name) or next((o for o in RETRYABLE if o == name), None)
+                   if isinstance(name, str) else None)
+        if outcome is None:
+            raise ValueError(f"on: {name!r} is not an outcome a call can be retried on\n"
+                             f"Use some of: {', '.join(RETRYABLE)} (\"transport\" means transport_error).")
+        if outcome not in on:
+            on.append(outcome)
+    if not on:
+        raise ValueError("on: is empty\nName the outcomes to retry on, or remove `retry`.")
+    return RetryPolicy(attempts=attempts, backoff=backoff, on=tuple(on))
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -425,6 +490,16 @@ def parse_manifest(data: Mapping[str, Any], path: Path = Path("<manifest>")) -> 
                        "and leaves it alone.")
         if "sql" in job and any(k in job for k in ("headers", "body", "method", "params")):
             raise fail(f"jobs[{index}]", "an sql job takes no headers/body/method/params")
+        if "retry" in job:
+            if "sql" in job:
+                raise fail(f"jobs[{index}].retry", "only an HTTP job (function or url) can be retried",
+                           "Remove `retry`, or make the SQL idempotent and let the next run pick up the work.")
+            check(job["retry"], _RETRY, f"jobs[{index}].retry.")
+            try:
+                retry_policy(job["retry"])
+            except ValueError as exc:
+                key, _, problem = str(exc).partition(": ")
+                raise fail(f"jobs[{index}].retry.{key}", *problem.split("\n", 1)) from None
 
     environments = data.get("environments", {})
     for env_name, env in environments.items():

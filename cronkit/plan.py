@@ -534,7 +534,8 @@ def desired_job(spec: JobSpec, backend: SecretBackend, project: str, context: Ad
     hashed instead of today's UTC expression)."""
     wrapper = render_wrapper(spec, backend, project, context)
     command = wrapper.command(context)
-    digest = spec_hash(wrapper, local.hash_key if local else spec.schedule, spec.active)
+    digest = spec_hash(wrapper, local.hash_key if local else spec.schedule, spec.active,
+                       spec.retry.as_config() if spec.retry else None)
     statements = _job_statements(spec, wrapper, command, digest, project, local.intent if local else None)
     return DesiredJob(spec, wrapper, command, digest, statements)
 
@@ -550,6 +551,8 @@ def _job_statements(spec: JobSpec, wrapper: Wrapper, command: str, digest: str, 
         fields["local"] = local
     if spec.overlap != "allow":
         fields["overlap"] = str(spec.overlap)
+    if spec.retry is not None:
+        fields["retry"] = spec.retry.as_config()
     stored = json.dumps(fields, sort_keys=True)
     statements = [
         Statement(wrapper.create_statement()),

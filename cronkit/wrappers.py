@@ -11,6 +11,11 @@ A wrapper, when pg_cron fires it:
 3. calls ``net.http_post/get/delete``;
 4. records ``(request id, job, backend pid, url)`` in ``cronkit.request_ledger``.
 
+A job with ``retry`` (:func:`_retry_prologue`) sends ``Idempotency-Key: <job>:<slot>`` (the run's
+start, UTC) and records the attempt and its chain in the ledger; ``cronkit.send_attempt``
+(``sql/schema_retries.sql``) calls the same wrapper for a retry, with the key and attempt number in
+the transaction-local setting ``cronkit.retry``, and the wrapper then skips steps 0 and 1.
+
 An ``sql`` job's wrapper runs the job's SQL instead of 3, then records every request that SQL
 queued through pg_net (hand-made functions adopted as they are): the rows of
 ``net.http_request_queue`` this very transaction inserted, which no other session can see yet.
@@ -26,7 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -84,16 +91,26 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     declare += [sql.SQL("{} text; -- secret {}").format(v, sql.SQL(_comment_safe(n))) for n, v in variables.items()]
 
     body: list[sql.Composable] = []
+    checks: list[sql.Composable] = []  # what a scheduled run checks first and a retry skips
+    retried = spec.retry is not None and spec.kind == "http"
+    if retried:
+        declare += [sql.SQL("_ck_retry jsonb := nullif(current_setting('cronkit.retry', true), '')::jsonb;"),
+                    sql.SQL("_ck_attempt integer := 1;"), sql.SQL("_ck_key text;"), sql.SQL("_ck_first bigint;")]
+        body.append(_retry_prologue(spec))
     if spec.overlap == Overlap.SKIP:
         declare.append(sql.SQL("_ck_in_flight bigint;"))
-        body.append(_overlap_guard(spec))
+        checks.append(_overlap_guard(spec))
     if spec.guard:
         skipped = f'cronkit: job "{spec.name}" skipped: its guard found nothing to do'
-        body.append(
+        checks.append(
             sql.SQL("IF NOT coalesce(({guard}), false) THEN\n    RAISE NOTICE USING MESSAGE = {msg};\n    RETURN NULL;\n  END IF;").format(
                 guard=sql.SQL(spec.guard), msg=sql.Literal(skipped)
             )
         )
+    if retried and checks:
+        body.append(sql.SQL("IF _ck_retry IS NULL THEN\n  {}\n  END IF;").format(sql.SQL("\n  ").join(checks)))
+    else:
+        body += checks
     for name, variable in variables.items():
         missing = f'cronkit: secret "{name}" is missing ({backend.kind}); job "{spec.name}" did not call its endpoint'
         placeholder = f'cronkit: secret "{name}" holds a placeholder, not a real value ({backend.kind}); job "{spec.name}" did not call its endpoint'
@@ -114,6 +131,8 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     else:
         url = _template(spec.url or "", variables)
         headers = _headers(spec, variables)
+        if retried:
+            headers = sql.SQL("{} || jsonb_build_object('Idempotency-Key', _ck_key)").format(headers)
         params = sql.SQL("{}::jsonb").format(sql.Literal(json.dumps(dict(spec.params), sort_keys=True)))
         timeout = sql.Literal(spec.timeout_ms)
         if spec.method == "POST":
@@ -129,12 +148,17 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
         body.append(sql.SQL("_ck_request_id := {};").format(call))
         # The ledger keeps the URL as written in the manifest: a part read from a secret stays
         # `{secret:NAME}` (a worker URL in Vault is a secret too), and the query string is dropped.
-        body.append(
-            sql.SQL(
+        ledger_url = sql.Literal((spec.url or "").split("?", 1)[0])
+        if retried:
+            body.append(sql.SQL(
+                "INSERT INTO cronkit.request_ledger (request_id, jobname, url, attempt, idempotency_key, first_request_id)\n"
+                "    VALUES (_ck_request_id, {job}, {url}, _ck_attempt, _ck_key, coalesce(_ck_first, _ck_request_id));"
+            ).format(job=job, url=ledger_url))
+        else:
+            body.append(sql.SQL(
                 "INSERT INTO cronkit.request_ledger (request_id, jobname, url)\n"
                 "    VALUES (_ck_request_id, {job}, {url});"
-            ).format(job=job, url=sql.Literal((spec.url or "").split("?", 1)[0]))
-        )
+            ).format(job=job, url=ledger_url))
         body.append(sql.SQL("RETURN _ck_request_id;"))
 
     source = sql.SQL(
@@ -149,6 +173,22 @@ def render_wrapper(spec: JobSpec, backend: SecretBackend, project: str, context:
     ).as_string(context)
     comment = f"cronkit wrapper of job {spec.name!r} (project {project!r}); generated, do not edit"
     return Wrapper(job=spec.name, function=wrapper_name(spec.name), body=source, comment=comment)
+
+
+def _retry_prologue(spec: JobSpec) -> sql.Composed:
+    """Who is calling: ``cronkit.send_attempt`` with this job's key and attempt in ``cronkit.retry``, or
+    pg_cron (and run-now), whose call is attempt 1 of a new chain keyed by the run's start."""
+    job = sql.Literal(spec.name)
+    return sql.SQL(
+        "IF _ck_retry IS NOT NULL AND _ck_retry->>'job' = {job} THEN\n"
+        "    _ck_attempt := (_ck_retry->>'attempt')::integer;\n"
+        "    _ck_key := _ck_retry->>'key';\n"
+        "    _ck_first := (_ck_retry->>'first_request_id')::bigint;\n"
+        "  ELSE\n"
+        "    _ck_retry := NULL;\n"
+        "    _ck_key := {job} || ':' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"');\n"
+        "  END IF;"
+    ).format(job=job)
 
 
 #: how much longer than its timeout a request without a response still blocks the next run: pg_net
@@ -192,6 +232,8 @@ def _ledger_of_queued(job: sql.Literal) -> sql.Composed:
     Rows another session queued are invisible until it commits, and those it committed since have
     a committed ``xmin``: only this transaction's rows (its subtransactions' too) are
     ``in progress`` — ``pg_xact_status`` needs the xid with its epoch, taken from ours.
+    A request already in the ledger was recorded by the wrapper of the job that sent it (the SQL
+    called another job's wrapper, as ``cronkit.retry_calls`` does): it stays that job's.
     Without pg_net, or without the right to read its queue (pg_net before 0.12), nothing is
     recorded and the job runs as before."""
     return sql.SQL(
@@ -201,7 +243,8 @@ def _ledger_of_queued(job: sql.Literal) -> sql.Composed:
         "      FROM net.http_request_queue q,\n"
         "           (SELECT pg_current_xact_id_if_assigned()::text::bigint AS top) me\n"
         "     WHERE q.xmin::text::bigint >= (me.top & 4294967295)\n"
-        "       AND pg_xact_status(((me.top >> 32 << 32) | q.xmin::text::bigint)::text::xid8) = 'in progress';\n"
+        "       AND pg_xact_status(((me.top >> 32 << 32) | q.xmin::text::bigint)::text::xid8) = 'in progress'\n"
+        "       AND NOT EXISTS (SELECT 1 FROM cronkit.request_ledger l WHERE l.request_id = q.id);\n"
         "  END IF;"
     ).format(job=job, kept=sql.Literal(_URL_KEPT))
 
@@ -232,6 +275,11 @@ def _headers(spec: JobSpec, variables: dict[str, sql.Identifier]) -> sql.Composa
     return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
 
-def spec_hash(wrapper: Wrapper, schedule: str, active: bool) -> str:
-    payload = json.dumps({"body": wrapper.body, "schedule": schedule, "active": active}, sort_keys=True)
+def spec_hash(wrapper: Wrapper, schedule: str, active: bool, retry: Mapping[str, Any] | None = None) -> str:
+    """What apply compares: a change to any of these re-applies the job (``retry`` only when set, so
+    the hashes of jobs without it stay as they were)."""
+    fields: dict[str, Any] = {"body": wrapper.body, "schedule": schedule, "active": active}
+    if retry is not None:
+        fields["retry"] = retry
+    payload = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -310,6 +310,62 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letter_list(args: argparse.Namespace) -> int:
+    from cronkit import db, retries
+
+    with _connect(args) as conn, db.read_only(conn):
+        letters = retries.list_dead_letters(conn, project=args.project, limit=args.limit,
+                                            state=None if args.all else retries.DeadLetterState.OPEN)
+    if args.json:
+        _emit_json([letter.as_dict() for letter in letters])
+        return 0
+    if not letters:
+        print("no dead letters" if args.all else "no open dead letters")
+    for letter in letters:
+        print(letter.line())
+        for attempt in letter.evidence:
+            answer = attempt.get("status_code") or attempt.get("outcome")
+            print(f"    attempt {attempt['attempt']}: request {attempt['request_id']} sent {attempt['sent_at']}, "
+                  f"answer {answer}{' — ' + attempt['error_msg'] if attempt.get('error_msg') else ''}")
+        if letter.excerpt:
+            print(f"    last response: {letter.excerpt[:200]}")
+    return 0
+
+
+def _dead_letter_change(args: argparse.Namespace, action: str) -> int:
+    from cronkit import db, retries
+    from cronkit.errors import NotConfirmed
+
+    with _connect(args) as conn:
+        if not args.yes:
+            with db.read_only(conn):
+                letter = retries.find_dead_letter(conn, args.id)
+            would = (retries.replay_preview(letter) if action == "replay"
+                     else f"would mark dead letter #{letter.id} of job {letter.jobname!r} dropped (its evidence stays)")
+            if args.json:
+                _emit_json({"dead_letter": letter.as_dict(), "replayed" if action == "replay" else "dropped": False,
+                            "would": would})
+            else:
+                print(letter.line())
+                print(would)
+            raise NotConfirmed(f"Dead letter #{args.id} was not {'replayed' if action == 'replay' else 'dropped'}.",
+                               remedy=f"Re-run with --yes to {action} it.")
+        letter = retries.replay(conn, args.id) if action == "replay" else retries.drop(conn, args.id)
+    if args.json:
+        _emit_json({"dead_letter": letter.as_dict(), "replayed" if action == "replay" else "dropped": True})
+    else:
+        print(letter.line())
+    return 0
+
+
+def cmd_dead_letter_replay(args: argparse.Namespace) -> int:
+    return _dead_letter_change(args, "replay")
+
+
+def cmd_dead_letter_drop(args: argparse.Namespace) -> int:
+    return _dead_letter_change(args, "drop")
+
+
 def cmd_teardown(args: argparse.Namespace) -> int:
     from cronkit import jobs
 

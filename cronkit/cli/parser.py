@@ -9,8 +9,9 @@ from typing import Any
 
 from cronkit import __version__
 from cronkit.cli.commands import (
-    Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_demo, cmd_doctor,
-    cmd_export_migration, cmd_exporter, cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
+    Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_dead_letter_drop,
+    cmd_dead_letter_list, cmd_dead_letter_replay, cmd_demo, cmd_doctor, cmd_export_migration, cmd_exporter,
+    cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
     cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
     cmd_secrets_status, cmd_status, cmd_teardown,
 )
@@ -321,6 +322,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why (shown by `cronkit alerts status`)")
     p.add_argument("--yes", action="store_true", help="really silence")
     db_args(p)
+
+    dead = commands.add_parser("dead-letter", help="calls of jobs with `retry` that failed every attempt: list, replay, drop",
+                               description="Dead letters are filed by the job cronkit-retries:<project> "
+                                           "(manifest `retry`, docs/manifest.md \"Retries\").")
+    dead_cmds = dead.add_subparsers(dest="dead_letter_command", metavar="ACTION", required=True)
+    p = _command(dead_cmds, "list", cmd_dead_letter_list,
+                 "open dead letters with their evidence: attempts, last answer, idempotency key",
+                 "  cronkit dead-letter list\n  cronkit dead-letter list --project bubble-sync --all\n"
+                 "  cronkit dead-letter list --json | jq '.[0].evidence'\n")
+    p.add_argument("--project", help="only this project's dead letters")
+    p.add_argument("--all", action="store_true", help="also the replayed and dropped ones")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    db_args(p)
+    for name, handler, what, doing in (
+        ("replay", cmd_dead_letter_replay, "send the call again through the job's wrapper, same idempotency key "
+         "(shows what it would do unless --yes)", "really send it"),
+        ("drop", cmd_dead_letter_drop, "dismiss a dead letter; its evidence stays (dry run unless --yes)", "really drop it"),
+    ):
+        p = _command(dead_cmds, name, handler, what,
+                     f"  cronkit dead-letter {name} 42\n  cronkit dead-letter {name} 42 --yes --json\n")
+        p.add_argument("id", type=int, help="the dead letter's number (`cronkit dead-letter list`)")
+        p.add_argument("--yes", action="store_true", help=doing)
+        db_args(p)
     return parser
 
 

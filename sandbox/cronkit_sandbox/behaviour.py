@@ -71,6 +71,12 @@ def _optional_status(value: Any) -> int | None:
     return value
 
 
+def _statuses(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(_optional_status(v) is not None for v in value):
+        raise ValueError("statuses must be a list of HTTP statuses between 100 and 599")
+    return tuple(value)
+
+
 def _number(low: float, high: float, name: str) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
@@ -107,6 +113,9 @@ class Behaviour:
     custom_auth: CustomAuth | None = None
     #: seeds failure_rate's RNG and item_failure_rate's hash, so runs are repeatable
     seed: int = 0
+    #: forced statuses answered in turn, one per invocation (counted from the last configure), before
+    #: the function answers as the rest of its behaviour says: [503, 503] fails twice, then succeeds
+    statuses: tuple[int, ...] = ()
 
     def merged(self, changes: Mapping[str, Any]) -> Behaviour:
         """A copy with ``changes`` (JSON from the admin API) validated and applied; ValueError if invalid."""
@@ -134,6 +143,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "verify_jwt": _boolean,
     "custom_auth": _custom_auth,
     "seed": _integer,
+    "statuses": _statuses,
 }
 
 
@@ -144,6 +154,8 @@ class FunctionTable:
         self._handlers = dict(handlers)
         self._behaviours: dict[str, Behaviour] = {}
         self._rngs: dict[str, random.Random] = {}
+        #: how many of ``Behaviour.statuses`` each function has answered since it was configured
+        self._answered: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def lookup(self, name: str) -> tuple[Behaviour, Handler | None] | None:
@@ -158,6 +170,7 @@ class FunctionTable:
             self._behaviours[name] = behaviour
             # Restart the failure sequence so "configure, then call N times" is repeatable.
             self._rngs[name] = random.Random(f"{behaviour.seed}:{name}")
+            self._answered[name] = 0
             return behaviour
 
     def reset(self, name: str) -> None:
@@ -165,6 +178,16 @@ class FunctionTable:
         with self._lock:
             self._behaviours.pop(name, None)
             self._rngs.pop(name, None)
+            self._answered.pop(name, None)
+
+    def next_status(self, name: str, behaviour: Behaviour) -> int | None:
+        """The next of ``behaviour.statuses`` this function answers, or None once they are used up."""
+        with self._lock:
+            answered = self._answered.get(name, 0)
+            if answered >= len(behaviour.statuses):
+                return None
+            self._answered[name] = answered + 1
+            return behaviour.statuses[answered]
 
     def injects_failure(self, name: str, rate: float) -> bool:
         if rate <= 0:

@@ -7,7 +7,8 @@ the way hosted Supabase does where it matters to cronkit:
   fails exactly like in production and the function never runs;
 * optional custom auth checked "in the function" (seed 003: ``CRON_SECRET`` as a Bearer token with
   ``verify_jwt`` off, a scheduler token in its own header);
-* behaviour that tests can force per function: a status, latency (to make pg_net time out),
+* behaviour that tests can force per function: a status, a sequence of statuses answered in turn
+  (``statuses=[503, 503]``: two failures, then as configured), latency (to make pg_net time out),
   a deterministic failure rate, a body.
 
 Every invocation is recorded in memory and as one JSON line in the log file, with secret header
@@ -240,6 +241,9 @@ class EdgeServer(ThreadingHTTPServer):
         return None, auth
 
     def _answer(self, name: str, behaviour: Behaviour, handler: Handler | None, body: Any) -> Reply:
+        forced = self.functions.next_status(name, behaviour)
+        if forced is not None:
+            return Reply(forced, {"ok": True} if forced < 400 else {"error": f"sandbox: forced status {forced}"})
         if behaviour.status is not None or behaviour.body is not None:
             status = behaviour.status or 200
             default = {"ok": True} if status < 400 else {"error": f"sandbox: forced status {status}"}
@@ -468,7 +472,7 @@ class EdgeAdmin:
         return cast(dict[str, Any], self._request("GET", "/_sandbox/functions"))
 
     def configure(self, name: str, **behaviour: Any) -> dict[str, Any]:
-        """Merge ``behaviour`` (status, latency_ms, failure_rate, item_failure_rate, body, verify_jwt,
+        """Merge ``behaviour`` (status, statuses, latency_ms, failure_rate, item_failure_rate, body, verify_jwt,
         custom_auth, seed) into the function's; returns the result with secrets masked."""
         answer = self._request("PUT", f"/_sandbox/functions/{urllib.parse.quote(name)}", behaviour)
         return cast(dict[str, Any], answer[name])
