@@ -172,6 +172,7 @@ def checklist(page: RunbookPage) -> list[str]:
     ("monitor", MONITOR_ARGS),
     ("incident", ("--hours", "1")),
     ("rotate_secret", ("--manifest", str(EXAMPLES / "auto-sync" / "cronkit.toml"), "--env", "sandbox")),
+    ("dead_letters", ("--manifest", str(EXAMPLES / "bubble-sync" / "cronkit.toml"), "--env", "sandbox")),
 ])
 def test_a_read_only_runbook_settles_without_an_error_cell(runbooks: Runbooks, lab: Lab, runbook: str,
                                                           args: tuple[str, ...]) -> None:
