@@ -8,7 +8,7 @@ across transactions) breaks through it. It runs as an unprivileged OS user (PgBo
 and CI is root), detached in its own process group with its output in a file (a daemon holding the
 test runner's stdout keeps CI's pipe open), and is stopped by its process group.
 
-:func:`test_ca` makes a CA and a server certificate for ``localhost``/127.0.0.1 with the ``openssl``
+:func:`make_ca` makes a CA and a server certificate for ``localhost``/127.0.0.1 with the ``openssl``
 command; :func:`serve_tls` makes a sandbox's PostgreSQL serve it (``ssl = on``, reloaded).
 """
 
@@ -121,7 +121,7 @@ def pgbouncer(server_dsn: str, *, pool_size: int = 2) -> Iterator[Bouncer]:
 
 
 @dataclass(frozen=True)
-class TestCA:
+class LabCA:
     """A CA certificate and a server key pair it signed (for ``localhost`` and 127.0.0.1)."""
 
     ca_cert: Path
@@ -136,7 +136,7 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
 
-def test_ca(directory: Path, name: str = "cronkit test CA") -> TestCA:
+def make_ca(directory: Path, name: str = "cronkit test CA") -> LabCA:
     """A fresh CA in ``directory`` and a server certificate it signed for localhost/127.0.0.1."""
     directory.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
@@ -146,14 +146,12 @@ def test_ca(directory: Path, name: str = "cronkit test CA") -> TestCA:
     (directory / "san.ext").write_text("subjectAltName = DNS:localhost, IP:127.0.0.1\n", encoding="utf-8")
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
              "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=directory)
-    return TestCA(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    return LabCA(directory / "ca.crt", directory / "server.crt", directory / "server.key")
 
 
-test_ca.__test__ = False  # type: ignore[attr-defined]  (a helper, not a test)
-TestCA.__test__ = False  # type: ignore[attr-defined]
 
 
-def serve_tls(sandbox: Any, superuser: Any, ca: TestCA) -> None:
+def serve_tls(sandbox: Any, superuser: Any, ca: LabCA) -> None:
     """Make ``sandbox``'s PostgreSQL serve ``ca``'s server certificate: copied into the cluster's own
     files (owned by its OS user, 0600, as PostgreSQL demands of a key), ``ssl = on``, reloaded."""
     state = sandbox.load_state()

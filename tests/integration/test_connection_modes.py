@@ -25,7 +25,7 @@ from cronkit.db import ConnectionMode, connection_mode
 from cronkit.errors import ConfigError, ExitCode
 from tests.jobs_support import Project, cli, output, password_of, project  # noqa: F401  (fixtures)
 from tests.labs import Lab, lab_directory, start_lab, stop_labs
-from tests.pooler_support import PGBOUNCER, Bouncer, TestCA, pgbouncer, serve_tls, test_ca
+from tests.pooler_support import PGBOUNCER, Bouncer, LabCA, make_ca, pgbouncer, serve_tls
 
 REF = "abcdefghijklmnopqrst"
 
@@ -138,7 +138,7 @@ def test_plan_apply_status_and_doctor_work_through_a_transaction_pooler(project:
 
 
 @pytest.fixture(scope="module")
-def tls_lab(sandbox: Any) -> Iterator[tuple[Lab, TestCA, Path]]:
+def tls_lab(sandbox: Any) -> Iterator[tuple[Lab, LabCA, Path]]:
     if sandbox.external:
         pytest.skip("TLS is set up on a private sandbox of the test engine; CRONKIT_TEST_DSN is another database")
     with lab_directory("cronkit-tls-") as base:
@@ -146,7 +146,7 @@ def tls_lab(sandbox: Any) -> Iterator[tuple[Lab, TestCA, Path]]:
         try:
             lab = start_lab(base, "tls")
             labs.append(lab)
-            ca = test_ca(base / "ca")
+            ca = make_ca(base / "ca")
             with lab.su() as su:
                 serve_tls(lab.sandbox, su, ca)
             yield lab, ca, base
@@ -159,7 +159,7 @@ def _tls_dsn(lab: Lab, **options: str) -> str:
 
 
 def test_plan_apply_status_and_doctor_work_over_tls_that_verifies_the_server(
-        tls_lab: tuple[Lab, TestCA, Path], tmp_path: Path) -> None:
+        tls_lab: tuple[Lab, LabCA, Path], tmp_path: Path) -> None:
     lab, ca, _ = tls_lab
     dsn = _tls_dsn(lab, sslmode="verify-full", sslrootcert=str(ca.ca_cert))
     with cdb.connect(dsn) as conn:
@@ -171,9 +171,9 @@ def test_plan_apply_status_and_doctor_work_over_tls_that_verifies_the_server(
 
 
 def test_a_server_certificate_from_another_ca_is_refused_with_the_fix(
-        tls_lab: tuple[Lab, TestCA, Path], tmp_path: Path) -> None:
+        tls_lab: tuple[Lab, LabCA, Path], tmp_path: Path) -> None:
     lab, _, base = tls_lab
-    stranger = test_ca(base / "other-ca", name="some other CA")
+    stranger = make_ca(base / "other-ca", name="some other CA")
     dsn = _tls_dsn(lab, sslmode="verify-full", sslrootcert=str(stranger.ca_cert))
     result = cli("status", cwd=tmp_path, env={"DATABASE_URL": dsn})
     text = output(result)
