@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import weakref
 from collections.abc import Iterator, Mapping
+from enum import StrEnum
 from typing import Any, TypeAlias
 
 import psycopg
@@ -185,21 +187,108 @@ def dsn_label(dsn: str, environ: Mapping[str, str] | None = None) -> str:
     return f"{host}:{port}/{dbname}"
 
 
+# -- connection modes ------------------------------------------------------------------------------
+
+#: names the mode of a pooler cronkit cannot recognise by its host name (a self-hosted PgBouncer)
+POOL_MODE_VARIABLE = "CRONKIT_POOL_MODE"
+
+
+class ConnectionMode(StrEnum):
+    """What sits between cronkit and PostgreSQL, and so what a connection can rely on."""
+
+    #: PostgreSQL itself (Supabase: ``db.<ref>.supabase.co:5432``)
+    DIRECT = "direct"
+    #: a pooler that gives each client a server connection for its whole session (Supavisor on 5432)
+    SESSION_POOLER = "session_pooler"
+    #: a pooler that lends a server connection for one transaction (Supavisor on 6543, PgBouncer
+    #: ``pool_mode = transaction``): two transactions of one client may run on two server sessions
+    TRANSACTION_POOLER = "transaction_pooler"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+    @property
+    def limits(self) -> str:
+        """What this mode changes for cronkit, in a few words for plan and doctor."""
+        return {
+            ConnectionMode.DIRECT: "no limits",
+            ConnectionMode.SESSION_POOLER: "one server session per client while connected; pool size caps clients",
+            ConnectionMode.TRANSACTION_POOLER: "no session state; prepared statements off",
+        }[self]
+
+    def describe(self) -> str:
+        """``transaction pooler (no session state; prepared statements off)``."""
+        return f"{self.label} ({self.limits})"
+
+
+def connection_mode(dsn: str, environ: Mapping[str, str] | None = None) -> ConnectionMode:
+    """The mode of a connection to ``dsn``: :data:`POOL_MODE_VARIABLE` when set (``transaction``,
+    ``session`` or ``direct``), else Supabase's host names — ``*.pooler.supabase.com`` is Supavisor,
+    in transaction mode on port 6543 and session mode on 5432 — and direct for any other host.
+
+    The one place the mode is decided; libpq's ``PGHOST``/``PGPORT`` (in ``environ``) fill what the
+    DSN leaves out.
+    """
+    env = os.environ if environ is None else environ
+    chosen = (env.get(POOL_MODE_VARIABLE) or "").strip().lower()
+    if chosen:
+        by_word = {"transaction": ConnectionMode.TRANSACTION_POOLER, "session": ConnectionMode.SESSION_POOLER,
+                   "direct": ConnectionMode.DIRECT}
+        by_word.update({mode.value: mode for mode in ConnectionMode})
+        if chosen not in by_word:
+            raise ConfigError(f"{POOL_MODE_VARIABLE}={chosen!r} is not a connection mode.",
+                              remedy=f"Set {POOL_MODE_VARIABLE} to transaction, session or direct (or unset it: "
+                              "Supabase's pooler is recognised by its host name).")
+        return by_word[chosen]
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return ConnectionMode.DIRECT  # connect() reports the malformed DSN
+    host = str(params.get("host") or env.get("PGHOST") or "").lower().rstrip(".")
+    port = str(params.get("port") or env.get("PGPORT") or "5432")
+    if host.endswith(".pooler.supabase.com"):
+        return ConnectionMode.TRANSACTION_POOLER if port == "6543" else ConnectionMode.SESSION_POOLER
+    return ConnectionMode.DIRECT
+
+
+#: the mode each connection cronkit opened was opened for (see :func:`mode_of`)
+_MODES: weakref.WeakKeyDictionary[psycopg.Connection[Any], ConnectionMode] = weakref.WeakKeyDictionary()
+
+
+def mode_of(conn: psycopg.Connection[Any]) -> ConnectionMode:
+    """The mode ``conn`` was opened in by :func:`connect`; for a connection cronkit did not open,
+    the mode of its DSN."""
+    known = _MODES.get(conn)
+    return known if known is not None else connection_mode(conn.info.dsn)
+
+
 def connect(
     dsn: str,
     *,
     autocommit: bool = False,
     connect_timeout: int = 5,
     application_name: str = APPLICATION_NAME,
+    environ: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> psycopg.Connection[dict[str, Any]]:
     """Open a connection whose rows are dicts, named ``cronkit`` in ``pg_stat_activity``.
 
     A connection failure becomes :class:`ConnectionFailed` naming the redacted DSN and the
     server's reason; the password never appears. An empty ``dsn`` means libpq's ``PG*`` variables.
+
+    Behind a transaction pooler (:func:`connection_mode`, read from ``environ``) psycopg never
+    prepares statements on the server: a prepared statement lives in one server session, and the
+    next transaction may run on another (PgBouncer before 1.21 and Supavisor in transaction mode
+    answer ``prepared statement "_pg3_0" does not exist``). Everything else cronkit sets is
+    transaction-scoped (``SET LOCAL``, ``set_config(..., true)``, ``pg_advisory_xact_lock``,
+    ``ON COMMIT DROP``), so it holds in every mode.
     """
+    mode = connection_mode(dsn, environ)
+    if mode is ConnectionMode.TRANSACTION_POOLER:
+        kwargs.setdefault("prepare_threshold", None)
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             dsn,
             autocommit=autocommit,
             connect_timeout=connect_timeout,
@@ -209,13 +298,32 @@ def connect(
         )
     except psycopg.OperationalError as exc:
         reason = first_line(str(exc)).replace(dsn, redact_dsn(dsn))
-        raise ConnectionFailed(f"Could not connect to {redact_dsn(dsn)}: {reason}") from None
+        raise ConnectionFailed(f"Could not connect to {redact_dsn(dsn)}: {reason}",
+                               remedy=_connection_remedy(dsn, reason)) from None
     except psycopg.ProgrammingError as exc:
         # a malformed URL is configuration, not an unreachable server; never echo it (it may hold a password)
         reason = first_line(str(exc)).replace(dsn, redact_dsn(dsn)) if dsn else first_line(str(exc))
         raise ConfigError(f"The database URL is malformed: {reason}",
                           remedy="Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special "
                           "characters in the password), in DATABASE_URL, .env or --dsn.") from None
+    _MODES[conn] = mode
+    return conn
+
+
+def _connection_remedy(dsn: str, reason: str) -> str | None:
+    """A fix for a TLS failure (the server's certificate not trusted, or not for this host); None
+    keeps :class:`ConnectionFailed`'s own."""
+    lowered = reason.lower()
+    if "certificate verify failed" in lowered or "root certificate" in lowered:
+        return ("The server's certificate is not signed by the CA in sslrootcert (or ~/.postgresql/root.crt). Point "
+                "sslrootcert at the CA that signed it (Supabase: Database Settings → SSL Configuration → Download "
+                "certificate), or use sslmode=require to encrypt without verifying.")
+    if "does not match host name" in lowered or "server certificate for" in lowered:
+        return ("The certificate is valid but names another host: connect with the host name it was issued for "
+                "(verify-full checks it), or use sslmode=verify-ca.")
+    if "server does not support ssl" in lowered:
+        return "The server does not accept TLS: enable ssl on it, or use sslmode=prefer/disable on a trusted network."
+    return None
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from psycopg import sql
 
 from cronkit import audit, registry, schedules
 from cronkit.audit import AuditAction
-from cronkit.db import AdaptContext, Conn, in_transaction, syntax_error, translated
+from cronkit.db import AdaptContext, Conn, ConnectionMode, in_transaction, mode_of, syntax_error, translated
 from cronkit.declarative import declarative_gap
 from cronkit.errors import CronkitError, ExtensionMissing
 from cronkit.facts import ServerFacts, require_pg_cron, server_facts
@@ -90,6 +90,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     foreign: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[SecretStatus] = field(default_factory=list)
+    #: what sits between cronkit and the server (cronkit.db.connection_mode), and what it limits
+    connection: ConnectionMode = ConnectionMode.DIRECT
 
     @property
     def summary(self) -> dict[str, int]:
@@ -117,12 +119,14 @@ class Plan:
             "foreign_jobs": self.foreign,
             "secrets": [s.as_dict() for s in self.secrets],
             "server": self.facts.versions,
+            "connection": {"mode": str(self.connection), "limits": self.connection.limits},
         }
 
     def render(self) -> str:
         """The plan as a person reviews it: one line per step and, under each job that changes, what
         changes (Terraform-style). ``script`` is the exact SQL."""
-        lines = [f"plan for project {self.project!r} ({self.environment}) on {self.facts.database} as {self.facts.role}"]
+        lines = [f"plan for project {self.project!r} ({self.environment}) on {self.facts.database} as {self.facts.role}",
+                 f"connection: {self.connection.describe()}"]
         for step in self.steps:
             lines.append(f"  {step.action.symbol} {step.action:<9} {step.job or ''}  {step.detail}".rstrip())
             lines.extend(f"        {change}" for change in step.changes)
@@ -279,7 +283,7 @@ def make_plan(
     """Compare the manifest with the database. Reads only; never changes anything."""
     facts = server_facts(conn)
     env_name = environment or manifest.default_environment
-    plan = Plan(project=manifest.project, environment=env_name, facts=facts)
+    plan = Plan(project=manifest.project, environment=env_name, facts=facts, connection=mode_of(conn))
     require_pg_cron(facts)
     specs = manifest.resolve(env_name, environ) + maintenance_jobs(manifest)
     backend = backend_for(manifest.secrets)

@@ -101,7 +101,8 @@ def _settings(args: argparse.Namespace) -> Any:
 def _connect(args: argparse.Namespace, autocommit: bool = False) -> Any:
     from cronkit import db
 
-    return db.connect(_settings(args).database_url, autocommit=autocommit)
+    settings = _settings(args)
+    return db.connect(settings.database_url, autocommit=autocommit, environ=settings.values)
 
 
 def _manifest(args: argparse.Namespace) -> Any:

@@ -97,7 +97,7 @@ def diagnose(
         conn.row_factory = row_factory  # type: ignore[assignment]
     findings.sort(key=lambda f: (Severity(f.severity).rank, order(f.code), f.job or ""))
     server = {**facts.as_dict(), "now": ctx.now.isoformat()}
-    return Report(findings, skipped, checked, jsonable(server), ctx.now, window, gaps)
+    return Report(findings, skipped, checked, jsonable(server), ctx.now, window, gaps, connection=db.mode_of(conn))
 
 
 def cmd_doctor(args: Any) -> int:
@@ -109,7 +109,7 @@ def cmd_doctor(args: Any) -> int:
     path = getattr(args, "manifest", None) or settings.manifest
     manifest = load_manifest(path) if path else None
     environment = getattr(args, "env", None) or settings.environment
-    with db.connect(settings.database_url) as conn, db.translated("diagnose the database"):
+    with db.connect(settings.database_url, environ=settings.values) as conn, db.translated("diagnose the database"):
         report = diagnose(conn, manifest, environment=environment, environ=settings.values)
     print(json.dumps(report.as_dict(), indent=2) if getattr(args, "json", False) else report.render())
     return int(report.exit_code)

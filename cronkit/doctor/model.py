@@ -12,6 +12,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from cronkit.db import ConnectionMode
 from cronkit.errors import ExitCode
 from cronkit.text import human_duration
 
@@ -67,6 +68,8 @@ class Report:
     window: timedelta
     #: one "missing privilege" line per section the role cannot read (cronkit.privileges), with the GRANT
     missing_privileges: tuple[str, ...] = ()
+    #: what sits between cronkit and the server (cronkit.db.connection_mode): a fact, not a finding
+    connection: ConnectionMode = ConnectionMode.DIRECT
 
     @property
     def exit_code(self) -> ExitCode:
@@ -97,6 +100,7 @@ class Report:
             "exit_code": int(self.exit_code),
             "summary": self.summary,
             "server": self.server,
+            "connection": {"mode": str(self.connection), "limits": self.connection.limits},
             "findings": [f.as_dict() for f in self.findings],
             "skipped": [{"check": check, "reason": reason} for check, reason in self.skipped],
             "missing_privileges": list(self.missing_privileges),
@@ -110,6 +114,7 @@ class Report:
             (f"cronkit doctor: database {server.get('database')!r} as {server.get('role')!r} "
              f"(pg_cron {server.get('pg_cron') or '-'}, pg_net {server.get('pg_net') or '-'}, "
              f"Vault {server.get('vault') or '-'}), last {human_duration(self.window)}"),
+            f"connection: {self.connection.describe()}",
             "",
         ]
         for finding in self.findings:
