@@ -54,6 +54,9 @@ class AlertCheck(StrEnum):
     FAILED_RUNS = "failed_runs"  # pg_cron status 'failed', `threshold` final runs in a row
     HTTP_FAILURES = "http_failures"  # cronkit.http_outcome not 2xx, `threshold` answered requests in a row
     QUEUE_BACKLOG = "queue_backlog"  # newest queue snapshot: pending > threshold or oldest > max_age
+    #: Healthchecks' period + grace: no run started (nor an apply) for longer than the job's schedule
+    #: ever leaves between two starts (Schedule.longest_gap) plus ``grace``
+    SILENT = "silent"
 
 
 class AlertEvent(StrEnum):
@@ -80,7 +83,11 @@ DEFAULT_WITHIN = "1 day"
 _TOP = {"enabled": bool, "schedule": (str, bool), "realert": (str, bool), "channels": dict, "rules": list}
 _CHANNEL = {"kind": str, "url": str, "key": str}
 _RULE = {"name": str, "check": str, "jobs": list, "queues": list, "threshold": int, "max_age": str,
-         "within": str, "channels": list}
+         "within": str, "grace": str, "channels": list}
+DEFAULT_GRACE = "1 minute"
+#: a silent rule judges jobs whose schedule leaves at most this between starts (longer look-backs
+#: would scan too much run history at every evaluation)
+SILENT_HORIZON = timedelta(days=8)
 #: every key of [alerts], for the documentation test
 KEYS = {"": tuple(_TOP), "channels": tuple(_CHANNEL), "rules": tuple(_RULE)}
 
@@ -110,12 +117,17 @@ class Rule:
     threshold: int
     within: timedelta
     max_age: timedelta | None = None
+    grace: timedelta | None = None
+    #: silent rules: each schedule the rule's jobs have in any environment → its longest gap (s)
+    gaps: Mapping[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "check": str(self.check), "subjects": list(self.subjects),
                 "channels": list(self.channels), "threshold": self.threshold,
                 "within_s": int(self.within.total_seconds()),
-                "max_age_s": int(self.max_age.total_seconds()) if self.max_age else None}
+                "max_age_s": int(self.max_age.total_seconds()) if self.max_age else None,
+                **({"grace_s": int(self.grace.total_seconds()), "gaps": dict(self.gaps),
+                    "horizon_s": int(SILENT_HORIZON.total_seconds())} if self.check == AlertCheck.SILENT else {})}
 
 
 @dataclass(frozen=True)
@@ -260,11 +272,35 @@ def alert_settings(manifest: Manifest) -> AlertSettings | None:
                        "Failures in a row start at 1; a backlog threshold is a number of pending items (>= 0).")
         max_age = interval(table["max_age"], prefix + "max_age") if "max_age" in table else None
         within = interval(table.get("within", DEFAULT_WITHIN), prefix + "within")
-        rules.append(Rule(name, kind, subjects, rule_channels, threshold, within, max_age))
+        if "grace" in table and kind != AlertCheck.SILENT:
+            raise fail(prefix + "grace", f"applies to silent rules only, not {kind}")
+        grace = interval(table.get("grace", DEFAULT_GRACE), prefix + "grace") if kind == AlertCheck.SILENT else None
+        gaps = _schedule_gaps(manifest, subjects) if kind == AlertCheck.SILENT else {}
+        rules.append(Rule(name, kind, subjects, rule_channels, threshold, within, max_age, grace, gaps))
     if rules and not channels:
         raise fail("channels", "no channel declared", "Add [alerts.channels.NAME] with kind and url.")
     return AlertSettings(schedule=schedule if isinstance(schedule, str) else None, realert=realert,
                          channels=channels, rules=tuple(rules))
+
+
+def _schedule_gaps(manifest: Manifest, jobs: tuple[str, ...]) -> dict[str, int]:
+    """Every schedule ``jobs`` have in the manifest or one of its environments → the longest time
+    between two of its starts (the schedule engine's; in seconds). A local-time job (``at``) has
+    its schedule computed per apply and is judged only when it also writes ``schedule``."""
+    from cronkit.schedules import parse_schedule
+
+    written = [raw.get("schedule") for raw in manifest.raw_jobs if raw["name"] in jobs]
+    for env in manifest.environments.values():
+        written += [overrides.get("schedule") for name, overrides in env.get("jobs", {}).items() if name in jobs]
+    gaps: dict[str, int] = {}
+    for expr in filter(None, written):
+        try:
+            gap = parse_schedule(expr).longest_gap()
+        except CronkitError:
+            continue  # the plan reports a schedule it cannot read
+        if gap is not None:
+            gaps[expr] = int(gap.total_seconds())
+    return gaps
 
 
 def targets_expression(settings: AlertSettings, backend: SecretBackend) -> sql.Composable:

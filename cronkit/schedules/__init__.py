@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property, lru_cache
 from itertools import islice
 from typing import NamedTuple
@@ -182,6 +182,21 @@ class Schedule:
         if self.fields is None or self.never_runs:
             return iter(())
         return self._calendar.instants(start, end, self._zone(tz))
+
+    def longest_gap(self, tz: str = "GMT", *, within: timedelta = timedelta(days=400),
+                    limit: int = 20_000) -> timedelta | None:
+        """The longest time between two consecutive starts (an interval schedule: its interval),
+        over ``within`` from 2026-01-01 or ``limit`` starts, whichever ends first: how long a job
+        may be silent before a run is overdue (the alerts' ``silent`` check). None: no times."""
+        if self.interval_seconds is not None:
+            return timedelta(seconds=self.interval_seconds)
+        if self.fields is None or self.never_runs:
+            return None
+        origin = datetime(2026, 1, 1, tzinfo=UTC)
+        starts = list(islice(self.expected_slots(origin, origin + within, tz), limit))
+        if len(starts) < 2:
+            return within  # once a year or rarer: at least the whole span
+        return max(b - a for a, b in zip(starts, starts[1:], strict=False))
 
     @cached_property
     def _calendar(self) -> _Calendar:

@@ -196,6 +196,7 @@ DECLARE
     within interval := make_interval(secs => coalesce((a_rule ->> 'within_s')::double precision, 86400));
     max_age double precision := (a_rule ->> 'max_age_s')::double precision;
     subjects text[] := ARRAY(SELECT jsonb_array_elements_text(coalesce(a_rule -> 'subjects', '[]')));
+    horizon interval := make_interval(secs => coalesce((a_rule ->> 'horizon_s')::double precision, 691200));
 BEGIN
     IF kind = 'failed_runs' THEN
         -- a_rule -> 'streaks': per job, the row of the shared "failed in a row" query
@@ -213,6 +214,30 @@ BEGIN
                      (a_rule -> 'streaks' -> s.name ->> 'has_success')::boolean AS has_success,
                      a_rule -> 'streaks' -> s.name ->> 'last_message' AS last_message
           ) f ON true;
+    ELSIF kind = 'silent' THEN
+        -- Healthchecks' period + grace: a_rule -> 'gaps' maps each schedule the job may have to the
+        -- longest time it leaves between starts (cronkit.schedules.Schedule.longest_gap); the last sign
+        -- of life is the newest run's start, or the apply that (re)scheduled it. Paused jobs, schedules
+        -- not in the map and ones rarer than the horizon are not judged (NULL).
+        RETURN QUERY
+        SELECT s.name,
+               CASE WHEN j.jobid IS NULL OR NOT j.active OR g.allowed IS NULL OR g.allowed > horizon THEN NULL
+                    ELSE greatest(r.last_start, m.updated_at) < now() - g.allowed END,
+               CASE WHEN g.allowed IS NULL THEN 'schedule ' || coalesce(j.schedule, '(none)') || ' not judged'
+                    ELSE 'no run since ' || coalesce(to_char(greatest(r.last_start, m.updated_at) AT TIME ZONE 'UTC',
+                                                             'YYYY-MM-DD HH24:MI:SS') || ' UTC', 'apply')
+                         || ' (schedule allows ' || justify_interval(g.allowed) || ')' END
+          FROM unnest(subjects) AS s(name)
+          LEFT JOIN cron.job j ON j.jobname = s.name AND j.username = current_user
+          LEFT JOIN cronkit.managed_jobs m ON m.jobname = s.name
+          LEFT JOIN LATERAL (
+              SELECT make_interval(secs => (a_rule -> 'gaps' ->> j.schedule)::double precision
+                                           + (a_rule ->> 'grace_s')::double precision) AS allowed
+          ) g ON true
+          LEFT JOIN LATERAL (
+              SELECT max(d.start_time) AS last_start FROM cron.job_run_details d
+               WHERE d.jobid = j.jobid AND d.runid >= cronkit.runid_at(now() - least(g.allowed, horizon))
+          ) r ON g.allowed IS NOT NULL AND g.allowed <= horizon;
     ELSIF kind = 'http_failures' THEN
         RETURN QUERY
         SELECT s.name,

@@ -285,3 +285,47 @@ def test_failed_runs_in_a_row_alert_once_with_the_doctors_own_count_and_recover(
             for table in ("alert_state", "alert_deliveries", "alert_silences"):
                 conn.execute(f"delete from cronkit.{table} where project = %s", (p.name,))  # type: ignore[arg-type]
             conn.commit()
+
+
+def test_a_silent_job_alerts_once_past_its_schedules_longest_gap_plus_grace_and_recovers(
+        project: Project, receivers: dict[str, Receiver]) -> None:
+    """Healthchecks' period + grace: a weekly job (its schedule leaves 7 days between starts) that
+    has not run — nor been applied — for longer than that plus grace is silent; one "down", and one
+    recovery once it shows a sign of life."""
+    p, hook = project, receivers["hook"]
+    job, channel = p.job("weekly"), p.job("hook")
+    with cdb.connect(p.dsn) as conn:
+        VaultBackend().set(conn, channel, hook.url("token-" + uuid.uuid4().hex))
+        conn.commit()
+    p.apply(p.data({"name": job, "schedule": "0 0 * * 0", "sql": "select 1"},
+                   alerts={"schedule": "0 0 1 1 *", "realert": False,
+                           "channels": {"hook": {"kind": "webhook", "url": "{secret:" + channel + "}"}},
+                           "rules": [{"check": "silent", "jobs": [job], "grace": "1 hour"}]}))
+
+    def evaluate_then_heard() -> list[str]:
+        with cdb.connect(p.dsn) as conn:
+            jobs.run_job_now(conn, f"cronkit-alerts:{p.name}")
+        return [r["body"]["event"] for r in hook.requests]
+
+    def last_sign_of_life(ago: str) -> None:
+        with cdb.connect(p.dsn) as conn:  # as if the job was applied that long ago and never ran since
+            conn.execute("update cronkit.managed_jobs set updated_at = now() - %s::interval where jobname = %s", (ago, job))
+            conn.commit()
+
+    try:
+        assert evaluate_then_heard() == []  # applied just now: not silent
+        last_sign_of_life("7 days 2 hours")  # the schedule allows 7 days, plus an hour of grace
+        [down] = wait_for(lambda: evaluate_then_heard() or None, timeout=30, interval=0.5, message="the down alert")
+        assert down == "down"
+        body = hook.requests[0]["body"]
+        assert (body["subject"], body["check"]) == (job, "silent") and "schedule allows 7 days 01:00:00" in body["message"]
+        evaluate_then_heard()
+        assert [r["body"]["event"] for r in hook.requests] == ["down"]  # once per incident
+        last_sign_of_life("1 minute")
+        assert wait_for(lambda: evaluate_then_heard()[1:] or None, timeout=30, interval=0.5,
+                        message="the recovery") == ["up"]
+    finally:
+        with cdb.connect(p.dsn) as conn:
+            for table in ("alert_state", "alert_deliveries", "alert_silences"):
+                conn.execute(f"delete from cronkit.{table} where project = %s", (p.name,))  # type: ignore[arg-type]
+            conn.commit()

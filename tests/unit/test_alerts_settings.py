@@ -34,6 +34,7 @@ SLACK = {"ops": {"kind": "slack", "url": "{secret:slack_webhook}"}}
     ({"channels": SLACK, "rules": [{"check": "failed_runs", "threshold": 0}]}, "rules[0].threshold", None),
     ({"channels": SLACK, "rules": [{"check": "failed_runs"}, {"check": "failed_runs"}]}, "rules[1].name", "`name`"),
     ({"channels": SLACK, "rules": [{"check": "http_failures", "max_age": "1 hour"}]}, "rules[0].max_age", None),
+    ({"channels": SLACK, "rules": [{"check": "failed_runs", "grace": "1 hour"}]}, "rules[0].grace", None),
     ({"channels": SLACK, "realert": "soon"}, "realert", "1 hour"),
     ({"channels": SLACK, "schedule": "61 * * * *"}, "schedule", None),
     ({"channel": SLACK}, "channel", "Known keys"),
@@ -71,3 +72,20 @@ def test_the_reference_documents_every_alerts_key() -> None:
 
     text = (ROOT / "docs/manifest.md").read_text(encoding="utf-8").split("## `[alerts]`", 1)[1].split("\n## ", 1)[0]
     assert [key for keys in KEYS.values() for key in keys if f"| `{key}` |" not in text] == []
+
+
+def test_a_silent_rule_knows_the_longest_gap_of_every_schedule_its_jobs_have_in_any_environment() -> None:
+    from cronkit.schedules import parse_schedule
+
+    m = parse_manifest({
+        "project": "shop", "jobs": [{"name": "sync", "schedule": "0 9 * * 1-5", "url": "https://x/y"}],
+        "environments": {"sandbox": {"jobs": {"sync": {"schedule": "5 seconds"}}}, "prod": {}},
+        "alerts": {"channels": SLACK, "rules": [{"check": "silent", "grace": "10 minutes"}]},
+    }, Path("cronkit.toml"))
+    settings = alert_settings(m)
+    assert settings is not None
+    [rule] = settings.rules
+    assert (rule.check, rule.subjects, rule.grace.total_seconds() if rule.grace else None) == (AlertCheck.SILENT, ("sync",), 600)
+    assert dict(rule.gaps) == {"0 9 * * 1-5": 3 * 86400, "5 seconds": 5}  # a weekend between two weekday runs
+    assert rule.as_json()["gaps"] == dict(rule.gaps) and rule.as_json()["grace_s"] == 600
+    assert parse_schedule("@reboot").longest_gap() is None and parse_schedule("0 0 30 2 *").longest_gap() is None
