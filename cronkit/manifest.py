@@ -125,6 +125,18 @@ class QueueSpec:
     max_retries: int | None = None
 
 
+#: the environment that follows `supabase start`'s conventions: functions are reached from inside the
+#: database container through Kong, never on localhost (the CLI's database is on port 54322)
+LOCAL_ENVIRONMENT = "local"
+LOCAL_API_URL = "http://api.supabase.internal:8000"
+_LOOPBACK = re.compile(r"https?://(localhost|127\.\d+\.\d+\.\d+|\[::1\]|0\.0\.0\.0)(:\d+)?(/|$)", re.IGNORECASE)
+
+
+def _loopback(url: str) -> bool:
+    """Whether ``url`` names the calling machine itself (a container's own loopback)."""
+    return bool(_LOOPBACK.match(url))
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One job, resolved for an environment. Holds secret *names*, never values."""
@@ -188,10 +200,11 @@ class Manifest:
         for index, raw in enumerate(self.raw_jobs):
             merged = {**raw, **env_jobs.get(raw["name"], {})}
             where = f"jobs[{index}] ({raw['name']})"
-            specs.append(self._spec(merged, env, where, environ))
+            specs.append(self._spec(merged, env, where, environ, env_name))
         return specs
 
-    def _spec(self, job: Mapping[str, Any], env: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> JobSpec:
+    def _spec(self, job: Mapping[str, Any], env: Mapping[str, Any], where: str, environ: Mapping[str, str],
+              env_name: str | None = None) -> JobSpec:
         def expand_env(text: str, key: str) -> str:
             def sub(match: re.Match[str]) -> str:
                 kind, name = match.groups()
@@ -232,12 +245,19 @@ class Manifest:
             url = expand_env(job["url"], "url")
         else:
             base = job.get("base_url", env.get("base_url"))
+            if base is None and env_name == LOCAL_ENVIRONMENT:
+                base = LOCAL_API_URL  # `supabase start`: Kong, as the database container reaches it
             if base is None:
                 raise ManifestError(
                     f"{self.path}: {where} calls function {job['function']!r} but no base_url is set.",
                     remedy="Set base_url in [environments.<env>] (e.g. \"{env:SUPABASE_URL}\" or \"{secret:supabase_url}\").",
                 )
             url = expand_env(base, "base_url").rstrip("/") + "/functions/v1/" + job["function"]
+        if env_name == LOCAL_ENVIRONMENT and _loopback(url):
+            raise ManifestError(
+                f"{self.path}: {where} calls {url} in environment {LOCAL_ENVIRONMENT!r}: with `supabase start` the "
+                "database runs in a container, where localhost is the container itself, so every call would fail.",
+                remedy=f"Use {LOCAL_API_URL} (or http://kong:8000) — what the database container reaches — as base_url.")
         return JobSpec(
             name=job["name"],
             schedule=schedule,

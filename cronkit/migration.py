@@ -31,7 +31,7 @@ from psycopg import sql
 from cronkit import __version__, schedules
 from cronkit.errors import CronkitError, ManifestError, UsageError
 from cronkit.maintenance import maintenance_jobs
-from cronkit.manifest import TEMPLATE, JobSpec, Manifest
+from cronkit.manifest import LOCAL_API_URL, TEMPLATE, JobSpec, Manifest
 from cronkit.plan import APPLY_LOCK, desired_job, schema_statements
 from cronkit.audit import AuditAction, record_statement
 from cronkit.registry import prune_statements
@@ -44,8 +44,6 @@ MIGRATIONS_DIR = Path("supabase") / "migrations"
 TIMESTAMP = re.compile(r"[0-9]{14}")
 #: the dollar-quote tag of the DO blocks this module writes
 _TAG = "$cronkit$"
-#: a URL's start when its base comes from a secret: on the local stack this is the value to seed
-LOCAL_API_URL = "http://api.supabase.internal:8000"
 _MARK = "\x00env:"
 
 

@@ -428,3 +428,21 @@ def test_the_spec_hash_changes_with_the_wrapper_the_schedule_and_active() -> Non
     assert base == spec_hash(render_wrapper(http_spec(), backend, "p"), "* * * * *", True)
     assert len({base, spec_hash(other, "* * * * *", True), spec_hash(wrapper, "*/2 * * * *", True),
                 spec_hash(wrapper, "* * * * *", False)}) == 4
+
+
+def test_the_local_environment_follows_supabase_starts_conventions() -> None:
+    from cronkit.errors import ManifestError
+    from cronkit.manifest import LOCAL_API_URL, parse_manifest
+
+    job = {"name": "sync", "schedule": "* * * * *", "function": "sync"}
+    local = parse_manifest({"project": "p", "jobs": [job], "environments": {"local": {}, "prod": {"base_url": "{secret:url}"}}},
+                           Path("cronkit.toml"))
+    assert local.resolve("local", {})[0].url == f"{LOCAL_API_URL}/functions/v1/sync"  # Kong, from inside the database
+    assert local.resolve("prod", {})[0].url == "{secret:url}/functions/v1/sync"
+
+    for url in ("http://localhost:54321", "http://127.0.0.1:54321", "http://[::1]:54321"):
+        broken = parse_manifest({"project": "p", "jobs": [job], "environments": {"local": {"base_url": url}}},
+                                Path("cronkit.toml"))
+        with pytest.raises(ManifestError) as info:
+            broken.resolve("local", {})
+        assert "localhost is the container itself" in info.value.message and LOCAL_API_URL in info.value.remedy
