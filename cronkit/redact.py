@@ -10,7 +10,9 @@ Supabase's ``sb_secret_``/``sb_publishable_`` keys, ``password=...``) become mas
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,3 +110,19 @@ def mask_keys(text: str) -> str:
 def scrub(value: Any) -> Any:
     """``value`` with key-shaped text masked (strings, dicts, lists); for evidence and exports."""
     return Scrubber().deep(value)
+
+
+def key_kind(key: str) -> str:
+    """What kind of Supabase key a value is: ``sb_secret``, ``sb_publishable``, ``jwt:<role>``
+    (a legacy key; the role from its payload, never verified) or ``jwt`` (anything else)."""
+    if key.startswith("sb_secret_"):
+        return "sb_secret"
+    if key.startswith("sb_publishable_"):
+        return "sb_publishable"
+    try:
+        payload = key.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        role = claims.get("role") if isinstance(claims, dict) else None
+        return f"jwt:{role}" if isinstance(role, str) and re.fullmatch(r"[a-z_]{1,40}", role) else "jwt"
+    except (ValueError, IndexError):
+        return "jwt"

@@ -19,7 +19,7 @@ from cronkit.audit import AuditAction, record
 from cronkit.db import STAGED_SECRET, Conn, staged_secret, translated, without_detail
 from cronkit.errors import PrivilegeError, SecretError
 from cronkit.manifest import SecretsConfig
-from cronkit.redact import fingerprint, looks_like_placeholder
+from cronkit.redact import fingerprint, key_kind, looks_like_placeholder
 from cronkit.statement import Statement
 
 
@@ -41,13 +41,15 @@ class SecretStatus:
     length: int | None = None
     fingerprint: str | None = None
     updated_at: datetime | None = None
+    #: what kind of key the value is (cronkit.redact.key_kind): sb_secret, jwt:service_role, ...
+    key_kind: str | None = None
 
     @classmethod
     def of(cls, name: str, value: str | None, updated_at: datetime | None = None) -> SecretStatus:
         if value is None:
             return cls(name, SecretState.MISSING)
         state = SecretState.PLACEHOLDER if looks_like_placeholder(value) else SecretState.PRESENT
-        return cls(name, state, len(value), fingerprint(value), updated_at)
+        return cls(name, state, len(value), fingerprint(value), updated_at, key_kind(value))
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "length": self.length,

@@ -363,3 +363,31 @@ def test_a_canary_secret_never_appears_in_commands_plans_logs_or_errors(project:
 
     leaks = [s[max(0, s.find(canary[:11]) - 300):][:600] for s in seen if canary in s or rotated in s]
     assert leaks == []
+
+
+def test_the_doctor_tells_an_sb_secret_key_sent_as_a_bearer_jwt_from_a_stale_jwt(project: Project, db: Conn) -> None:
+    """Both key formats: a legacy service-role JWT that is stale and a new sb_secret_ key sent as
+    Authorization: Bearer both get 401 'Invalid JWT' from the function's JWT gate; the doctor says
+    which one it is, because the fixes differ."""
+    from cronkit import jobs
+    from cronkit.doctor import diagnose
+    from tests.helpers import fake_sb_secret
+
+    key = project.job("key")
+    fn = project.function()
+    data = project.data({"name": project.job("call"), "schedule": "0 0 1 1 *",
+                         "url": f"{project.target.supabase_url}/functions/v1/{fn}",
+                         "headers": {"Authorization": "Bearer {secret:" + key + "}"}})
+    VaultBackend().set(db, key, fake_sb_secret("Doctor0123456789abcdef"))
+    db.commit()
+    project.apply(data)
+    request = jobs.run_job_now(db, project.job("call")).request_id
+    wait_for(lambda: db.execute("select 1 from net._http_response where id = %s", (request,)).fetchone(),
+             message="the function's answer")
+    report = diagnose(db, project.manifest(data), environ={})
+    db.rollback()
+    [finding] = report.find("HTTP_UNAUTHORIZED", project.job("call"))
+    assert f"secret {key!r} — is an sb_secret_ key, which is not a JWT" in finding.message
+    assert "apikey" in finding.fix and "verify_jwt = false" in finding.fix
+    [sent] = finding.evidence["auth_secrets"]
+    assert (sent["header"], sent["key_kind"]) == ("Authorization", "sb_secret")

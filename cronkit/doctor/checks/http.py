@@ -202,6 +202,14 @@ def _http_unauthorized(ctx: Context) -> Iterator[Finding]:
             fix = ("Send Authorization: Bearer <key> with a value that cannot be NULL (cronkit wrappers refuse NULL "
                    "secrets; in hand-written jobs check the Vault lookup returns a row), or deploy the function with "
                    "verify_jwt = false and check the key in the function.")
+        elif main == "invalid_jwt" and (new_keys := [a for a in auth if str(a.get("header")).lower() == "authorization"
+                                                     and a.get("key_kind") in ("sb_secret", "sb_publishable")]):
+            message = (f"{head} 'Invalid JWT': the key it sends as Authorization: Bearer — secret "
+                       f"{new_keys[0]['secret']!r} — is an {new_keys[0]['key_kind']}_ key, which is not a JWT: the "
+                       "function's JWT gate (verify_jwt) refuses every such key, however current it is.")
+            fix = ("Send the sb_secret_ key in the apikey header and deploy the function with verify_jwt = false "
+                   "(checking the key in the function), or store the legacy service-role JWT (Dashboard → Project "
+                   "Settings → API keys → Legacy) where the job reads it.")
         elif main == "invalid_jwt":
             stale = [a for a in auth if a.get("matches_source") is False]
             message = (f"{head} 'Invalid JWT': a header arrived but the gateway rejected the key — it is stale (rotated, "
@@ -245,9 +253,12 @@ def _auth_secrets(ctx: Context, job: str) -> list[dict[str, Any]]:
         if managed is not None:
             headers = managed.spec.get("headers") or {}
     names = []
+    sent_as: dict[str, str] = {}
     for header, template in headers.items():
         if header.lower() in ("authorization", "apikey") or any(p in header.lower() for p in ("token", "secret", "key")):
-            names += [name for kind, name in TEMPLATE.findall(template) if kind == "secret"]
+            found = [name for kind, name in TEMPLATE.findall(template) if kind == "secret"]
+            names += found
+            sent_as.update({name: header for name in found})
     if not names:
         return []
     # the backend this job reads each secret from (a Vault secret of the same name is another secret)
@@ -262,7 +273,9 @@ def _auth_secrets(ctx: Context, job: str) -> list[dict[str, Any]]:
                                  "state": status.state if status else "unknown",
                                  "length": status.length if status else None,
                                  "fingerprint": status.fingerprint if status else None,
-                                 "updated_at": status.updated_at if status else None}
+                                 "updated_at": status.updated_at if status else None,
+                                 "header": sent_as.get(name),
+                                 "key_kind": status.key_kind if status else None}
         if ctx.manifest is not None and ctx.environ is not None:
             source = ctx.manifest.secrets.source_value(name, ctx.environ)
             if source is not None and source[1]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +11,7 @@ from cronkit.doctor.catalogue import check
 from cronkit.doctor.context import Context, backend_label, ident, store_command
 from cronkit.doctor.model import Finding, Severity, Skip
 from cronkit.recover import MissingSecret
-from cronkit.redact import KEY_PATTERN, fingerprint, mask
+from cronkit.redact import KEY_PATTERN, fingerprint, key_kind, mask
 
 
 def _secret_findings(ctx: Context, state: str, code: str) -> Iterator[Finding]:
@@ -117,7 +115,7 @@ def _secret_inlined(ctx: Context) -> Iterator[Finding]:
                 key = match.group(0)
                 start, end = max(0, match.start() - 40), min(len(text), match.end() + 40)
                 excerpt = (text[start:match.start()] + mask(key) + text[match.end():end]).replace("\n", " ")
-                hits.append({"where": where, "kind": _key_kind(key), "fingerprint": fingerprint(key),
+                hits.append({"where": where, "kind": key_kind(key), "fingerprint": fingerprint(key),
                              "excerpt": ("…" if start else "") + excerpt + ("…" if end < len(text) else "")})
         if not hits:
             continue
@@ -131,18 +129,6 @@ def _secret_inlined(ctx: Context) -> Iterator[Finding]:
                         severity=Severity.CRITICAL if privileged else "warning")
 
 
-def _key_kind(key: str) -> str:
-    if key.startswith("sb_secret_"):
-        return "sb_secret"
-    if key.startswith("sb_publishable_"):
-        return "sb_publishable"
-    try:
-        payload = key.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        role = claims.get("role") if isinstance(claims, dict) else None
-        return f"jwt:{role}" if isinstance(role, str) and re.fullmatch(r"[a-z_]{1,40}", role) else "jwt"
-    except (ValueError, IndexError):
-        return "jwt"
 
 
 @check(
