@@ -36,8 +36,8 @@ Reference: shared/reference/pg_cron_pg_net_vault.md §1.2, §1.7, §2.3-2.5, §4
 from __future__ import annotations
 
 from cronkit.monitor.history import (
-    MANUAL_RUNS_SCHEMA, RUNS_SCHEMA, SUMMARY_SCHEMA, TIMELINE_SCHEMA, manual_runs, recent_runs, run_summary,
-    run_timeline,
+    MANUAL_RUNS_SCHEMA, RUNS_SCHEMA, SKIPS_SCHEMA, SUMMARY_SCHEMA, TIMELINE_SCHEMA, manual_runs, overlap_skips,
+    recent_runs, run_summary, run_timeline,
 )
 from cronkit.monitor.http import HTTP_SCHEMA, HTTP_TIMELINE_SCHEMA, http_outcomes, http_timeline, timeline_bucket
 from cronkit.monitor.upkeep import (
@@ -50,7 +50,7 @@ from cronkit.monitor.window import (
 from cronkit.outcomes import OUTCOMES
 
 __all__ = [
-    "DEFAULT_TIMEOUT_MS", "HTTP_SCHEMA", "MANUAL_RUNS_SCHEMA", "manual_runs", "HTTP_TIMELINE_SCHEMA", "MAX_WINDOW", "OUTCOMES", "ROLLUP_BUCKET",
+    "DEFAULT_TIMEOUT_MS", "HTTP_SCHEMA", "MANUAL_RUNS_SCHEMA", "manual_runs", "SKIPS_SCHEMA", "overlap_skips", "HTTP_TIMELINE_SCHEMA", "MAX_WINDOW", "OUTCOMES", "ROLLUP_BUCKET",
     "RUNID_MARGIN", "RUNS_SCHEMA", "SUMMARY_SCHEMA", "TIMELINE_SCHEMA", "Jobs", "MonitorState", "Window",
     "_frame", "_job_ids", "_job_names", "_require_schema", "apply_retention", "guarded", "harvest_responses",
     "has_monitoring_schema", "http_outcomes", "http_timeline", "timeline_bucket", "monitor_state", "rebuild_rollups", "recent_runs",

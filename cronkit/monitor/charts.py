@@ -148,23 +148,33 @@ def _arrange(layers: list[alt.Chart], data: pl.DataFrame, title: str, subtitle: 
 
 
 #: a heatmap cell: what the calls of one job in one bucket got back
-CELL_COLORS = {"all 2xx": "#2ca02c", "some failed": "#ff7f0e", "all failed": "#d62728", "waiting": "#c7c7c7"}
+CELL_COLORS = {"all 2xx": "#2ca02c", "some failed": "#ff7f0e", "all failed": "#d62728", "waiting": "#c7c7c7",
+               "skipped (overlap)": "#9ecae1"}
+#: the outcome of a run the overlap policy skipped: it made no call
+SKIPPED = "skipped (overlap)"
 
 
-def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outcomes", span: Span = None) -> alt.Chart:
+def outcome_heatmap(frame: pl.DataFrame, bucket: Any, *, title: str = "HTTP outcomes", span: Span = None,
+                    skips: pl.DataFrame | None = None) -> alt.Chart:
     """Job × time: one cell per job and bucket (``bucket`` long), coloured by what its calls got
-    back (all 2xx, some failed, all failed, only waiting for an answer); the tooltip counts every
-    outcome class. Jobs with failed calls first."""
+    back (all 2xx, some failed, all failed, only waiting for an answer) — or, with no call, runs
+    skipped under ``overlap = "skip"`` (``skips``: :func:`cronkit.monitor.overlap_skips`); the
+    tooltip counts every outcome class and the skips. Jobs with failed calls first."""
     failed = [str(o) for o in FAILED]
+    if skips is not None and skips.height:
+        frame = pl.concat([frame, skips.select("bucket", "jobname", pl.lit(SKIPPED).alias("outcome"),
+                                               pl.col("skipped").alias("requests"))], how="vertical_relaxed")
+    calls = pl.col("outcome") != SKIPPED
     cells = (frame.group_by("jobname", "bucket")
-             .agg(requests=pl.col("requests").sum(),
+             .agg(requests=pl.col("requests").filter(calls).sum(),
                   ok=pl.col("requests").filter(pl.col("outcome") == str(Outcome.OK)).sum(),
                   failed=pl.col("requests").filter(pl.col("outcome").is_in(failed)).sum(),
                   answers=pl.format("{} ×{}", "outcome", "requests").sort_by("outcome").str.join(", "))
              .with_columns(
                  bucket_end=pl.col("bucket") + pl.duration(seconds=int(bucket.total_seconds())),
-                 cell=pl.when(pl.col("failed") == 0).then(pl.when(pl.col("ok") > 0).then(pl.lit("all 2xx"))
-                                                           .otherwise(pl.lit("waiting")))
+                 cell=pl.when(pl.col("requests") == 0).then(pl.lit(SKIPPED))
+                 .when(pl.col("failed") == 0).then(pl.when(pl.col("ok") > 0).then(pl.lit("all 2xx"))
+                                                    .otherwise(pl.lit("waiting")))
                  .when(pl.col("ok") > 0).then(pl.lit("some failed")).otherwise(pl.lit("all failed")))
              .sort("jobname", "bucket"))
     order = (cells.group_by("jobname").agg(pl.col("failed").sum())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -159,12 +159,28 @@ def run_summary(
 _OVERLAP_SKIPS = query("monitor/overlap_skips")
 
 
-def _overlap_skips(conn: Conn, window: Window) -> dict[str, int]:
-    """Runs each job skipped in the window under ``overlap = "skip"`` (none before the table exists)."""
+SKIPS_SCHEMA: dict[str, pl.DataType] = {"jobname": pl.String(), "bucket": _TS, "skipped": pl.Int64()}
+#: buckets are counted from here (midnight UTC), as the HTTP timeline's
+_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def overlap_skips(conn: Conn, since: datetime | timedelta, until: datetime | None = None, *,
+                  bucket: timedelta) -> pl.DataFrame:
+    """Runs skipped under ``overlap = "skip"`` per job and ``bucket`` in the window (none before
+    the table exists): what the run summary counts and the monitor's heatmap draws."""
+    window = Window.of(since, until)
     if not conn.execute("SELECT to_regclass('cronkit.skipped_runs') IS NOT NULL AS ok").fetchone()["ok"]:
-        return {}
-    rows = conn.execute(_OVERLAP_SKIPS, {"since": window.since, "until": window.until}).fetchall()
-    return {row["jobname"]: int(row["skipped"]) for row in rows}
+        return pl.DataFrame(schema=SKIPS_SCHEMA)
+    rows = conn.execute(_OVERLAP_SKIPS, {"since": window.since, "until": window.until, "bucket": bucket,
+                                         "origin": _ORIGIN}).fetchall()
+    return _frame(rows, SKIPS_SCHEMA)
+
+
+def _overlap_skips(conn: Conn, window: Window) -> dict[str, int]:
+    """Runs each job skipped in the window: its buckets of :func:`overlap_skips` summed."""
+    skips = overlap_skips(conn, window.since, window.until, bucket=window.until - window.since)
+    return {row["jobname"]: int(row["skipped"]) for row in skips.group_by("jobname").agg(pl.col("skipped").sum())
+            .iter_rows(named=True)}
 
 
 _TIMELINE = query("monitor/timeline")

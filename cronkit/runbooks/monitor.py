@@ -76,6 +76,8 @@ class MonitorData:
     manual: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=monitor.MANUAL_RUNS_SCHEMA))
     #: the change record of the window, newest first (cronkit.audit.read_log)
     changes: tuple[AuditEntry, ...] = ()
+    #: runs skipped under overlap = "skip", per job and heatmap bucket (cronkit.monitor.overlap_skips)
+    skips: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=monitor.SKIPS_SCHEMA))
 
 
 def monitor_scope(ctx: RunbookContext, job: str | None = None) -> tuple[str, ...] | None:
@@ -127,7 +129,7 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
     empty_report = missed.MissedReport(*(_empty(schema) for schema in (
         missed.SLOTS_SCHEMA, missed.EVENTS_SCHEMA, missed.SUMMARY_SCHEMA, missed.DOWNTIME_SCHEMA)))
     no_runs = (_empty(monitor.SUMMARY_SCHEMA), _empty(monitor.RUNS_SCHEMA))
-    no_http = (_empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA))
+    no_http = (_empty(monitor.HTTP_SCHEMA), _empty(monitor.HTTP_TIMELINE_SCHEMA), _empty(monitor.SKIPS_SCHEMA))
     no_queues = (_empty(queues.HEALTH_SCHEMA), _empty(queues.TREND_SCHEMA))
     try:
         with ctx.read(MONITOR_TIMEOUT_MS) as conn:
@@ -145,9 +147,11 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
                     return summary, monitor.run_timeline(conn, since, until, jobs=names)
                 return summary, monitor.recent_runs(conn, since, until, jobs=names)
 
-            def read_http() -> tuple[pl.DataFrame, pl.DataFrame]:
+            def read_http() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+                skips = monitor.overlap_skips(conn, since, until, bucket=monitor.timeline_bucket(until - since))
                 return (monitor.http_outcomes(conn, since, until, jobs=names),
-                        monitor.http_timeline(conn, since, until, jobs=names))
+                        monitor.http_timeline(conn, since, until, jobs=names),
+                        skips.filter(pl.col("jobname").is_in(names)) if names is not None else skips)
 
             def read_queues() -> tuple[pl.DataFrame, pl.DataFrame]:
                 health = queues.queue_health(conn, list(ctx.manifest.queues))
@@ -157,13 +161,13 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
 
             summary, runs = reads.read(Part.RUNS, read_history, *no_runs) if history else no_runs
             if Section.HTTP in lacking:
-                http, http_timeline = no_http
+                http, http_timeline, skips = no_http
             elif has_schema:
-                http, http_timeline = reads.read(Part.HTTP, read_http, *no_http)
+                http, http_timeline, skips = reads.read(Part.HTTP, read_http, *no_http)
             else:
                 notes.append("cronkit's monitoring tables are not in this database yet (run the setup runbook / "
                              "`cronkit apply`), or this role may not read them: HTTP outcomes and queue trends are empty.")
-                http, http_timeline = no_http
+                http, http_timeline, skips = no_http
             report = reads.read(Part.MISSED, lambda: missed.detect_missed(
                 conn, max(since, until - timedelta(days=31)), until, jobs=names), empty_report) if history else empty_report
             health, trend = reads.read(Part.QUEUES, read_queues, *no_queues)
@@ -173,7 +177,7 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
             ), _empty(monitor.MANUAL_RUNS_SCHEMA), ())
             errors = reads.errors
     except CronkitError as exc:  # the database cannot be reached: every part says so in place
-        (summary, runs), (http, http_timeline), (health, trend) = no_runs, no_http, no_queues
+        (summary, runs), (http, http_timeline, skips), (health, trend) = no_runs, no_http, no_queues
         report, manual, changes = empty_report, _empty(monitor.MANUAL_RUNS_SCHEMA), ()
         errors = dict.fromkeys(Part, exc)
     clean = scrubber(ctx)
@@ -181,7 +185,7 @@ def monitor_data(ctx: RunbookContext, hours: float = 24.0, job: str | None = Non
     return MonitorData(since, until, scope, summary, runs, http, http_timeline,
                        clean.frame(report.summary), report.slots, health, trend, tuple(notes), report.zone,
                        {section: _scrubbed_error(exc, clean) for section, exc in errors.items()},
-                       clean.frame(manual), changes)
+                       clean.frame(manual), changes, skips)
 
 
 def _scrubbed_error(exc: CronkitError, clean: Any) -> CronkitError:
@@ -514,10 +518,10 @@ def duration_chart(data: MonitorData) -> Any:
 @panel(Part.HTTP)
 def outcome_chart(data: MonitorData) -> Any:
     """Job × time heatmap of what the HTTP calls got back, buckets sized to the window."""
-    if data.http_timeline.is_empty():
+    if data.http_timeline.is_empty() and data.skips.is_empty():
         return say("No HTTP call in this window yet: the heatmap fills in as the jobs call their endpoints.")
     return charts.outcome_heatmap(data.http_timeline, monitor.timeline_bucket(data.until - data.since),
-                                  title="HTTP outcomes", span=(data.since, data.until))
+                                  title="HTTP outcomes", span=(data.since, data.until), skips=data.skips)
 
 
 @panel(Part.MISSED)

@@ -113,6 +113,14 @@ def test_run_now_says_the_run_was_skipped_while_the_previous_call_is_in_flight(p
         summary = run_summary(conn, timedelta(hours=1), jobs=[name]).to_dicts()
         conn.rollback()
     assert [(r["jobname"], r["skipped_overlap"]) for r in summary] == [(name, 1)]  # the monitor's run table and board
+    # ... and its heatmap, beside the call that was in flight
+    from cronkit.runbooks import context
+    from cronkit.runbooks.monitor import monitor_data, outcome_chart
+    from cronkit.monitor import charts
+
+    data = monitor_data(context.resolve({"dsn": project.dsn}, environ={}, manifest_required=False), hours=1, job=name)
+    answers = [v["answers"] for v in charts.values(outcome_chart(data).to_dict())]
+    assert len(answers) == 1 and "skipped (overlap) ×1" in answers[0]
     found = [f for f in report.findings if f.job == name]
     assert [(f.code, f.severity, f.evidence["skipped"], f.evidence["behind_a_call"]) for f in found] == [
         ("OVERLAP_SKIPS", "info", 1, 1)]

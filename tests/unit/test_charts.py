@@ -175,3 +175,15 @@ def test_runs_started_by_hand_are_black_diamonds_beside_pg_crons_runs() -> None:
     assert runs["transform"] == [{"filter": "datum.origin == 'pg_cron'"}]
     assert (by_hand["mark"]["shape"], by_hand["transform"]) == ("diamond", [{"filter": "datum.origin == 'by hand'"}])
     assert [(v["origin"], v["status"]) for v in charts.values(spec) if v["origin"] == "by hand"] == [("by hand", "by hand: called")]
+
+
+def test_runs_skipped_under_the_overlap_policy_are_cells_of_their_own_and_counted_beside_calls() -> None:
+    from cronkit.monitor import SKIPS_SCHEMA
+
+    http = frame(HTTP_TIMELINE_SCHEMA, [{"bucket": T0, "jobname": "slow", "outcome": "2xx", "requests": 1}])
+    skips = frame(SKIPS_SCHEMA, [{"jobname": "slow", "bucket": T0, "skipped": 2},
+                                 {"jobname": "slow", "bucket": T0 + HOUR, "skipped": 3}])
+    cells = {v["bucket"][11:16]: (v["cell"], v["requests"], v["answers"])
+             for v in charts.values(charts.outcome_heatmap(http, HOUR, skips=skips).to_dict())}
+    assert cells == {"10:00": ("all 2xx", 1, "2xx ×1, skipped (overlap) ×2"),
+                     "11:00": ("skipped (overlap)", 0, "skipped (overlap) ×3")}
