@@ -46,21 +46,13 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
 
 
 def size(rows: int, args: argparse.Namespace, su: Any, app: Any, dsn: str) -> None:
-    from bench_history import load
-    from bench_operator import schedule_jobs
+    from bench_operator import prepare_history
     from prometheus_client import generate_latest
 
     from cronkit import db, exporter, monitor
     from cronkit.monitor.missed import detect_missed
 
-    print(f"\n== {rows:,} runs ({args.jobs} every-minute jobs, {rows // args.jobs / 1440:.1f} days) ==", flush=True)
-    schedule_jobs(su, args.jobs, active=False)  # nothing may write history while it loads
-    print(f"load:                 {load(su, app, rows, args.jobs):7.1f} s", flush=True)
-    began = time.perf_counter()
-    monitor.rebuild_rollups(app)
-    monitor.refresh_rollups(app)
-    print(f"rollups, first build: {time.perf_counter() - began:7.1f} s", flush=True)
-    schedule_jobs(su, args.jobs, active=True)
+    prepare_history(su, app, rows, args.jobs)
 
     repeat = args.scrapes
     with db.connect(dsn, autocommit=True) as conn:

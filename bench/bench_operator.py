@@ -169,19 +169,25 @@ def schedule_jobs(su: Any, jobs: int, active: bool) -> None:
     su.execute("SELECT cron.alter_job(jobid, active := %s) FROM cron.job WHERE jobname LIKE 'bench-%%'", (active,))
 
 
-def size(rows: int, args: argparse.Namespace, su: Any, app: Any, dsn: str) -> None:
+def prepare_history(su: Any, app: Any, rows: int, jobs: int) -> None:
+    """``rows`` runs of ``jobs`` every-minute jobs loaded (the jobs paused meanwhile) and the rollups
+    built from them, each step's time printed: what every size of a bench starts from."""
     from bench_history import load
 
     from cronkit import monitor
 
-    print(f"\n== {rows:,} runs ({args.jobs} every-minute jobs, {rows // args.jobs / 1440:.1f} days) ==", flush=True)
-    schedule_jobs(su, args.jobs, active=False)  # nothing may write history while it loads
-    print(f"load:                         {load(su, app, rows, args.jobs):7.1f} s", flush=True)
+    print(f"\n== {rows:,} runs ({jobs} every-minute jobs, {rows // jobs / 1440:.1f} days) ==", flush=True)
+    schedule_jobs(su, jobs, active=False)  # nothing may write history while it loads
+    print(f"load:                         {load(su, app, rows, jobs):7.1f} s", flush=True)
     start = time.perf_counter()
     monitor.rebuild_rollups(app)
     monitor.refresh_rollups(app)
     print(f"rollups, first build:         {time.perf_counter() - start:7.1f} s", flush=True)
-    schedule_jobs(su, args.jobs, active=True)
+    schedule_jobs(su, jobs, active=True)
+
+
+def size(rows: int, args: argparse.Namespace, su: Any, app: Any, dsn: str) -> None:
+    prepare_history(su, app, rows, args.jobs)
     count = best(app, COUNT, args.repeat)
     health = best(app, PER_JOB_HEALTH, args.repeat)
     hourly = best(app, RAW_HOURLY, args.repeat)
