@@ -46,6 +46,7 @@ def test_every_state_changing_command_leaves_one_entry_and_no_secret_value(proje
     fn = p.function()
     data = p.data({"name": job, "schedule": "0 0 1 1 *", "url": f"{p.target.supabase_url}/functions/v1/{fn}",
                    "headers": {"Authorization": "Bearer {secret:" + key + "}"}},
+                  {"name": p.job("other"), "schedule": "0 0 1 1 *", "sql": "select 1"},
                   secrets={"sources": {key: "env:CK_CANARY"}})
     manifest = p.write(data)
 
@@ -56,6 +57,7 @@ def test_every_state_changing_command_leaves_one_entry_and_no_secret_value(proje
         ("run-now", job, "--for", "2026-12-06T03:00"),
         ("secrets", "set", key, "--manifest", str(manifest)),
         ("remove", job, "--yes"),
+        ("teardown", str(manifest), "--yes"),  # the other job; the key stays (no --secrets)
     ]
     for step in steps:
         done = p.cli(*step, "--dsn", p.dsn, env={"CK_CANARY": canary}, input=canary + "-2\n")
@@ -66,10 +68,10 @@ def test_every_state_changing_command_leaves_one_entry_and_no_secret_value(proje
     assert actions(entries) == [
         (AuditAction.SECRET_SET, key), (AuditAction.APPLY, None),  # apply stores the key first, then records itself
         (AuditAction.PAUSE, job), (AuditAction.RESUME, job), (AuditAction.RUN_NOW, job),
-        (AuditAction.SECRET_SET, key), (AuditAction.REMOVE, job),
+        (AuditAction.SECRET_SET, key), (AuditAction.REMOVE, job), (AuditAction.TEARDOWN, None),
     ]
     apply_entry = next(e for e in entries if e["action"] == AuditAction.APPLY)
-    assert apply_entry["details"]["jobs"] == [job] and "environment default" in apply_entry["summary"]
+    assert apply_entry["details"]["jobs"] == sorted([job, p.job("other")]) and "environment default" in apply_entry["summary"]
     for entry in entries:
         assert entry["os_user"] == getpass.getuser() and entry["host"] == socket.gethostname()
         assert entry["db_role"] and entry["application"] == "cronkit"
@@ -91,7 +93,7 @@ def test_every_state_changing_command_leaves_one_entry_and_no_secret_value(proje
     # the monitor tells the run by hand from pg_cron's, and shows the changes with who made them
     data = monitor_data(context.resolve({"manifest": str(manifest), "dsn": p.dsn}, environ={}), hours=1, job=job)
     assert data.manual.select("jobname", "status").rows() == [(job, "called")]
-    assert [e.action for e in data.changes][:1] == [AuditAction.REMOVE]
+    assert [e.action for e in data.changes][:2] == [AuditAction.TEARDOWN, AuditAction.REMOVE]  # newest first
     assert changes_view(data).get_column("by").to_list()[0] == f"{getpass.getuser()}@{socket.gethostname()}"
 
 
