@@ -244,9 +244,9 @@ class JobState(StrEnum):
     DEGRADED = "degraded"  # some runs or HTTP calls failed in the window, and some got through
     MISSED = "missed"  # runs the schedule expected did not start (not the last ones)
     LATE = "late"  # runs started late, or ran past the next start
-    NEVER_RAN = "never ran"  # no run in the window, and none was due
     PAUSED = "paused"  # inactive in cron.job: deliberate, so below every problem
     OK = "ok"
+    NEVER_RAN = "never ran"  # no run in the window, and none was due: nothing to look at yet
 
     @property
     def icon(self) -> str:
@@ -401,7 +401,8 @@ def job_detail(data: MonitorData, job: str | None) -> mo.Html:
     if row.height:
         state = row.row(0, named=True)
         parts.append(say(f"{esc(state['state'])} · {esc(state['schedule'] or '')} · last run {esc(state['last run'] or '—')}"
-                         f" · next {esc(state['next run'] or '—')} · window `{esc(state['window, old → new'] or '')}`"))
+                         f" · next {esc(state['next run'] or '—')}"
+                         + (f" · window `{esc(state['window, old → new'])}`" if state['window, old → new'] else "")))
     parts += [mo.md("**Newest runs**"), runs if runs.height else say("No run in the window.")]
     if manual.height:
         parts += [mo.md("**Started by hand**"), manual]
