@@ -552,6 +552,8 @@ DECLARE
     responses_deleted bigint := 0;
     rollups_deleted bigint := 0;
     snapshots_deleted bigint := 0;
+    records_deleted bigint := 0;
+    n bigint;
 BEGIN
     IF horizon IS NULL OR horizon < interval '1 day' THEN
         RAISE EXCEPTION USING
@@ -596,9 +598,34 @@ BEGIN
     SELECT (SELECT count(*) FROM d1) + (SELECT count(*) FROM d1d) + (SELECT count(*) FROM d2) INTO rollups_deleted;
     WITH del AS (DELETE FROM cronkit.queue_snapshots WHERE taken_at < now() - rollup_horizon RETURNING 1)
     SELECT count(*) INTO snapshots_deleted FROM del;
+    -- what the other features record (their schema files follow this one, so each is looked up first):
+    -- per-run rows go with the run history, the change record and its kin with the rollups
+    IF to_regclass('cronkit.skipped_runs') IS NOT NULL THEN
+        DELETE FROM cronkit.skipped_runs WHERE skipped_at < cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
+    END IF;
+    IF to_regclass('cronkit.alert_deliveries') IS NOT NULL THEN
+        DELETE FROM cronkit.alert_deliveries WHERE created_at < cutoff AND status NOT IN ('sent', 'rate_limited');
+        GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
+        DELETE FROM cronkit.alert_silences WHERE ends_at < cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
+    END IF;
+    IF to_regclass('cronkit.dead_letters') IS NOT NULL THEN
+        DELETE FROM cronkit.dead_letters WHERE state <> 'open' AND resolved_at < now() - rollup_horizon;
+        GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
+    END IF;
+    IF to_regclass('cronkit.schedule_reissues') IS NOT NULL THEN
+        DELETE FROM cronkit.schedule_reissues WHERE reissued_at < now() - rollup_horizon;
+        GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
+    END IF;
+    DELETE FROM cronkit.manual_runs WHERE started_at < now() - rollup_horizon;
+    GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
+    DELETE FROM cronkit.audit_log a WHERE a.at < now() - rollup_horizon
+       AND NOT EXISTS (SELECT FROM cronkit.manual_runs m WHERE m.audit_id = a.id);
+    GET DIAGNOSTICS n = ROW_COUNT; records_deleted := records_deleted + n;
     UPDATE cronkit.monitor_state SET retention_applied_at = now() WHERE id;
     RETURN jsonb_build_object('runs', runs_deleted, 'ledger', ledger_deleted, 'responses', responses_deleted,
-                              'rollups', rollups_deleted, 'snapshots', snapshots_deleted,
+                              'rollups', rollups_deleted, 'snapshots', snapshots_deleted, 'records', records_deleted,
                               'more', runs_deleted >= max_rows);
 END
 $fn$;

@@ -443,6 +443,36 @@ def test_retention_deletes_history_older_than_the_horizon_once_rolled_up(iso: Co
     assert kept is not None and kept["n"] == 60
 
 
+def test_retention_also_keeps_the_other_features_records_within_their_horizons(iso: Conn) -> None:
+    """Skipped runs and alert deliveries go with the run history (7 days here); the change record, runs
+    by hand, DST reissues and settled dead letters with the rollups (10 days); open ones stay."""
+    job = f"ck-records-{uuid.uuid4().hex[:6]}"
+    ago = "now() - %s::interval"
+    for age in ("8 days", "1 day"):
+        iso.execute(f"INSERT INTO cronkit.skipped_runs (jobname, reason, skipped_at) VALUES (%s, 'overlap', {ago})", (job, age))
+        iso.execute("INSERT INTO cronkit.alert_deliveries (project, channel, channel_kind, event, payload, status, created_at) "
+                    f"VALUES (%s, 'ops', 'slack', 'down', '{{}}', 'delivered', {ago})", (job, age))
+    for age in ("11 days", "9 days"):
+        entry = iso.execute(f"INSERT INTO cronkit.audit_log (action, target, summary, at) VALUES ('run-now', %s, 'x', {ago}) "
+                            "RETURNING id", (job, age)).fetchone()["id"]  # type: ignore[index]
+        iso.execute("INSERT INTO cronkit.manual_runs (jobname, started_at, ended_at, status, audit_id) "
+                    f"VALUES (%s, {ago}, {ago}, 'called', %s)", (job, age, age, entry))
+        iso.execute("INSERT INTO cronkit.schedule_reissues (jobname, jobid, as_of, old_schedule, new_schedule, reissued_at) "
+                    f"VALUES (%s, 1, {ago}, 'a', 'b', {ago})", (job, age, age))
+
+    result = monitor.apply_retention(iso, timedelta(days=7), rollup_horizon=timedelta(days=10))
+
+    def ages(table: str, column: str) -> list[int]:
+        rows = iso.execute(f"SELECT extract(day FROM now() - {column})::int AS d FROM cronkit.{table} "  # type: ignore[arg-type]
+                           "WHERE " + ("target" if table == "audit_log" else "project" if table == "alert_deliveries"
+                                       else "jobname") + " = %s", (job,)).fetchall()
+        return sorted(r["d"] for r in rows)
+
+    assert ages("skipped_runs", "skipped_at") == ages("alert_deliveries", "created_at") == [1]
+    assert ages("audit_log", "at") == ages("manual_runs", "started_at") == ages("schedule_reissues", "reissued_at") == [9]
+    assert result["records"] >= 5
+
+
 def test_retention_drops_rollups_by_whole_utc_days_so_both_levels_stay_equal(iso: Conn) -> None:
     now = iso.execute("SELECT now() AS t").fetchone()["t"].astimezone(UTC)  # type: ignore[index]
     cutoff_day = (now - timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
