@@ -69,8 +69,9 @@ def _unprivileged() -> dict[str, Any]:
 
 
 @contextmanager
-def pgbouncer(server_dsn: str, *, pool_size: int = 2) -> Iterator[Bouncer]:
-    """PgBouncer in ``pool_mode = transaction`` in front of ``server_dsn``'s server (its role and password)."""
+def pgbouncer(server_dsn: str, *, pool_size: int = 2, pool_mode: str = "transaction") -> Iterator[Bouncer]:
+    """PgBouncer in ``pool_mode`` (transaction: Supavisor on 6543; session: on 5432) in front of
+    ``server_dsn``'s server (its role and password)."""
     params = conninfo_to_dict(server_dsn)
     user, password = str(params["user"]), str(params["password"])
     dbname = str(params.get("dbname") or "postgres")
@@ -85,7 +86,7 @@ def pgbouncer(server_dsn: str, *, pool_size: int = 2) -> Iterator[Bouncer]:
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = scram-sha-256\nauth_file = {users}\n"
-        "pool_mode = transaction\n"
+        f"pool_mode = {pool_mode}\n"
         f"default_pool_size = {pool_size}\nmin_pool_size = 0\nreserve_pool_size = 0\nmax_client_conn = 50\n"
         f"logfile = {log}\nlog_connections = 0\nlog_disconnections = 0\n"
         "server_login_retry = 1\n",

@@ -139,6 +139,14 @@ def test_plan_apply_status_and_doctor_work_through_a_transaction_pooler(project:
     _four_commands(_manifest(project), env, project.dir, project.job("tick"), ConnectionMode.TRANSACTION_POOLER)
 
 
+def test_plan_apply_status_and_doctor_work_through_a_session_pooler(project: Project, sandbox: Any) -> None:
+    if sandbox.external or not PGBOUNCER.exists():
+        pytest.skip("PgBouncer is started in front of the test sandbox by ./dev setup's pgbouncer")
+    with pgbouncer(sandbox.database_url, pool_size=2, pool_mode="session") as session:
+        env = {"DATABASE_URL": session.dsn, "CRONKIT_POOL_MODE": "session"}
+        _four_commands(_manifest(project), env, project.dir, project.job("tick"), ConnectionMode.SESSION_POOLER)
+
+
 @pytest.fixture(scope="module")
 def tls_lab(sandbox: Any) -> Iterator[tuple[Lab, LabCA, Path]]:
     if sandbox.external:
