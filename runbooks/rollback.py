@@ -68,9 +68,17 @@ def _(ctx, p):
 
 
 @app.cell
-def _(action_choice, ctx, job_choice, rollback_button, secrets_box):
+def _():
+    # how many actions were carried out: the preview and the job table read it, so they are read
+    # again after each action (a stopped, unconfirmed step changes nothing and sets nothing)
+    get_done, set_done = mo.state(0)
+    return get_done, set_done
+
+
+@app.cell
+def _(action_choice, ctx, get_done, job_choice, secrets_box):
     # NBVAL_IGNORE_OUTPUT
-    _ = rollback_button.value  # the preview is read again after each action
+    _ = get_done()  # read again after each action, so the preview shows what is left to do
     plan = rollback.rollback_plan(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value)
     rollback.rollback_view(plan)
     return (plan,)
@@ -91,18 +99,25 @@ def _(action_choice):
 
 
 @app.cell
-def _(action_choice, ctx, job_choice, p, plan, rollback_button, secrets_box, typed):
-    _missing = rollback.untyped(action_choice.value, rollback.chosen_job(job_choice.value), ctx.project, typed.value)
-    _go = runtime.gate(runtime.confirmed(rollback_button, p), f"Carry out: {action_choice.value}", needed=not plan.nothing_to_do,
+def _(action_choice, ctx, job_choice, p, rollback_button, secrets_box, set_done, typed):
+    # not a descendant of the preview: when the preview is read again after the action, this step
+    # must not run again (its button is no longer pressed then)
+    _job = rollback.chosen_job(job_choice.value)
+    _todo = rollback.rollback_plan(ctx, action_choice.value, _job, secrets_box.value)
+    _missing = rollback.untyped(action_choice.value, _job, ctx.project, typed.value)
+    _go = runtime.gate(runtime.confirmed(rollback_button, p), f"Carry out: {action_choice.value}", needed=not _todo.nothing_to_do,
                        idle="Nothing to do: every target is already in the wanted state.", missing=_missing)
-    rollback.rollback(ctx, action_choice.value, rollback.chosen_job(job_choice.value), secrets_box.value, _go).view()
+    _outcome = rollback.rollback(ctx, action_choice.value, _job, secrets_box.value, _go)
+    if _go:
+        set_done(lambda n: n + 1)
+    _outcome.view()
     return
 
 
 @app.cell
-def _(ctx, rollback_button):
+def _(ctx, get_done, rollback_button):
     # NBVAL_IGNORE_OUTPUT
-    _ = rollback_button.value
+    _ = (rollback_button.value, get_done())  # after each action
     after = rollback.job_state(rollback.project_jobs(ctx))
     mo.vstack([mo.md("The project's jobs now:"), after])
     return (after,)

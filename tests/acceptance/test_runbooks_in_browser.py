@@ -253,6 +253,6 @@ def test_a_teardown_needs_the_project_name_typed(runbooks: Runbooks, lab: Lab, t
     page.shows(not_pressed)
     carry_out.click()
     wait_for(lambda: throwaway_jobs(lab) == [], timeout=60, message="the teardown to unschedule the job")
-    page.settled()
-    assert refused not in page.text() and not_pressed not in page.text()
+    page.shows("Nothing to do for")  # the preview is read again after the action: nothing left to tear down
+    assert refused not in page.text() and not_pressed not in page.text() and "Done:" in page.text()
     assert_settles_without_error_cells(page, "rollback")
