@@ -9,11 +9,14 @@ from typing import Any
 
 from cronkit import __version__
 from cronkit.cli.commands import (
-    Handler, cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_apply, cmd_dead_letter_drop,
-    cmd_dead_letter_list, cmd_dead_letter_replay, cmd_demo, cmd_doctor, cmd_export_migration, cmd_exporter,
+    Handler, cmd_apply, cmd_demo, cmd_doctor, cmd_export_migration, cmd_exporter,
     cmd_import, cmd_log, cmd_pause, cmd_plan, cmd_remove, cmd_resume, cmd_run_now,
     cmd_sandbox_down, cmd_sandbox_env, cmd_sandbox_status, cmd_sandbox_up, cmd_schedule_explain, cmd_secrets_set,
     cmd_secrets_status, cmd_status, cmd_teardown,
+)
+from cronkit.cli.failures import (
+    cmd_alerts_silence, cmd_alerts_status, cmd_alerts_test, cmd_dead_letter_drop, cmd_dead_letter_list,
+    cmd_dead_letter_replay,
 )
 from cronkit.errors import ExitCode
 
