@@ -15,7 +15,8 @@ CREATE INDEX IF NOT EXISTS skipped_runs_time ON cronkit.skipped_runs (skipped_at
 REVOKE ALL ON cronkit.skipped_runs FROM PUBLIC;
 
 -- The newest request of `job` still in flight: in cronkit.request_ledger, younger than `within`, and
--- without a response (neither in net._http_response nor harvested into cronkit.http_responses) —
+-- without an answer (cronkit.http_answer, sql/schema_retries.sql: neither in net._http_response nor
+-- harvested into cronkit.http_responses; looked up when this runs) —
 -- the monitor's "pending", with `within` (the job's timeout plus a margin) instead of pg_net.ttl, so
 -- a request pg_net lost stops counting after that long. NULL when none is (or without pg_net).
 CREATE OR REPLACE FUNCTION cronkit.call_in_flight(job text, within interval)
@@ -29,8 +30,7 @@ BEGIN
     SELECT l.request_id INTO found
       FROM cronkit.request_ledger l
      WHERE l.jobname = job AND l.created_at > now() - within
-       AND NOT EXISTS (SELECT 1 FROM net._http_response r WHERE r.id = l.request_id)
-       AND NOT EXISTS (SELECT 1 FROM cronkit.http_responses h WHERE h.request_id = l.request_id)
+       AND NOT EXISTS (SELECT 1 FROM cronkit.http_answer(l.request_id))  -- no answer yet: pending
      ORDER BY l.created_at DESC
      LIMIT 1;
     RETURN found;
