@@ -107,11 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = parser.parse_args(argv)
 
-    from bench_history import bench_sandbox
+    from bench_history import each_size
 
-    with bench_sandbox(args.state_dir, args.keep) as (env, su, app):
-        for rows in [int(x) for x in args.rows.split(",")]:
-            size(rows, args, su, app, env.database_url)
+    each_size(args, size)
     return 0
 
 

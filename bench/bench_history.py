@@ -219,6 +219,13 @@ def bench_sandbox(state_dir: Path, keep: bool) -> Iterator[tuple[Any, Any, Any]]
             sandbox.down(reset=True)
 
 
+def each_size(args: Any, size: Callable[..., None]) -> None:
+    """``size(rows, args, su, app, dsn)`` for every count of ``--rows``, in one :func:`bench_sandbox`."""
+    with bench_sandbox(args.state_dir, args.keep) as (env, su, app):
+        for rows in [int(x) for x in args.rows.split(",")]:
+            size(rows, args, su, app, env.database_url)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated run counts")

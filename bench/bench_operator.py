@@ -218,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         child(args.case, args.dsn, args.repeat)
         return 0
 
-    from bench_history import bench_sandbox
+    from bench_history import each_size
 
-    with bench_sandbox(args.state_dir, args.keep) as (env, su, app):
-        for rows in [int(x) for x in args.rows.split(",")]:
-            size(rows, args, su, app, env.database_url)
+    each_size(args, size)
     return 0
 
 

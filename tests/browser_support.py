@@ -19,9 +19,7 @@ Playwright's Python package never downloads a browser here: it drives ``/usr/bin
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import wait_for
+from tests.helpers import log_tail, stop_process_group, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOKS = ROOT / "runbooks"
@@ -61,8 +59,7 @@ class MarimoApp:
     process: subprocess.Popen[bytes]
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines)
 
 
 @contextmanager
@@ -87,7 +84,7 @@ def marimo_run(runbook: str, args: Sequence[str], environ: Mapping[str, str], wo
         wait_for(lambda: _serving(app), timeout=60, interval=0.3, message=f"marimo run {runbook} to serve")
         yield app
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _serving(app: MarimoApp) -> bool:
@@ -99,17 +96,6 @@ def _serving(app: MarimoApp) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 # -- reading a runbook's page ---------------------------------------------------------------------

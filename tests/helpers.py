@@ -1,9 +1,12 @@
-"""Small test helpers: waiting for asynchronous effects with a deadline, never a bare sleep."""
+"""Small test helpers: waiting for asynchronous effects with a deadline (never a bare sleep), and
+stopping the background helpers a test started."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,3 +45,27 @@ def fake_jwt(role: str = "service_role") -> str:
 def fake_sb_secret(suffix: str) -> str:
     """A value shaped like Supabase's new secret keys, assembled at run time (see fake_jwt)."""
     return "sb_" + "secret_" + suffix
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a background helper the tests started in its own session (``start_new_session``): its
+    whole process group, TERM first, KILL when it does not go."""
+    import os
+    import signal
+
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` of a helper's log, for a failure message."""
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.helpers import wait_for
+from tests.helpers import log_tail, stop_process_group, wait_for
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 
@@ -54,10 +53,7 @@ class Bouncer:
     pool_size: int
 
     def log_tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
-        except OSError:
-            return "(no pgbouncer log)"
+        return log_tail(self.log, 20)
 
 
 def _unprivileged() -> dict[str, Any]:
@@ -108,13 +104,7 @@ def pgbouncer(server_dsn: str, *, pool_size: int = 2, pool_mode: str = "transact
                                + bouncer.log_tail())
         yield bouncer
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_process_group(process, timeout=10)
         shutil.rmtree(work, ignore_errors=True)
 
 
