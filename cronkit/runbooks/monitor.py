@@ -79,6 +79,11 @@ class MonitorData:
     #: runs skipped under overlap = "skip", per job and heatmap bucket (cronkit.monitor.overlap_skips)
     skips: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=monitor.SKIPS_SCHEMA))
 
+    @functools.cached_property
+    def board(self) -> pl.DataFrame:
+        """:func:`health_board` of this window, computed once for the board, its pick and the drill-down."""
+        return health_board(self)
+
 
 def monitor_scope(ctx: RunbookContext, job: str | None = None) -> tuple[str, ...] | None:
     """The jobs to look at: ``job``; else the manifest's jobs (and cronkit's maintenance jobs of
@@ -363,7 +368,7 @@ def health_board(data: MonitorData, now: datetime | None = None) -> pl.DataFrame
 @panel(Part.RUNS)
 def board_view(data: MonitorData) -> Any:
     """The health board as a table that shows every job on one page; pick a row to drill down."""
-    board = health_board(data)
+    board = data.board
     return mo.ui.table(board, selection="single", page_size=max(10, board.height), show_column_summaries=False,
                        label="Pick a job to see its runs, calls and expected starts below.")
 
@@ -377,7 +382,7 @@ def chosen_job(data: MonitorData, board: Any) -> str | None:
     picked = getattr(board, "value", None)
     if isinstance(picked, pl.DataFrame) and picked.height:
         return str(picked.item(0, "job"))
-    first = health_board(data)
+    first = data.board
     return str(first.item(0, "job")) if first.height else None
 
 
@@ -387,7 +392,7 @@ def job_detail(data: MonitorData, job: str | None) -> mo.Html:
     what its HTTP calls got back, and its expected starts."""
     if job is None:
         return say("No job in this window to look at.")
-    row = health_board(data).filter(pl.col("job") == job)
+    row = data.board.filter(pl.col("job") == job)
     runs = data.runs.filter(pl.col("jobname") == job)
     if "duration_ms" in runs.columns:
         runs = (runs.sort("start_time", descending=True).head(DETAIL_RUNS)
