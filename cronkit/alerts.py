@@ -60,6 +60,8 @@ class AlertCheck(StrEnum):
 
 
 class AlertEvent(StrEnum):
+    """What a message says (``cronkit.alert_deliveries.event``; the last one sent is ``alert_state``'s)."""
+
     DOWN = "down"
     UP = "up"
     REALERT = "realert"
@@ -74,6 +76,11 @@ class DeliveryStatus(StrEnum):
     RATE_LIMITED = "rate_limited"  # 429: sent again after retry_after
     FAILED = "failed"  # another answer, or none within pg_net.ttl
     NOT_SENT = "not_sent"  # the URL secret was missing or not a URL: nothing left the database
+
+    @property
+    def words(self) -> str:
+        """As a person reads it: never claims more than is known."""
+        return "sent, no answer yet" if self is DeliveryStatus.SENT else self.value.replace("_", " ")
 
 
 DEFAULT_SCHEDULE = "* * * * *"
@@ -378,7 +385,7 @@ def open_alerts(conn: Conn, project: str) -> list[OpenAlert]:
     if not _ready(conn):
         return []
     rows = conn.execute(query("alerts/open"), {"project": project}).fetchall()
-    return [OpenAlert(r["rule"], r["check_kind"], r["subject"], r["since"], r["detail"], r["notified"] == "down")
+    return [OpenAlert(r["rule"], r["check_kind"], r["subject"], r["since"], r["detail"], r["notified"] == AlertEvent.DOWN)
             for r in rows]
 
 

@@ -92,7 +92,7 @@ def cmd_alerts_status(args: argparse.Namespace) -> int:
     if found["deliveries"]:
         print("last deliveries:")
     for d in found["deliveries"]:
-        status = "sent, no answer yet" if d["status"] == "sent" else d["status"]
+        status = alerts.DeliveryStatus(d["status"]).words
         code = f" {d['status_code']}" if d["status_code"] else ""
         print(f"  #{d['id']} {d['created_at']:%Y-%m-%d %H:%M:%S} {d['channel']} ({d['channel_kind']}) {d['event']} "
               f"{d['subject'] or ''}: {status}{code}{' — ' + d['note'] if d['note'] else ''}")
@@ -117,12 +117,13 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     with _connect(args) as conn:
         delivery = alerts.send_test(conn, manifest, args.channel)
     if args.json:
-        _emit_json({"channel": args.channel, "sent": delivery.get("status") == "sent", "delivery": delivery})
+        _emit_json({"channel": args.channel, "sent": delivery.get("status") == alerts.DeliveryStatus.SENT,
+                    "delivery": delivery})
     else:
-        status = "sent, no answer yet" if delivery.get("status") == "sent" else delivery.get("status")
+        status = alerts.DeliveryStatus(delivery["status"]).words if delivery.get("status") else "not recorded"
         print(f"test message to {args.channel!r}: {status}{' — ' + delivery['note'] if delivery.get('note') else ''}"
               " (see `cronkit alerts status` for the answer)")
-    return 0 if delivery.get("status") == "sent" else 1
+    return 0 if delivery.get("status") == alerts.DeliveryStatus.SENT else 1
 
 
 def cmd_alerts_silence(args: argparse.Namespace) -> int:
