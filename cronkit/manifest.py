@@ -83,8 +83,10 @@ class RetryPolicy:
         return self.backoff * 2 ** (attempt - 2)
 
     def as_config(self) -> dict[str, Any]:
-        """What ``cronkit.retry_calls`` (sql/schema_retries.sql) reads, and what the registry stores."""
-        return {"attempts": self.attempts, "backoff_s": int(self.backoff.total_seconds()),
+        """What ``cronkit.retry_calls`` (sql/schema_retries.sql) reads, and what the registry stores:
+        the waits before attempts 2..attempts come from :meth:`wait_before` (the SQL only reads them)."""
+        return {"attempts": self.attempts,
+                "waits_s": [self.wait_before(n).total_seconds() for n in range(2, self.attempts + 1)],
                 "on": [str(outcome) for outcome in self.on]}
 
 

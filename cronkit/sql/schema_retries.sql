@@ -80,7 +80,8 @@ END
 $fn$;
 
 -- One evaluation of the retry policies of a project: p_config maps each retry-configured job to
--- {"attempts", "backoff_s", "on"} (rendered from the manifest into the maintenance job's command).
+-- {"attempts", "waits_s", "on"} (rendered from the manifest into the maintenance job's command;
+-- waits_s[n - 2] is the wait before attempt n, RetryPolicy.wait_before).
 -- Per chain whose newest call is answered with an outcome in "on": with attempts left and its backoff
 -- (doubled per attempt) elapsed since that answer, send the next attempt; with none left, file it in
 -- cronkit.dead_letters. One call per chain per evaluation. Returns how many attempts were sent.
@@ -97,7 +98,9 @@ BEGIN
     -- two evaluations at once (a slow one and the next minute's) would send the same attempt twice
     PERFORM pg_advisory_xact_lock(hashtext('cronkit.retries'), hashtext(p_project));
     FOR j IN SELECT e.key AS jobname, (e.value->>'attempts')::integer AS attempts,
-                    make_interval(secs => (e.value->>'backoff_s')::integer) AS backoff,
+                    e.value->'waits_s' AS waits,
+                    make_interval(secs => (SELECT sum(w::double precision)
+                                             FROM jsonb_array_elements_text(e.value->'waits_s') w)) AS all_waits,
                     ARRAY(SELECT jsonb_array_elements_text(e.value->'on')) AS retry_on
                FROM jsonb_each(p_config) e
     LOOP
@@ -107,8 +110,8 @@ BEGIN
                        l.idempotency_key, l.created_at
                   FROM cronkit.request_ledger l
                  WHERE l.jobname = j.jobname AND l.first_request_id IS NOT NULL
-                   -- bounded: a chain's calls are at most every backoff (each doubled) apart, plus a day
-                   AND l.created_at > now() - (j.backoff * (2 ^ j.attempts) + interval '1 day')
+                   -- bounded: a chain's calls are at most its waits apart, plus a day
+                   AND l.created_at > now() - (j.all_waits + interval '1 day')
                  ORDER BY l.first_request_id, l.attempt DESC, l.created_at DESC
             )
             SELECT n.first_request_id, n.request_id, n.attempt, n.idempotency_key,
@@ -120,7 +123,7 @@ BEGIN
              ORDER BY n.created_at
         LOOP
             IF c.attempt < j.attempts THEN
-                IF c.answered_at + j.backoff * (2 ^ (c.attempt - 1)) <= now() THEN
+                IF c.answered_at + make_interval(secs => (j.waits->>(c.attempt - 1))::double precision) <= now() THEN
                     BEGIN
                         PERFORM cronkit.send_attempt(j.jobname, c.idempotency_key, c.attempt + 1, c.first_request_id);
                         sent := sent + 1;

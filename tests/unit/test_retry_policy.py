@@ -97,7 +97,7 @@ def test_a_manifest_with_a_retried_job_gets_the_retry_job_carrying_every_policy(
     (job,) = [j for j in maintenance_jobs(manifest) if maintenance_kind(j.name) is MaintenanceKind.RETRIES]
     assert job.name == "cronkit-retries:p" and job.kind == "sql" and job.schedule == "* * * * *"
     config = json.loads(job.sql.split("'", 3)[3].rsplit("'", 1)[0])
-    assert config == {"sync": {"attempts": 4, "backoff_s": 60, "on": ["5xx", "timeout", "transport_error"]}}
+    assert config == {"sync": {"attempts": 4, "waits_s": [60, 120, 240], "on": ["5xx", "timeout", "transport_error"]}}
     assert job.sql.startswith("SELECT cronkit.retry_calls('p', ")
     assert not [j for j in maintenance_jobs(parse_manifest(_data(), Path("cronkit.toml")))
                 if maintenance_kind(j.name) is MaintenanceKind.RETRIES]
